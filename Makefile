@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (the suite against the embedded sandbox) and `make test` (the self-tests).
+# Each installs what it needs: a venv with the package, and the Debian packages when missing.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+DEBS := knot pebble nginx
+
+.PHONY: demo test lint debs clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+debs:
+	@if ! { test -x /usr/sbin/knotd && test -x /usr/bin/pebble && test -x /usr/sbin/nginx; }; then \
+		echo "installing Debian packages: $(DEBS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	fi
+
+demo: $(BIN)/.installed debs
+	$(BIN)/aksid demo --reports-dir reports
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check aksid suites tests fixtures bench
+
+test: $(BIN)/.installed debs lint
+	$(BIN)/python -m pytest tests -n 2 -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) reports/*.json reports/*.xml reports/*.md reports/*.html reports/*.sarif

@@ -1,0 +1,5 @@
+import sys
+
+from aksid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""The `check` marker: what makes a pytest test an aksid conformance check."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_ID = re.compile(r"^[A-Z]+-\d{3}$")
+
+# A subjects function maps (snapshot, target) to {subject id: value}; each becomes one test case.
+SubjectsFn = Callable[[Any, Any], Mapping[str, Any]]
+
+
+class NotApplicable(Exception):
+    """Raised by a subjects function when the check does not apply here; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    id: str
+    title: str
+    severity: str
+    remediation: str
+
+    @property
+    def area(self) -> str:
+        return self.id.split("-", 1)[0]
+
+
+def check(
+    id: str, title: str, severity: str, remediation: str, subjects: SubjectsFn | None = None
+) -> pytest.MarkDecorator:
+    """Mark a test as check `id`; with `subjects`, the test is run once per subject (argument `subject`)."""
+    if not _ID.match(id):
+        raise ValueError(f"check id {id!r} must look like AREA-000")
+    if severity not in SEVERITIES:
+        raise ValueError(f"check {id}: severity must be one of {SEVERITIES}")
+    return pytest.mark.check(id=id, title=title, severity=severity, remediation=remediation, subjects=subjects)
+
+
+def check_info(marker: pytest.Mark) -> CheckInfo:
+    kw = marker.kwargs
+    return CheckInfo(id=kw["id"], title=kw["title"], severity=kw["severity"], remediation=kw["remediation"])

@@ -1,0 +1,130 @@
+"""`aksid`: run the checks, run the demo against the sandbox, manage the sandbox, list scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from aksid.sandbox.scenario import ScenarioError, builtin_names, load_scenario
+
+# Settings a user's shell may carry that must not leak into a run against the sandbox.
+_TARGET_VARIABLES = ("KUBECONFIG", "AZ_", "ACME_", "IDENTITY_", "AKSID_", "AZURE_")
+
+
+def run_suites(pytest_args: list[str]) -> int:
+    """The suites through pytest, with the plugin loaded (works from a clone and when installed)."""
+    import pytest
+
+    from aksid.paths import suites_dir
+
+    return int(pytest.main([str(suites_dir()), "-p", "aksid.plugin", *pytest_args]))
+
+
+def _clean_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(_TARGET_VARIABLES)}
+
+
+def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path | None = None) -> int:
+    """Sandbox up → the suites in attach mode → summary and reports → sandbox down (also on Ctrl-C)."""
+    from aksid.sandbox.runtime import SandboxError, down, up
+
+    try:
+        scenario = load_scenario(scenario_ref)
+    except ScenarioError as exc:
+        print(f"aksid demo: {exc}", file=sys.stderr)
+        return 4
+    state_dir = state_dir or Path(tempfile.mkdtemp(prefix="aksid-sandbox-"))
+    print(f"aksid demo: scenario '{scenario.name}' — {scenario.description}")
+    try:
+        sandbox = up(scenario_ref, state_dir)
+        print(f"aksid demo: sandbox up in {state_dir} (kube API and ARM on 127.0.0.1)")
+        command = [sys.executable, "-m", "aksid", "run", "--aksid-profile", str(sandbox.profile),
+                   "--aksid-reports-dir", str(reports_dir), "-q", "--tb=no", "-p", "no:cacheprovider", *extra]
+        code = subprocess.call(command, env=_clean_environment())
+    except SandboxError as exc:
+        print(f"aksid demo: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("aksid demo: interrupted; stopping the sandbox", file=sys.stderr)
+        return 130
+    finally:
+        down(state_dir)
+    if code not in (0, 1):
+        print(f"aksid demo: the suite run ended with exit code {code}", file=sys.stderr)
+        return code
+    return verdict(scenario.expect_failed, scenario.expect_error, reports_dir / "results.json")
+
+
+def verdict(expect_failed: list[str], expect_error: list[str], results_path: Path) -> int:
+    """0 when the outcomes are what the scenario expects (for `healthy`: everything passed)."""
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    failed = sorted({c["id"] for c in results["checks"] if c["outcome"] == "failed"})
+    errors = sorted({c["id"] for c in results["checks"] if c["outcome"] == "error"})
+    problems = []
+    if failed != sorted(set(expect_failed)):
+        problems.append(f"failed checks {failed or 'none'}, expected {sorted(set(expect_failed)) or 'none'}")
+    if errors != sorted(set(expect_error)):
+        problems.append(f"checks in error {errors or 'none'}, expected {sorted(set(expect_error)) or 'none'}")
+    if problems:
+        print(f"aksid demo: scenario expectation NOT met: {'; '.join(problems)}")
+        return 1
+    print("aksid demo: scenario expectation met" + (f" (red as expected: {', '.join(failed)})" if failed else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aksid", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the checks (pytest options pass through)", add_help=False)
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    demo_p = sub.add_parser("demo", help="run the checks against the embedded sandbox")
+    demo_p.add_argument("--scenario", default="healthy", help="built-in scenario name or path (default: healthy)")
+    demo_p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    demo_p.add_argument("--state-dir", type=Path, help="keep the sandbox's files (request log) here")
+    demo_p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest options, after --")
+    sandbox = sub.add_parser("sandbox", help="bring the sandbox up or down")
+    sandbox.add_argument("action", choices=("up", "down"))
+    sandbox.add_argument("--scenario", default="healthy")
+    sandbox.add_argument("--state-dir", type=Path, required=True)
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # everything after `run` belongs to pytest, in its order
+        return run_suites(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        extra = [a for a in args.pytest_args if a != "--"]
+        return demo(args.scenario, args.reports_dir.resolve(), extra, args.state_dir)
+    if args.command == "sandbox":
+        return _sandbox(args.action, args.scenario, args.state_dir)
+    for name in builtin_names():
+        scenario = load_scenario(name)
+        expected = ", ".join(scenario.expect_failed + scenario.expect_error) or "all green"
+        print(f"{name:<32} {expected:<20} {scenario.description}")
+    return 0
+
+
+def _sandbox(action: str, scenario: str, state_dir: Path) -> int:
+    from aksid.sandbox.runtime import SandboxError, down, up
+
+    try:
+        if action == "up":
+            sandbox = up(scenario, state_dir)
+            print(f"sandbox up: profile {sandbox.profile}, kubeconfig {sandbox.kubeconfig}, "
+                  f"request log {sandbox.request_log}")
+        else:
+            pids = down(state_dir)
+            print(f"sandbox down: stopped {len(pids)} process(es)")
+    except (SandboxError, ScenarioError) as exc:
+        print(f"aksid sandbox: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Live ARM collector: the managed cluster, the DNS zone and record sets, identities, role assignments.
+
+The number of calls is bounded by the number of principals of interest (the DNS identity, the
+kubelet identity, the control plane), never by the number of pods or assignments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.dns import DnsManagementClient
+from azure.mgmt.msi import ManagedServiceIdentityClient
+
+from aksid.config import Target
+from aksid.snapshot import absent, error, ok
+
+ARM_SCOPE = "https://management.azure.com/.default"
+
+
+def azure_credential(target: Target) -> TokenCredential:
+    """DefaultAzureCredential for real runs; a token file when the profile says so (the sandbox)."""
+    if target.azure_credential == "token-file":
+        from aksid.azure_credentials import StaticTokenCredential
+
+        return StaticTokenCredential(target.azure_token_file or "")
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+class _Unreachable(Exception):
+    """ARM cannot be reached at all; stop asking and mark the rest as errors."""
+
+
+def _raw(model: Any) -> dict[str, Any]:
+    """The REST shape of an SDK model (camelCase keys, nested `properties`)."""
+    if isinstance(model, MutableMapping):  # typespec-generated models wrap the raw JSON
+        return json.loads(json.dumps(model.as_dict()))
+    return model.serialize(keep_readonly=True)
+
+
+def _describe(exc: Exception, what: str) -> str:
+    if isinstance(exc, ClientAuthenticationError):
+        return f"Azure refused the credentials while reading {what} ({_first_line(exc)})"
+    if isinstance(exc, HttpResponseError) and exc.status_code == 429:
+        retry = exc.response.headers.get("Retry-After") if exc.response is not None else None
+        hint = f"; retry after {retry} s" if retry else ""
+        return f"ARM throttled the request for {what} (429 Too Many Requests{hint})"
+    if isinstance(exc, HttpResponseError):
+        code = getattr(getattr(exc, "error", None), "code", None) or exc.reason
+        return f"ARM answered {exc.status_code} {code} while reading {what}: {_first_line(exc)}"
+    return f"ARM is unreachable while reading {what} ({_first_line(exc)})"
+
+
+def _first_line(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+class ArmCollector:
+    def __init__(
+        self, target: Target, credential: TokenCredential, progress: Callable[[str], None] = lambda _: None
+    ) -> None:
+        self.target = target
+        self.progress = progress
+        kwargs: dict[str, Any] = {
+            "base_url": target.arm_endpoint,
+            "credential_scopes": [ARM_SCOPE],
+            # azure-core honours Retry-After without a cap; we report throttling instead of sleeping.
+            "retry_total": 0,
+            "connection_timeout": 10,
+            "read_timeout": 60,
+            "user_agent": "aksid/0.1 (read-only)",
+        }
+        if target.arm_ca_bundle:
+            kwargs["connection_verify"] = target.arm_ca_bundle
+        sub = target.subscription_id
+        self.aks = ContainerServiceClient(credential, sub, **kwargs)
+        self.dns = DnsManagementClient(credential, sub, **kwargs)
+        self.msi = ManagedServiceIdentityClient(credential, sub, **kwargs)
+        self.auth = AuthorizationManagementClient(credential, sub, **kwargs)
+        self.unreachable: str | None = None
+
+    def _fetch(self, what: str, call: Callable[[], Any]) -> dict[str, Any]:
+        if self.unreachable:
+            return error(self.unreachable)
+        self.progress(f"azure: reading {what} from {self.target.arm_endpoint}")
+        try:
+            return ok(call())
+        except ResourceNotFoundError as exc:
+            return absent(f"{what} does not exist ({_first_line(exc)})")
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            self.unreachable = _describe(exc, what)
+            return error(self.unreachable)
+        except (HttpResponseError, ClientAuthenticationError) as exc:
+            return error(_describe(exc, what))
+        except Exception as exc:  # noqa: BLE001 - credential chains raise many types; keep the cause
+            return error(_describe(exc, what))
+
+    def collect(self) -> dict[str, dict[str, Any]]:
+        t = self.target
+        entries: dict[str, dict[str, Any]] = {}
+        entries["managedCluster"] = self._fetch(
+            f"managed cluster {t.aks_resource_group}/{t.cluster_name}",
+            lambda: _raw(self.aks.managed_clusters.get(t.aks_resource_group, t.cluster_name)),
+        )
+        entries["dnsZone"] = self._fetch(
+            f"DNS zone {t.dns_resource_group}/{t.domain}",
+            lambda: _raw(self.dns.zones.get(t.dns_resource_group, t.domain)),
+        )
+        if entries["dnsZone"]["status"] == "ok":
+            entries["recordSets"] = self._fetch(
+                f"record sets of {t.domain}",
+                lambda: [_raw(r) for r in self.dns.record_sets.list_all_by_dns_zone(t.dns_resource_group, t.domain)],
+            )
+        else:
+            entries["recordSets"] = dict(entries["dnsZone"], value=None)
+        entries["identities"] = self._fetch("user-assigned identities", lambda: self._identities(entries))
+        if entries["identities"]["status"] == "ok":
+            principals = sorted(_principals_of_interest(entries))
+            entries["roleAssignments"] = self._fetch(
+                f"role assignments of {len(principals)} principals", lambda: self._assignments(principals)
+            )
+        else:
+            entries["roleAssignments"] = error("not read: the identities could not be read")
+        if entries["roleAssignments"]["status"] == "ok":
+            definition_ids = sorted({a["properties"]["roleDefinitionId"] for a in entries["roleAssignments"]["value"]})
+            entries["roleDefinitions"] = self._fetch(
+                "role definitions", lambda: [_raw(self.auth.role_definitions.get_by_id(i)) for i in definition_ids]
+            )
+        else:
+            entries["roleDefinitions"] = error("not read: the role assignments could not be read")
+        return entries
+
+    def _identities(self, entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for group in dict.fromkeys((self.target.aks_resource_group, self.target.dns_resource_group)):
+            for identity in self.msi.user_assigned_identities.list_by_resource_group(group):
+                raw = _raw(identity)
+                found[raw["id"].lower()] = raw
+        # Identities referenced elsewhere (the kubelet's lives in the MC_ group) are read one by one.
+        for resource_id in _referenced_identity_ids(entries):
+            if resource_id.lower() in found:
+                continue
+            group, name = _group_and_name(resource_id)
+            try:
+                raw = _raw(self.msi.user_assigned_identities.get(group, name))
+            except ResourceNotFoundError:
+                continue  # a dangling reference is evidence for BIND-001, not a collection error
+            found[raw["id"].lower()] = raw
+        return list(found.values())
+
+    def _assignments(self, principals: Iterable[str]) -> list[dict[str, Any]]:
+        scope = f"/subscriptions/{self.target.subscription_id}"
+        found: dict[str, dict[str, Any]] = {}
+        for principal in principals:
+            # With a principalId filter at subscription scope ARM returns assignments at, above and below.
+            for assignment in self.auth.role_assignments.list_for_scope(scope, filter=f"principalId eq '{principal}'"):
+                raw = _raw(assignment)
+                found[raw["id"].lower()] = raw
+        return list(found.values())
+
+
+def _cluster_properties(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    cluster = entries.get("managedCluster", {}).get("value") or {}
+    return cluster.get("properties") or {}
+
+
+def _referenced_identity_ids(entries: dict[str, dict[str, Any]]) -> list[str]:
+    props = _cluster_properties(entries)
+    ids = [
+        (entry.get("identity") or {}).get("resourceId")
+        for entry in (props.get("podIdentityProfile") or {}).get("userAssignedIdentities") or []
+    ]
+    ids.append(((props.get("identityProfile") or {}).get("kubeletidentity") or {}).get("resourceId"))
+    return [i for i in ids if i]
+
+
+def _principals_of_interest(entries: dict[str, dict[str, Any]]) -> set[str]:
+    """The DNS identities, the kubelet identity and the control plane: whose rights the checks judge."""
+    props = _cluster_properties(entries)
+    principals: set[str] = set()
+    for entry in (props.get("podIdentityProfile") or {}).get("userAssignedIdentities") or []:
+        if (entry.get("identity") or {}).get("objectId"):
+            principals.add(entry["identity"]["objectId"])
+    kubelet = (props.get("identityProfile") or {}).get("kubeletidentity") or {}
+    if kubelet.get("objectId"):
+        principals.add(kubelet["objectId"])
+    cluster = entries.get("managedCluster", {}).get("value") or {}
+    if (cluster.get("identity") or {}).get("principalId"):
+        principals.add(cluster["identity"]["principalId"])
+    for identity in entries.get("identities", {}).get("value") or []:
+        if (identity.get("properties") or {}).get("principalId"):
+            principals.add(identity["properties"]["principalId"])
+    return principals
+
+
+def _group_and_name(resource_id: str) -> tuple[str, str]:
+    parts = resource_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    return parts[lowered.index("resourcegroups") + 1], parts[-1]

@@ -1,0 +1,326 @@
+"""The target: one validated description of the environment under test, and where each value came from.
+
+Sources, in rising precedence: YAML profile < env.sh file < process environment < command line.
+Every problem is found here, before any network call, and reported in one sentence.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from aksid.envfile import EnvFileError, parse_env_file
+
+ACME_ISSUERS = ("letsencrypt-staging", "letsencrypt-prod")
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+MODES = ("attach", "replay")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one sentence for the user."""
+
+
+# -- validators: return an error phrase, or None when the value is acceptable ------------------
+
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{1,90}(?<!\.)$")
+_CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9][-_a-zA-Z0-9]{0,62}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _dns_name(value: str) -> str | None:
+    labels = value.rstrip(".").lower().split(".")
+    if len(labels) < 2 or not all(_DNS_LABEL.match(label) for label in labels):
+        return "is not a valid DNS domain name"
+    return None
+
+
+def _dns_label(value: str) -> str | None:
+    return None if _DNS_LABEL.match(value) else "is not a valid DNS label / Kubernetes name"
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str | None]:
+    return lambda value: None if regex.match(value) else f"is not a valid {what}"
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def _https_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        return "must be an https:// URL"
+    return None
+
+
+def _existing_file(value: str) -> str | None:
+    return None if Path(value).is_file() else "names a file that does not exist"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    env: tuple[str, ...] = ()
+    required: bool = False
+    default: str | None = None
+    validate: Callable[[str], str | None] | None = None
+    is_path: bool = False
+    help: str = ""
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("domain", ("AZ_DNS_DOMAIN",), required=True, validate=_dns_name, help="the Azure DNS zone"),
+    FieldSpec("dns_resource_group", ("AZ_DNS_RESOURCE_GROUP", "AZ_RESOURCE_GROUP"), required=True,
+              validate=_pattern(_RESOURCE_GROUP, "resource group name")),
+    FieldSpec("aks_resource_group", ("AZ_AKS_RESOURCE_GROUP", "AZ_RESOURCE_GROUP"), required=True,
+              validate=_pattern(_RESOURCE_GROUP, "resource group name")),
+    FieldSpec("cluster_name", ("AZ_AKS_CLUSTER_NAME",), required=True,
+              validate=_pattern(_CLUSTER_NAME, "AKS cluster name")),
+    FieldSpec("subscription_id", ("AZ_SUBSCRIPTION_ID",), required=True,
+              validate=_pattern(_GUID, "subscription id (a GUID)")),
+    FieldSpec("tenant_id", ("AZ_TENANT_ID",), validate=_pattern(_GUID, "tenant id (a GUID)")),
+    FieldSpec("acme_issuer", ("ACME_ISSUER",), default="letsencrypt-prod", validate=_one_of(*ACME_ISSUERS)),
+    FieldSpec("acme_issuer_email", ("ACME_ISSUER_EMAIL",), validate=_pattern(_EMAIL, "e-mail address")),
+    FieldSpec("addon_namespace", ("AKSID_ADDON_NAMESPACE",), default="kube-addons", validate=_dns_label),
+    FieldSpec("demo_host", ("AKSID_DEMO_HOST",), default="hello", validate=_dns_label),
+    FieldSpec("identity_name", ("IDENTITY_NAME",), validate=_pattern(_RESOURCE_GROUP, "identity name")),
+    FieldSpec("kubeconfig", ("KUBECONFIG",), validate=_existing_file, is_path=True),
+    FieldSpec("kube_context", ("AKSID_KUBE_CONTEXT",)),
+    FieldSpec("arm_endpoint", ("AKSID_ARM_ENDPOINT",), default=DEFAULT_ARM_ENDPOINT, validate=_https_url),
+    FieldSpec("arm_ca_bundle", ("AKSID_ARM_CA_BUNDLE",), validate=_existing_file, is_path=True),
+    FieldSpec("azure_credential", ("AKSID_AZURE_CREDENTIAL",), default="default",
+              validate=_one_of("default", "token-file")),
+    FieldSpec("azure_token_file", ("AKSID_AZURE_TOKEN_FILE",), validate=_existing_file, is_path=True),
+    FieldSpec("network", ("AKSID_NETWORK",), default="any", validate=_one_of("any", "loopback-only")),
+)
+FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
+
+# Profile sections map onto the flat field names.
+_PROFILE_SECTIONS: dict[str, dict[str, str]] = {
+    "target": {name: name for name in (
+        "domain", "dns_resource_group", "aks_resource_group", "cluster_name", "subscription_id",
+        "tenant_id", "acme_issuer", "acme_issuer_email", "addon_namespace", "demo_host", "identity_name",
+    )},
+    "kube": {"kubeconfig": "kubeconfig", "context": "kube_context"},
+    "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
+              "token_file": "azure_token_file"},
+}
+_PROFILE_SCALARS = {"network": "network"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The resolved target; `sources` names where each value came from."""
+
+    domain: str
+    dns_resource_group: str
+    aks_resource_group: str
+    cluster_name: str
+    subscription_id: str
+    tenant_id: str | None
+    acme_issuer: str
+    acme_issuer_email: str | None
+    addon_namespace: str
+    demo_host: str
+    identity_name: str
+    kubeconfig: str | None
+    kube_context: str | None
+    arm_endpoint: str
+    arm_ca_bundle: str | None
+    azure_credential: str
+    azure_token_file: str | None
+    network: str
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def demo_fqdn(self) -> str:
+        return f"{self.demo_host}.{self.domain.rstrip('.')}"
+
+    @property
+    def zone_id(self) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.dns_resource_group}"
+                f"/providers/Microsoft.Network/dnszones/{self.domain.rstrip('.')}")
+
+    @property
+    def cluster_id(self) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.aks_resource_group}"
+                f"/providers/Microsoft.ContainerService/managedClusters/{self.cluster_name}")
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings as shown in reports: file paths and names only, never file contents."""
+        return {spec.name: getattr(self, spec.name) for spec in FIELDS}
+
+
+def identity_name_for(domain: str) -> str:
+    """`${AZ_DNS_DOMAIN/./-}-identity`: bash replaces only the first dot."""
+    return domain.rstrip(".").replace(".", "-", 1) + "-identity"
+
+
+def load_profile(path: Path) -> dict[str, tuple[str, str]]:
+    """Flatten a YAML profile into {field: (value, source)}."""
+    source = f"profile {path}"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"the profile {path} cannot be read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"the profile {path} is not valid YAML{where}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"the profile {path} must be a YAML mapping with sections target/kube/azure")
+    values: dict[str, tuple[str, str]] = {}
+    for key, content in document.items():
+        if key in _PROFILE_SCALARS:
+            values[_PROFILE_SCALARS[key]] = (_scalar(content, f"{key}", source), source)
+            continue
+        if key not in _PROFILE_SECTIONS:
+            known = ", ".join([*_PROFILE_SECTIONS, *_PROFILE_SCALARS])
+            raise ConfigError(f"the profile {path} has an unknown section '{key}' (known: {known})")
+        if not isinstance(content, dict):
+            raise ConfigError(f"the profile {path} section '{key}' must be a mapping")
+        for sub_key, value in content.items():
+            if sub_key not in _PROFILE_SECTIONS[key]:
+                raise ConfigError(f"the profile {path} has an unknown setting '{key}.{sub_key}'")
+            name = _PROFILE_SECTIONS[key][sub_key]
+            text = _scalar(value, f"{key}.{sub_key}", source)
+            if FIELD_BY_NAME[name].is_path:
+                text = str((path.parent / text).resolve())
+            values[name] = (text, f"{source} ({key}.{sub_key})")
+    return values
+
+
+def _scalar(value: object, where: str, source: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"'{where}' in {source} must be a single text value")
+    return str(value)
+
+
+def _from_variables(variables: Mapping[str, str], source: str) -> dict[str, tuple[str, str]]:
+    values: dict[str, tuple[str, str]] = {}
+    for spec in FIELDS:
+        for name in spec.env:
+            if variables.get(name):
+                values[spec.name] = (variables[name], f"{source} ({name})")
+                break
+    return values
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, tuple[str, str]]:
+    """`--aksid-set field=value` pairs."""
+    values: dict[str, tuple[str, str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in FIELD_BY_NAME:
+            known = ", ".join(FIELD_BY_NAME)
+            raise ConfigError(f"--aksid-set expects FIELD=VALUE with FIELD one of {known}; got '{pair}'")
+        values[name] = (value, f"command line (--aksid-set {name})")
+    return values
+
+
+def current_subscription(environ: Mapping[str, str]) -> str | None:
+    """The Azure CLI's default subscription, read from its profile file (no network)."""
+    config_dir = Path(environ.get("AZURE_CONFIG_DIR") or Path.home() / ".azure")
+    try:
+        profile = json.loads((config_dir / "azureProfile.json").read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    for subscription in profile.get("subscriptions", []):
+        if subscription.get("isDefault"):
+            return str(subscription.get("id"))
+    return None
+
+
+def resolve_target(
+    *,
+    profile: Path | None = None,
+    env_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: list[str] | None = None,
+    kube_context: str | None = None,
+) -> Target:
+    """Merge every source, validate, and return the target (or raise ConfigError)."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, tuple[str, str]] = {}
+    if profile is not None:
+        merged.update(load_profile(profile))
+    if env_file is not None:
+        try:
+            merged.update(_from_variables(parse_env_file(env_file), f"env file {env_file}"))
+        except EnvFileError as exc:
+            raise ConfigError(str(exc)) from None
+    merged.update(_from_variables(environ, "environment"))
+    merged.update(parse_overrides(overrides or []))
+    if kube_context:
+        merged["kube_context"] = (kube_context, "command line (--kube-context)")
+
+    if "subscription_id" not in merged:
+        current = current_subscription(environ)
+        if current:
+            merged["subscription_id"] = (current, "Azure CLI default subscription (azureProfile.json)")
+    if "identity_name" not in merged and "domain" in merged:
+        merged["identity_name"] = (identity_name_for(merged["domain"][0]), "derived from domain")
+
+    resolved: dict[str, str | None] = {}
+    sources: dict[str, str] = {}
+    for spec in FIELDS:
+        if spec.name in merged:
+            value, source = merged[spec.name]
+            value = value.strip()
+        elif spec.default is not None:
+            value, source = spec.default, "default"
+        else:
+            if spec.required:
+                raise ConfigError(_missing(spec))
+            resolved[spec.name] = None
+            continue
+        if spec.validate and (problem := spec.validate(value)):
+            raise ConfigError(f"{spec.name} '{value}' from {source} {problem}")
+        resolved[spec.name] = value
+        sources[spec.name] = source
+
+    if resolved["azure_credential"] == "token-file" and not resolved["azure_token_file"]:
+        raise ConfigError("azure_credential is 'token-file' but no azure_token_file is set (profile azure.token_file)")
+    if resolved["network"] == "loopback-only":
+        _require_loopback(resolved, sources)
+    return Target(**resolved, sources=sources)  # type: ignore[arg-type]
+
+
+def _missing(spec: FieldSpec) -> str:
+    names = " or ".join(spec.env) if spec.env else spec.name
+    return (f"{names} is not set: give it in the env file (--aksid-env-file), the environment, "
+            f"the profile or with --aksid-set {spec.name}=...")
+
+
+def _require_loopback(resolved: Mapping[str, str | None], sources: Mapping[str, str]) -> None:
+    """In loopback-only mode the endpoints themselves must be on loopback."""
+    endpoint = resolved["arm_endpoint"] or ""
+    host = urlsplit(endpoint).hostname or ""
+    if not is_loopback_host(host):
+        raise ConfigError(
+            f"arm_endpoint '{endpoint}' from {sources.get('arm_endpoint')} is outside the sandbox "
+            "(network is loopback-only)"
+        )
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`; names are not resolved (that would be a network call)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,307 @@
+"""The pytest plugin: options, target resolution, one evidence collection per run, subjects, results.
+
+Flow: pytest_configure resolves the target (usage error, exit 4, before any request) →
+pytest_sessionstart collects the snapshot once (in the xdist controller; workers read its file) →
+pytest_generate_tests fans each check out over its subjects → reports are written at session end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aksid.checks import NotApplicable, check_info
+from aksid.config import FIELDS, ConfigError, Target, resolve_target
+from aksid.paths import suites_dir
+from aksid.results import CheckResult, terminal_lines, write_json, write_junit
+from aksid.snapshot import EvidenceUnavailable, Snapshot
+
+_STATE = pytest.StashKey["AksidState"]()
+_PROPERTY = "aksid"
+
+
+class AksidState:
+    """Per-run state, kept in the config's stash (no module globals)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.reports_dir = Path(config.getoption("aksid_reports_dir"))
+        self.replay: Path | None = _path_option(config, "aksid_replay")
+        self.target: Target | None = None
+        self.kube_configuration: Any = None
+        self.snapshot: Snapshot | None = None
+        self.snapshot_path: Path | None = None
+        self.credential: Any = None
+        self.results: dict[str, CheckResult] = {}
+        self.started = dt.datetime.now(dt.UTC)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Runs in the controller for every worker's reports too: results are gathered in one place."""
+        for name, value in report.user_properties:
+            if name == _PROPERTY:
+                record = json.loads(value)
+                self.results[record["nodeid"]] = CheckResult(**record)
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    @property
+    def mode(self) -> str:
+        return "replay" if self.replay else "attach"
+
+
+def _path_option(config: pytest.Config, name: str) -> Path | None:
+    value = config.getoption(name)
+    return Path(value).expanduser() if value else None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aksid", "aksid conformance checks")
+    group.addoption("--aksid-profile", metavar="PATH", help="YAML profile (sections target, kube, azure)")
+    group.addoption("--aksid-env-file", metavar="PATH", help="the tutorial's env.sh, read without executing it")
+    group.addoption("--aksid-set", metavar="FIELD=VALUE", action="append", default=[],
+                    help="override one target field; wins over every other source")
+    group.addoption("--kube-context", metavar="NAME", help="kubeconfig context to use")
+    group.addoption("--aksid-replay", metavar="PATH", help="check a saved snapshot; no network at all")
+    group.addoption("--aksid-reports-dir", metavar="DIR", default="reports", help="where reports go (default: reports)")
+
+
+def _runs_suites(config: pytest.Config) -> bool:
+    """The plugin acts only on runs that include the check suites, so self-tests stay unaffected."""
+    suites = suites_dir()
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0]).resolve()
+        if path == suites or suites in path.parents or path in suites.parents:
+            return True
+    return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _runs_suites(config):
+        return
+    state = AksidState(config)
+    config.stash[_STATE] = state
+    config.pluginmanager.register(state, "aksid-state")
+    if state.is_worker:
+        return  # the controller validated everything and hands over the snapshot
+    try:
+        if state.replay:
+            state.snapshot = Snapshot.load(state.replay)
+            state.snapshot_path = state.replay
+            state.target = target_from_snapshot(state.snapshot)
+        else:
+            state.target = resolve_target(
+                profile=_path_option(config, "aksid_profile"),
+                env_file=_path_option(config, "aksid_env_file"),
+                overrides=config.getoption("aksid_set"),
+                kube_context=config.getoption("kube_context"),
+            )
+            from aksid.collect.kube import kube_configuration
+
+            state.kube_configuration = kube_configuration(state.target)
+            from aksid.collect.arm import azure_credential
+
+            state.credential = azure_credential(state.target)
+    except (ConfigError, ValueError) as exc:
+        raise pytest.UsageError(f"aksid: {exc}") from None
+
+
+def target_from_snapshot(snapshot: Snapshot) -> Target:
+    view = snapshot.target
+    values = {spec.name: view.get(spec.name) for spec in FIELDS}
+    return Target(**values, sources={name: "snapshot" for name in values})
+
+
+def _state(config: pytest.Config) -> AksidState | None:
+    return config.stash.get(_STATE, None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = _state(config)
+    if state is None or state.target is None:
+        return None
+    lines = [f"aksid: mode {state.mode}, target {state.target.cluster_name} / {state.target.domain}"]
+    for name, source in state.target.sources.items():
+        lines.append(f"  {name} = {getattr(state.target, name)}  ({source})")
+    return lines
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = _state(session.config)
+    if state is None or state.is_worker or state.snapshot is not None:
+        return
+    from aksid.collect.live import collect_live
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(line: str) -> None:
+        if reporter is not None and session.config.getoption("verbose") > 0:
+            reporter.write_line(f"aksid: {line}")
+
+    assert state.target is not None
+    state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress)
+    state.snapshot_path = state.reports_dir / "snapshot.json"
+    state.snapshot.save(state.snapshot_path)
+    if reporter is not None:
+        reporter.write_line(f"aksid: evidence collected, snapshot written to {state.snapshot_path}")
+        for problem in state.snapshot.errors:
+            reporter.write_line(f"aksid: could not collect {problem}", yellow=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: workers read the controller's snapshot instead of collecting again."""
+    state = _state(node.config)
+    if state is not None and state.snapshot_path is not None:
+        node.workerinput["aksid_snapshot"] = str(state.snapshot_path.resolve())
+
+
+def snapshot_of(config: pytest.Config) -> Snapshot:
+    state = _state(config)
+    if state is None:
+        raise pytest.UsageError("aksid: the check suites need the aksid plugin (run them with `aksid run`)")
+    if state.snapshot is None and state.is_worker:
+        state.snapshot = Snapshot.load(Path(config.workerinput["aksid_snapshot"]))  # type: ignore[attr-defined]
+        state.target = target_from_snapshot(state.snapshot)
+    assert state.snapshot is not None
+    return state.snapshot
+
+
+@pytest.fixture(scope="session")
+def snapshot(pytestconfig: pytest.Config) -> Snapshot:
+    """The evidence of this run (live, or replayed)."""
+    return snapshot_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    snapshot_of(pytestconfig)
+    state = _state(pytestconfig)
+    assert state is not None and state.target is not None
+    return state.target
+
+
+class Unavailable:
+    """Stands in for the subjects of a check whose evidence could not be collected."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("check")
+    if marker is None or "subject" not in metafunc.fixturenames:
+        return
+    subjects_fn = marker.kwargs.get("subjects")
+    if subjects_fn is None:
+        raise pytest.UsageError(f"check {marker.kwargs.get('id')} takes `subject` but declares no subjects")
+    snap = snapshot_of(metafunc.config)
+    state = _state(metafunc.config)
+    assert state is not None
+    try:
+        subjects = dict(subjects_fn(snap, state.target))
+    except EvidenceUnavailable as exc:
+        metafunc.parametrize("subject", [Unavailable(str(exc))], ids=["evidence-unavailable"])
+        return
+    except NotApplicable as exc:
+        metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(reason=str(exc)))],
+                             ids=["not-applicable"])
+        return
+    if not subjects:
+        raise pytest.UsageError(f"check {marker.kwargs.get('id')}: subjects function returned nothing; "
+                                "raise NotApplicable with a reason instead")
+    metafunc.parametrize("subject", list(subjects.values()), ids=list(subjects))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and isinstance(callspec.params.get("subject"), Unavailable):
+        raise EvidenceUnavailable(callspec.params["subject"].reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    marker = item.get_closest_marker("check")
+    if marker is None or _state(item.config) is None:
+        return report
+    outcome, message = _classify(report, call)
+    if outcome is None:
+        return report
+    if outcome == "error" and call.excinfo is not None:
+        report.longrepr = f"{message}"  # one sentence, not a traceback: the evidence was missing
+    info = check_info(marker)
+    callspec = getattr(item, "callspec", None)
+    subject = callspec.id if callspec is not None else _cluster_subject(item.config)
+    record = {
+        "id": info.id, "title": info.title, "severity": info.severity, "area": info.area,
+        "subject": subject, "outcome": outcome, "message": message,
+        "remediation": info.remediation, "nodeid": item.nodeid,
+    }
+    report.user_properties.append((_PROPERTY, json.dumps(record)))
+    return report
+
+
+def _cluster_subject(config: pytest.Config) -> str:
+    snapshot_of(config)  # makes sure a worker knows the target
+    state = _state(config)
+    return f"cluster/{state.target.cluster_name}" if state and state.target else "cluster"
+
+
+def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str | None, str]:
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        return "skipped", reason.removeprefix("Skipped: ")
+    if report.passed:
+        return ("passed", "") if report.when == "call" else (None, "")
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if report.when == "call" and isinstance(exc, AssertionError):
+        return "failed", _assertion_message(exc)
+    if isinstance(exc, EvidenceUnavailable):
+        return "error", f"could not verify: {exc}"
+    return "error", f"could not verify: the check itself raised {type(exc).__name__}: {exc}"
+
+
+def _assertion_message(exc: AssertionError) -> str:
+    text = str(exc)
+    # pytest's assertion rewriting appends "assert <expression>" after the author's message
+    return text.split("\nassert ", 1)[0].strip() or "assertion failed"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """Count a check that could not verify as `error`, whatever phase it happened in."""
+    for name, value in report.user_properties:
+        if name == _PROPERTY and json.loads(value)["outcome"] == "error" and report.when == "call":
+            return "error", "E", "ERROR"
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    if state is None or state.is_worker:
+        return
+    results = list(state.results.values())
+    meta = {
+        "mode": state.mode,
+        "started": state.started.isoformat(timespec="seconds"),
+        "snapshot": str(state.snapshot_path) if state.snapshot_path else None,
+        "target": state.target.public_view() if state.target else None,
+    }
+    write_json(state.reports_dir / "results.json", results, meta)
+    write_junit(state.reports_dir / "junit.xml", results)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    if state is None or state.is_worker or not state.results:
+        return
+    terminalreporter.section("aksid summary")
+    for line in terminal_lines(list(state.results.values())):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"reports: {state.reports_dir}/results.json, {state.reports_dir}/junit.xml")

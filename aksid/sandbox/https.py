@@ -1,0 +1,35 @@
+"""Serve a request handler over HTTPS on loopback, in a background thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class LoopbackHTTPSServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Clients (kubectl, urllib3) open several connections at once.
+    request_queue_size = 64
+
+
+def start_https_server(
+    handler_cls: type[BaseHTTPRequestHandler],
+    cert_path: Path,
+    key_path: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> LoopbackHTTPSServer:
+    """Start serving; the caller stops it with `.shutdown()` and `.server_close()`."""
+    if not ipaddress.ip_address(host).is_loopback:
+        raise ValueError(f"the sandbox listens on loopback only, not on {host}")
+    server = LoopbackHTTPSServer((host, port), handler_cls)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"https-{handler_cls.__name__}", daemon=True)
+    thread.start()
+    return server

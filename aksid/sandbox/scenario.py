@@ -1,0 +1,201 @@
+"""Scenarios: a base environment (`healthy`) and small patches over it, in plain YAML.
+
+Format (documented in the README):
+    name, description, base (built-in name or path relative to this file), target (overrides),
+    expect {failed: [IDs], error: [IDs]},
+    kube {add: [objects], remove: [{apiVersion, kind, namespace?, name}], patch: [{..., merge: {...}}], faults: [...]},
+    azure {add: [resources], remove: [ids], patch: [{id, merge}], faults: [...]},
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aksid.paths import scenarios_dir
+
+_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure"}
+_SECTION_KEYS = {"add", "remove", "patch", "faults"}
+_EXPECT_KEYS = {"failed", "error"}
+
+
+class ScenarioError(ValueError):
+    """The scenario file is malformed; the message names the file and the problem."""
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    path: Path
+    target: dict[str, Any]
+    expect_failed: list[str] = field(default_factory=list)
+    expect_error: list[str] = field(default_factory=list)
+    kube_objects: list[dict[str, Any]] = field(default_factory=list)
+    kube_faults: list[dict[str, Any]] = field(default_factory=list)
+    azure_resources: list[dict[str, Any]] = field(default_factory=list)
+    azure_faults: list[dict[str, Any]] = field(default_factory=list)
+
+
+def builtin_dir() -> Path:
+    return scenarios_dir()
+
+
+def builtin_names() -> list[str]:
+    return sorted(path.stem for path in builtin_dir().glob("*.yaml"))
+
+
+def resolve_path(reference: str, relative_to: Path | None = None) -> Path:
+    """A built-in name (`healthy`) or a path (absolute, or relative to `relative_to`)."""
+    if "/" not in reference and not reference.endswith((".yaml", ".yml")):
+        path = builtin_dir() / f"{reference}.yaml"
+        if not path.is_file():
+            raise ScenarioError(f"no built-in scenario '{reference}' (known: {', '.join(builtin_names())})")
+        return path
+    path = Path(reference).expanduser()
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    if not path.is_file():
+        raise ScenarioError(f"the scenario file {path} does not exist")
+    return path.resolve()
+
+
+def load_scenario(reference: str, relative_to: Path | None = None, _seen: tuple[Path, ...] = ()) -> Scenario:
+    path = resolve_path(reference, relative_to)
+    if path in _seen:
+        raise ScenarioError(f"the scenario {path} is its own base (cycle through {', '.join(map(str, _seen))})")
+    document = _read(path)
+    if document.get("base"):
+        scenario = load_scenario(str(document["base"]), path.parent, (*_seen, path))
+    elif "base" in document:
+        raise ScenarioError(f"{path}: 'base' is empty")
+    else:
+        scenario = Scenario(name="", description="", path=path, target={})
+    scenario.path = path
+    scenario.name = str(document.get("name") or path.stem)
+    scenario.description = str(document.get("description") or "")
+    scenario.target = {**scenario.target, **_mapping(document.get("target"), path, "target")}
+    expect = _mapping(document.get("expect"), path, "expect")
+    _known_keys(expect, _EXPECT_KEYS, path, "expect")
+    scenario.expect_failed = _ids(expect.get("failed"), path, "expect.failed")
+    scenario.expect_error = _ids(expect.get("error"), path, "expect.error")
+    _apply_kube(scenario, _mapping(document.get("kube"), path, "kube"), path)
+    _apply_azure(scenario, _mapping(document.get("azure"), path, "azure"), path)
+    return scenario
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ScenarioError(f"the scenario {path} is not valid YAML{where}") from None
+    if not isinstance(document, dict):
+        raise ScenarioError(f"the scenario {path} must be a YAML mapping")
+    _known_keys(document, _TOP_KEYS, path, "the top level")
+    return document
+
+
+def _known_keys(mapping: dict[str, Any], known: set[str], path: Path, where: str) -> None:
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise ScenarioError(f"{path}: unknown key(s) {', '.join(unknown)} in {where} (known: {', '.join(sorted(known))})")
+
+
+def _mapping(value: Any, path: Path, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{path}: '{where}' must be a mapping")
+    return value
+
+
+def _list(value: Any, path: Path, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ScenarioError(f"{path}: '{where}' must be a list")
+    return value
+
+
+def _ids(value: Any, path: Path, where: str) -> list[str]:
+    return [str(item) for item in _list(value, path, where)]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (null deletes a key)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _kube_identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("apiVersion")), str(obj.get("kind")), str(obj.get("namespace") or meta.get("namespace") or ""),
+            str(obj.get("name") or meta.get("name")))
+
+
+def _apply_kube(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
+    _known_keys(section, _SECTION_KEYS, path, "kube")
+    objects = scenario.kube_objects
+    for ref in _list(section.get("remove"), path, "kube.remove"):
+        index = _find_kube(objects, ref, path, "kube.remove")
+        objects.pop(index)
+    for ref in _list(section.get("patch"), path, "kube.patch"):
+        if not isinstance(ref, dict) or not isinstance(ref.get("merge"), dict):
+            raise ScenarioError(f"{path}: each kube.patch entry needs apiVersion, kind, name and a 'merge' mapping")
+        index = _find_kube(objects, ref, path, "kube.patch")
+        objects[index] = merge_patch(objects[index], ref["merge"])
+    for obj in _list(section.get("add"), path, "kube.add"):
+        if not isinstance(obj, dict) or not {"apiVersion", "kind"} <= set(obj) or not obj.get("metadata", {}).get("name"):
+            raise ScenarioError(f"{path}: each kube.add entry must be an object with apiVersion, kind, metadata.name")
+        if any(_kube_identity(existing) == _kube_identity(obj) for existing in objects):
+            raise ScenarioError(f"{path}: kube.add {'/'.join(_kube_identity(obj))} already exists; use kube.patch")
+        objects.append(copy.deepcopy(obj))
+    scenario.kube_faults = [*scenario.kube_faults, *_list(section.get("faults"), path, "kube.faults")]
+
+
+def _find_kube(objects: list[dict[str, Any]], ref: Any, path: Path, where: str) -> int:
+    if not isinstance(ref, dict) or not {"apiVersion", "kind", "name"} <= set(ref):
+        raise ScenarioError(f"{path}: each {where} entry needs apiVersion, kind, name (and namespace if namespaced)")
+    wanted = _kube_identity(ref)
+    for index, obj in enumerate(objects):
+        if _kube_identity(obj) == wanted:
+            return index
+    raise ScenarioError(f"{path}: {where} names {'/'.join(part for part in wanted if part)}, which the base does not have")
+
+
+def _apply_azure(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
+    _known_keys(section, _SECTION_KEYS, path, "azure")
+    resources = scenario.azure_resources
+    for resource_id in _list(section.get("remove"), path, "azure.remove"):
+        wanted = str(resource_id).lower().rstrip("/")
+        kept = [r for r in resources if not (r["id"].lower() == wanted or r["id"].lower().startswith(wanted + "/"))]
+        if len(kept) == len(resources):
+            raise ScenarioError(f"{path}: azure.remove names {resource_id}, which the base does not have")
+        resources[:] = kept
+    for ref in _list(section.get("patch"), path, "azure.patch"):
+        if not isinstance(ref, dict) or "id" not in ref or not isinstance(ref.get("merge"), dict):
+            raise ScenarioError(f"{path}: each azure.patch entry needs an 'id' and a 'merge' mapping")
+        index = next((i for i, r in enumerate(resources) if r["id"].lower() == str(ref["id"]).lower()), None)
+        if index is None:
+            raise ScenarioError(f"{path}: azure.patch names {ref['id']}, which the base does not have")
+        resources[index] = merge_patch(resources[index], ref["merge"])
+    for resource in _list(section.get("add"), path, "azure.add"):
+        if not isinstance(resource, dict) or not resource.get("id"):
+            raise ScenarioError(f"{path}: each azure.add entry must be a resource with an 'id'")
+        if any(r["id"].lower() == resource["id"].lower() for r in resources):
+            raise ScenarioError(f"{path}: azure.add {resource['id']} already exists; use azure.patch")
+        resources.append(copy.deepcopy(resource))
+    scenario.azure_faults = [*scenario.azure_faults, *_list(section.get("faults"), path, "azure.faults")]

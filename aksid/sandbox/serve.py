@@ -1,0 +1,122 @@
+"""The sandbox server process: fake Kubernetes API and fake ARM over HTTPS on loopback.
+
+Started by `aksid sandbox up` (see runtime.py) as its own process so that `up` can return and
+`down` can stop it by PID. Writes into the state dir: ca.crt, kubeconfig, profile.yaml,
+requests.jsonl (every request, method and path), ready.json (ports, pid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aksid.sandbox.armapi import ArmStore, make_arm_handler
+from aksid.sandbox.https import start_https_server
+from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
+from aksid.sandbox.scenario import Scenario, load_scenario
+from aksid.sandbox.tls import SandboxCA
+
+
+class RequestLog:
+    """Appends one JSON line per request; shared by both servers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.touch()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        line = json.dumps({"ts": round(time.time(), 3), **record}) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+
+
+def _write_secret(path: Path, value: str) -> None:
+    path.write_text(value, encoding="utf-8")
+    path.chmod(0o600)
+
+
+def write_kubeconfig(state_dir: Path, scenario: Scenario, port: int, token: str) -> Path:
+    cluster = scenario.target.get("cluster_name", "sandbox")
+    user = f"clusterUser_{scenario.target.get('aks_resource_group', 'sandbox')}_{cluster}"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {
+            "server": f"https://127.0.0.1:{port}", "certificate-authority": str(state_dir / "ca.crt")}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
+        "current-context": cluster,
+    }
+    path = state_dir / "kubeconfig"
+    _write_secret(path, yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def write_profile(state_dir: Path, scenario: Scenario, arm_port: int) -> Path:
+    """Everything the suite needs to attach to the sandbox, exactly as it would to Azure."""
+    document = {
+        "target": dict(scenario.target),
+        "kube": {"kubeconfig": "kubeconfig"},
+        "azure": {
+            "endpoint": f"https://127.0.0.1:{arm_port}",
+            "ca_bundle": "ca.crt",
+            "credential": "token-file",
+            "token_file": "arm-token",
+        },
+        "network": "loopback-only",
+    }
+    path = state_dir / "profile.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def serve(scenario_ref: str, state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    scenario = load_scenario(scenario_ref)
+    ca = SandboxCA.create(state_dir)
+    kube_cert, kube_key = ca.issue_server_cert(state_dir, "kube-apiserver")
+    arm_cert, arm_key = ca.issue_server_cert(state_dir, "arm")
+    kube_token, arm_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    _write_secret(state_dir / "arm-token", arm_token)
+    log = RequestLog(state_dir / "requests.jsonl")
+
+    kube = start_https_server(
+        make_kube_handler(KubeStore(scenario.kube_objects, scenario.kube_faults), kube_token, log), kube_cert, kube_key
+    )
+    arm = start_https_server(
+        make_arm_handler(ArmStore(scenario.azure_resources, scenario.azure_faults), arm_token, log), arm_cert, arm_key
+    )
+    kube_port, arm_port = kube.server_address[1], arm.server_address[1]
+    write_kubeconfig(state_dir, scenario, kube_port, kube_token)
+    write_profile(state_dir, scenario, arm_port)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ready = {"scenario": scenario.name, "kube_port": kube_port, "arm_port": arm_port}
+    (state_dir / "ready.json").write_text(json.dumps(ready), encoding="utf-8")
+    stop.wait()
+    for server in (kube, arm):
+        server.shutdown()
+        server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m aksid.sandbox.serve")
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--state-dir", required=True, type=Path)
+    args = parser.parse_args()
+    serve(args.scenario, args.state_dir.resolve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The evidence snapshot: plain JSON, the only thing checks read.
+
+Every piece of evidence is an entry `{"status": "ok" | "absent" | "error", "value": ..., "reason": ...}`:
+`absent` is itself evidence (the API says the thing does not exist), `error` means it could not be
+collected — a check that needs it reports `error`, never `passed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "aksid.snapshot/v1"
+
+
+class EvidenceUnavailable(Exception):
+    """Evidence a check needs could not be collected; the message says why."""
+
+
+def ok(value: Any) -> dict[str, Any]:
+    return {"status": "ok", "value": value}
+
+
+def absent(reason: str) -> dict[str, Any]:
+    return {"status": "absent", "value": None, "reason": reason}
+
+
+def error(reason: str) -> dict[str, Any]:
+    return {"status": "error", "value": None, "reason": reason}
+
+
+def kind_key(api_version: str, kind: str) -> str:
+    """`v1/Pod`, `apps/v1/DaemonSet`, `aadpodidentity.k8s.io/v1/AzureIdentity`."""
+    return f"{api_version}/{kind}"
+
+
+def labels_match(labels: Mapping[str, str] | None, selector: Mapping[str, str]) -> bool:
+    labels = labels or {}
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+class KubeEvidence:
+    """Read-only accessors over the Kubernetes part of a snapshot."""
+
+    def __init__(self, entries: Mapping[str, dict[str, Any]]) -> None:
+        self._entries = entries
+
+    def entry(self, api_version: str, kind: str) -> dict[str, Any]:
+        key = kind_key(api_version, kind)
+        if key not in self._entries:
+            return error(f"{key} was not collected")
+        return self._entries[key]
+
+    def served(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves this kind (CRD installed); raises when unknown."""
+        entry = self.entry(api_version, kind)
+        if entry["status"] == "error":
+            raise EvidenceUnavailable(f"{kind} objects could not be listed: {entry['reason']}")
+        return entry["status"] == "ok"
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        entry = self.entry(api_version, kind)
+        if entry["status"] == "error":
+            raise EvidenceUnavailable(f"{kind} objects could not be listed: {entry['reason']}")
+        items = entry["value"] or []
+        return [
+            item for item in items
+            if (namespace is None or item.get("metadata", {}).get("namespace") == namespace)
+            and (labels is None or labels_match(item.get("metadata", {}).get("labels"), labels))
+        ]
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        for item in self.list(api_version, kind, namespace):
+            if item["metadata"]["name"] == name:
+                return item
+        return None
+
+    # Accessors named as the tutorial speaks.
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.list("v1", "Node")
+
+    def pods(self, namespace: str | None = None, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        return self.list("v1", "Pod", namespace, labels)
+
+    def daemonsets(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.list("apps/v1", "DaemonSet", namespace)
+
+    def deployments(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.list("apps/v1", "Deployment", namespace)
+
+    def crds(self) -> list[dict[str, Any]]:
+        return self.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+
+
+class AzureEvidence:
+    """Read-only accessors over the ARM part of a snapshot."""
+
+    def __init__(self, entries: Mapping[str, dict[str, Any]]) -> None:
+        self._entries = entries
+
+    def _value(self, key: str, what: str) -> Any:
+        entry = self._entries.get(key) or error(f"{what} was not collected")
+        if entry["status"] == "error":
+            raise EvidenceUnavailable(f"{what} could not be read from Azure: {entry['reason']}")
+        return entry["value"]
+
+    def managed_cluster(self) -> dict[str, Any] | None:
+        return self._value("managedCluster", "the managed cluster")
+
+    def dns_zone(self) -> dict[str, Any] | None:
+        return self._value("dnsZone", "the DNS zone")
+
+    def record_sets(self) -> list[dict[str, Any]]:
+        return self._value("recordSets", "the DNS record sets") or []
+
+    def identities(self) -> list[dict[str, Any]]:
+        return self._value("identities", "the user-assigned identities") or []
+
+    def role_assignments(self) -> list[dict[str, Any]]:
+        return self._value("roleAssignments", "the role assignments") or []
+
+    def role_definitions(self) -> list[dict[str, Any]]:
+        return self._value("roleDefinitions", "the role definitions") or []
+
+
+class Snapshot:
+    """One run's evidence; built by collectors, read by checks."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        if document.get("schema") != SCHEMA:
+            raise ValueError(f"not an aksid snapshot (schema is {document.get('schema')!r}, expected {SCHEMA})")
+        self.document = document
+        self.kube = KubeEvidence(document.get("kube", {}))
+        self.azure = AzureEvidence(document.get("azure", {}))
+
+    @property
+    def target(self) -> dict[str, Any]:
+        return self.document["target"]
+
+    @property
+    def errors(self) -> list[str]:
+        """Every collection error, for the run summary."""
+        found = []
+        for section in ("kube", "azure"):
+            for key, entry in self.document.get(section, {}).items():
+                if entry.get("status") == "error":
+                    found.append(f"{section} {key}: {entry['reason']}")
+        return found
+
+    @classmethod
+    def load(cls, path: Path) -> Snapshot:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"the snapshot {path} cannot be read ({exc.strerror or exc})") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the snapshot {path} is not valid JSON (line {exc.lineno})") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"the snapshot {path} is not a JSON object")
+        return cls(document)
+
+    def save(self, path: Path) -> None:
+        """Write atomically, so a reader (another xdist worker) never sees half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(self.document, handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+
+def new_document(target: Mapping[str, Any], mode: str, created: str) -> dict[str, Any]:
+    return {"schema": SCHEMA, "created": created, "mode": mode, "target": dict(target), "kube": {}, "azure": {}}
+
+
+def names(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """`namespace/name` (or `name`) of each object, for messages."""
+    result = []
+    for obj in objects:
+        meta = obj.get("metadata", {})
+        result.append(f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta.get("name", "?"))
+    return result

@@ -1,0 +1,26 @@
+"""Self-test fixtures: sandboxes started on demand and always stopped by PID."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aksid.sandbox.runtime import Sandbox, down, up
+
+
+@pytest.fixture
+def sandbox_for(tmp_path: Path) -> Iterator[Any]:
+    """Start sandboxes on demand; every one is stopped by PID at teardown."""
+    started: list[Path] = []
+
+    def start(scenario: str = "healthy") -> Sandbox:
+        state_dir = tmp_path / f"sandbox-{len(started)}"
+        started.append(state_dir)
+        return up(scenario, state_dir)
+
+    yield start
+    for state_dir in started:
+        down(state_dir)

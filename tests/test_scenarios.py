@@ -1,0 +1,40 @@
+"""Every built-in scenario: `aksid demo` meets its expectation; every check has a red scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aksid.sandbox.scenario import builtin_names, load_scenario
+
+from .harness import aksid
+
+SCENARIOS = builtin_names()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_demo_meets_scenario_expectation(name: str, tmp_path: Path) -> None:
+    run = aksid("demo", "--scenario", name, "--reports-dir", str(tmp_path), reports=tmp_path)
+    assert run.code == 0, f"{name}: exit {run.code}\n{run.stdout}\n{run.stderr}"
+    scenario = load_scenario(name)
+    assert run.ids_with("failed") == set(scenario.expect_failed), run.stdout
+    assert run.ids_with("error") == set(scenario.expect_error), run.stdout
+    if not scenario.expect_failed and not scenario.expect_error:
+        assert run.ids_with("passed"), "a green scenario must pass checks, not skip them all"
+        assert "aksid summary" in run.stdout
+
+
+def test_healthy_is_all_green(tmp_path: Path) -> None:
+    run = aksid("demo", "--reports-dir", str(tmp_path), reports=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    outcomes = set(run.outcomes().values())
+    assert outcomes == {"passed"}, run.stdout
+    assert {"NMI-001", "NMI-002", "NMI-003", "NMI-004"} <= run.ids_with("passed")
+
+
+def test_every_check_has_a_red_scenario(tmp_path: Path) -> None:
+    run = aksid("demo", "--reports-dir", str(tmp_path), reports=tmp_path)
+    catalogue = {c["id"] for c in run.results["checks"]}
+    red = {check_id for name in SCENARIOS for check_id in load_scenario(name).expect_failed}
+    assert catalogue - red == set(), f"checks without a red scenario: {sorted(catalogue - red)}"
