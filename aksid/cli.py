@@ -44,7 +44,7 @@ def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path
         sandbox = up(scenario_ref, state_dir)
         print(f"aksid demo: sandbox up in {state_dir} (kube API and ARM on 127.0.0.1)")
         command = [sys.executable, "-m", "aksid", "run", "--aksid-profile", str(sandbox.profile),
-                   "--aksid-reports-dir", str(reports_dir), "-q", "--tb=no", "-p", "no:cacheprovider", *extra]
+                   "--aksid-reports-dir", str(reports_dir), "-q", "--tb=no", "-rN", "-p", "no:cacheprovider", *extra]
         code = subprocess.call(command, env=_clean_environment())
     except SandboxError as exc:
         print(f"aksid demo: {exc}", file=sys.stderr)

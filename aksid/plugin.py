@@ -18,7 +18,7 @@ from aksid.checks import NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, resolve_target
 from aksid.paths import suites_dir
 from aksid.results import CheckResult, terminal_lines, write_json, write_junit
-from aksid.snapshot import EvidenceUnavailable, Snapshot
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 
 _STATE = pytest.StashKey["AksidState"]()
 _PROPERTY = "aksid"
@@ -68,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="override one target field; wins over every other source")
     group.addoption("--kube-context", metavar="NAME", help="kubeconfig context to use")
     group.addoption("--aksid-replay", metavar="PATH", help="check a saved snapshot; no network at all")
+    group.addoption("--aksid-read-secrets", action="store_true", default=False,
+                    help="read Secret contents (redacted before they are stored); off by default")
     group.addoption("--aksid-reports-dir", metavar="DIR", default="reports", help="where reports go (default: reports)")
 
 
@@ -144,7 +146,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(f"aksid: {line}")
 
     assert state.target is not None
-    state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress)
+    state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
+                                  read_secrets=session.config.getoption("aksid_read_secrets"))
     state.snapshot_path = state.reports_dir / "snapshot.json"
     state.snapshot.save(state.snapshot_path)
     if reporter is not None:
@@ -208,7 +211,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except EvidenceUnavailable as exc:
         metafunc.parametrize("subject", [Unavailable(str(exc))], ids=["evidence-unavailable"])
         return
-    except NotApplicable as exc:
+    except (NotApplicable, EvidenceNotCollected) as exc:
         metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(reason=str(exc)))],
                              ids=["not-applicable"])
         return
@@ -222,6 +225,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and isinstance(callspec.params.get("subject"), Unavailable):
         raise EvidenceUnavailable(callspec.params["subject"].reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """Evidence left out on purpose (an opt-in such as Secret reading) makes a check skip, with the reason."""
+    try:
+        return (yield)
+    except EvidenceNotCollected as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.hookimpl(wrapper=True)

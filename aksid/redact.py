@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from typing import Any
 
@@ -25,7 +28,7 @@ def redact_kube_object(obj: dict[str, Any]) -> dict[str, Any]:
 def _walk(value: Any, kind: str | None, key: str | None = None) -> Any:
     if isinstance(value, dict):
         if kind == "Secret" and key in ("data", "stringData"):
-            return {k: (v if k in _PUBLIC_SECRET_KEYS else REDACTED) for k, v in value.items()}
+            return {k: (v if k in _PUBLIC_SECRET_KEYS else _redact_secret_value(v, key == "data")) for k, v in value.items()}
         if key == "annotations":
             return {k: (REDACTED if k in _SECRET_ANNOTATIONS else v) for k, v in value.items()}
         if _is_env_var(value):
@@ -38,6 +41,21 @@ def _walk(value: Any, kind: str | None, key: str | None = None) -> Any:
             redacted = [_redact_flag(item) if isinstance(item, str) else item for item in redacted]
         return redacted
     return value
+
+
+def _redact_secret_value(value: Any, encoded: bool) -> Any:
+    """A JSON document (external-dns' azure.json) keeps its keys, so checks can tell a client secret is
+    configured without anyone seeing it; anything else is replaced whole."""
+    try:
+        text = base64.b64decode(value, validate=True).decode("utf-8") if encoded else value
+        document = json.loads(text)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        return REDACTED
+    if not isinstance(document, dict):
+        return REDACTED
+    shown = {k: (REDACTED if looks_secret(k) or not isinstance(v, bool | int | float | str | None) else v)
+             for k, v in document.items()}
+    return {"redactedJson": shown}
 
 
 def _is_env_var(value: dict[str, Any]) -> bool:

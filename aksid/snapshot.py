@@ -21,6 +21,10 @@ class EvidenceUnavailable(Exception):
     """Evidence a check needs could not be collected; the message says why."""
 
 
+class EvidenceNotCollected(Exception):
+    """Evidence deliberately not collected in this run (an opt-in); checks that need it are skipped."""
+
+
 def ok(value: Any) -> dict[str, Any]:
     return {"status": "ok", "value": value}
 
@@ -31,6 +35,10 @@ def absent(reason: str) -> dict[str, Any]:
 
 def error(reason: str) -> dict[str, Any]:
     return {"status": "error", "value": None, "reason": reason}
+
+
+def not_collected(reason: str) -> dict[str, Any]:
+    return {"status": "skipped", "value": None, "reason": reason}
 
 
 def kind_key(api_version: str, kind: str) -> str:
@@ -68,6 +76,8 @@ class KubeEvidence:
         entry = self.entry(api_version, kind)
         if entry["status"] == "error":
             raise EvidenceUnavailable(f"{kind} objects could not be listed: {entry['reason']}")
+        if entry["status"] == "skipped":
+            raise EvidenceNotCollected(entry["reason"])
         items = entry["value"] or []
         return [
             item for item in items

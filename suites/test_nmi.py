@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aksid.checks import NotApplicable, check
@@ -168,8 +169,9 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
                 f"{target.subscription_id}; check AZ_AKS_RESOURCE_GROUP and AZ_AKS_CLUSTER_NAME"
             )
         profile = cluster.get("properties", {}).get("podIdentityProfile") or {}
+        enabled = json.dumps(profile.get("enabled"))
         assert profile.get("enabled") is True, (
-            f"managed cluster {target.cluster_name} has podIdentityProfile.enabled={profile.get('enabled')}: "
+            f"managed cluster {target.cluster_name} has podIdentityProfile.enabled={enabled}: "
             "the pod-identity add-on is off"
         )
         return

@@ -111,7 +111,7 @@ def test_planted_secrets_never_reach_reports_or_output(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     state = tmp_path / "state"
     run = aksid("demo", "--scenario", str(scenario), "--reports-dir", str(reports), "--state-dir", str(state),
-                reports=reports)
+                "--", "--aksid-read-secrets", reports=reports)
     assert run.code == 0, run.stdout + run.stderr
     tokens = [(state / "arm-token").read_text(), yaml.safe_load((state / "kubeconfig").read_text())["users"][0]["user"]["token"]]
     snapshot = (reports / "snapshot.json").read_text()

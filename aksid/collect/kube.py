@@ -16,7 +16,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from aksid.config import ConfigError, Target, is_loopback_host
 from aksid.redact import redact_kube_object
-from aksid.snapshot import absent, error, kind_key, ok
+from aksid.snapshot import absent, error, kind_key, not_collected, ok
 
 PAGE_SIZE = 250
 # (connect, read) seconds: an unreachable API server must not hang the run.
@@ -29,6 +29,7 @@ class KindSpec:
     kind: str
     plural: str
     custom: bool = False  # served only when its CRD is installed; 404 means absent, not error
+    sensitive: bool = False  # read only with --aksid-read-secrets
 
     @property
     def path(self) -> str:
@@ -42,6 +43,7 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("v1", "Pod", "pods"),
     KindSpec("v1", "Service", "services"),
     KindSpec("v1", "ServiceAccount", "serviceaccounts"),
+    KindSpec("v1", "Secret", "secrets", sensitive=True),
     KindSpec("apps/v1", "DaemonSet", "daemonsets"),
     KindSpec("apps/v1", "Deployment", "deployments"),
     KindSpec("networking.k8s.io/v1", "Ingress", "ingresses"),
@@ -80,7 +82,8 @@ def kube_configuration(target: Target) -> kclient.Configuration:
         raise ConfigError(f"no usable Kubernetes configuration in {where}: {exc}") from None
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"the kubeconfig {target.kubeconfig or '~/.kube/config'} is malformed: {exc}") from None
-    configuration.retries = 1
+    # One retry for a dropped connection; never sleep on a server's Retry-After (a 429 is reported, not waited out).
+    configuration.retries = urllib3.Retry(total=1, respect_retry_after_header=False, raise_on_status=False)
     host = urlsplit(configuration.host).hostname or ""
     if target.network == "loopback-only" and not is_loopback_host(host):
         raise ConfigError(f"the Kubernetes API server {configuration.host} is outside the sandbox "
@@ -89,7 +92,10 @@ def kube_configuration(target: Target) -> kclient.Configuration:
 
 
 def collect_kube(
-    target: Target, configuration: kclient.Configuration, progress: Callable[[str], None] = lambda _: None
+    target: Target,
+    configuration: kclient.Configuration,
+    progress: Callable[[str], None] = lambda _: None,
+    read_secrets: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Return snapshot entries keyed by `apiVersion/Kind`."""
     entries: dict[str, dict[str, Any]] = {}
@@ -98,6 +104,9 @@ def collect_kube(
         api.user_agent = "aksid/0.1 (read-only)"
         for spec in KINDS:
             key = kind_key(spec.api_version, spec.kind)
+            if spec.sensitive and not read_secrets:
+                entries[key] = not_collected(f"{spec.plural} are not read without --aksid-read-secrets")
+                continue
             if unreachable:
                 entries[key] = error(unreachable)
                 continue

@@ -15,10 +15,14 @@ from aksid.snapshot import Snapshot, new_document
 
 
 def collect_live(
-    target: Target, kube_configuration: Any, credential: TokenCredential, progress: Callable[[str], None]
+    target: Target,
+    kube_configuration: Any,
+    credential: TokenCredential,
+    progress: Callable[[str], None],
+    read_secrets: bool = False,
 ) -> Snapshot:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
-    document["kube"] = collect_kube(target, kube_configuration, progress)
+    document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
     document["azure"] = ArmCollector(target, credential, progress).collect()
     return Snapshot(document)

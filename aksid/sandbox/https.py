@@ -29,7 +29,9 @@ def start_https_server(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_path, key_path)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # The handshake happens on first read, in the request's own thread: a client that connects and
+    # stays silent must not stall the accepting thread for everyone else.
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, name=f"https-{handler_cls.__name__}", daemon=True)
     thread.start()
     return server

@@ -1,0 +1,54 @@
+"""Scenario files: every built-in scenario reads back through the official clients' models; patches are strict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aksid.sandbox.scenario import ScenarioError, builtin_names, load_scenario, merge_patch
+
+from .scenario_shapes import assert_arm_resources_deserialize, assert_kube_objects_deserialize
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_scenario_objects_are_what_real_clients_accept(name: str) -> None:
+    scenario = load_scenario(name)
+    assert scenario.description, f"{name} needs a description"
+    assert_kube_objects_deserialize(scenario.kube_objects)
+    assert_arm_resources_deserialize(scenario.azure_resources)
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    assert merge_patch({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": None, "e": 3}, "d": [2]}) == {
+        "a": {"c": 2, "e": 3}, "d": [2]}
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        ({"kube": {"remove": [{"apiVersion": "v1", "kind": "Pod", "namespace": "kube-system", "name": "nmi-typo"}]}},
+         "kube.remove names v1/Pod/kube-system/nmi-typo, which the base does not have"),
+        ({"azure": {"remove": ["/subscriptions/x/resourceGroups/nope"]}},
+         "azure.remove names /subscriptions/x/resourceGroups/nope"),
+        ({"kube": {"frobnicate": []}}, "unknown key(s) frobnicate in kube"),
+        ({"expect": {"fail": ["NMI-001"]}}, "unknown key(s) fail in expect"),
+        ({"base": "no-such-scenario"}, "no built-in scenario 'no-such-scenario'"),
+    ],
+)
+def test_scenario_mistakes_are_named(tmp_path: Path, body: dict[str, object], phrase: str) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", "description": "d", "base": "healthy", **body}))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(str(path))
+    assert phrase in str(caught.value)
+
+
+def test_base_may_be_a_path_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump({"name": "first", "description": "d", "base": "healthy",
+                                                         "expect": {"failed": ["NMI-001"]}}))
+    (tmp_path / "sub" / "second.yaml").write_text(yaml.safe_dump({"description": "d2", "base": "../first.yaml"}))
+    scenario = load_scenario(str(tmp_path / "sub" / "second.yaml"))
+    assert scenario.name == "second" and scenario.expect_failed == []  # expectations are not inherited
