@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,8 +40,11 @@ def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path
     except ScenarioError as exc:
         print(f"aksid demo: {exc}", file=sys.stderr)
         return 4
+    keep_state = state_dir is not None
     state_dir = state_dir or Path(tempfile.mkdtemp(prefix="aksid-sandbox-"))
     print(f"aksid demo: scenario '{scenario.name}' — {scenario.description}")
+    # A terminated demo must still stop its sandbox: turn SIGTERM into the Ctrl-C path below.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         sandbox = up(scenario_ref, state_dir)
         print(f"aksid demo: sandbox up in {state_dir} (kube API and ARM on 127.0.0.1)")
@@ -54,10 +59,17 @@ def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path
         return 130
     finally:
         down(state_dir)
+        signal.signal(signal.SIGTERM, previous)
+        if not keep_state:
+            shutil.rmtree(state_dir, ignore_errors=True)
     if code not in (0, 1):
         print(f"aksid demo: the suite run ended with exit code {code}", file=sys.stderr)
         return code
     return verdict(scenario.expect_failed, scenario.expect_error, reports_dir / "results.json")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def verdict(expect_failed: list[str], expect_error: list[str], results_path: Path) -> int:

@@ -122,3 +122,35 @@ def test_planted_secrets_never_reach_reports_or_output(tmp_path: Path) -> None:
             assert secret not in text, f"{path.name} leaks a secret"
     for secret in (PLANTED, encoded, *tokens):
         assert secret not in run.stdout + run.stderr
+
+
+def test_terminated_demo_stops_its_sandbox(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    from .harness import REPO, clean_env
+
+    state = tmp_path / "state"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aksid", "demo", "--reports-dir", str(tmp_path / "r"), "--state-dir", str(state)],
+        cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "sandbox up" in line:
+            break
+    pid = json.loads((state / "pids.json").read_text())["serve"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 130
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"sandbox server {pid} still running after the demo was terminated")
+    assert not (state / "pids.json").exists()
