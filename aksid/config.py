@@ -68,6 +68,20 @@ def _existing_file(value: str) -> str | None:
     return None if Path(value).is_file() else "names a file that does not exist"
 
 
+_BIND_ENTRY = re.compile(r"^(?:[a-z0-9-]+/)?[a-z0-9.-]+=[A-Za-z0-9._-]+$")
+# ROLE is a role GUID or name; SCOPE is zone, dns-resource-group, aks-resource-group, subscription or an id
+_RBAC_ENTRY = re.compile(r"^[^@,]+@(zone|dns-resource-group|aks-resource-group|subscription|/[^@,]+)$")
+READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+
+
+def _list_problem(value: str, entry: re.Pattern[str], form: str, allow_empty: bool = False) -> str | None:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items and not allow_empty:
+        return f"must list at least one {form}"
+    bad = [item for item in items if not entry.match(item)]
+    return f"has entries not of the form {form}: {', '.join(bad)}" if bad else None
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
@@ -95,6 +109,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("addon_namespace", ("AKSID_ADDON_NAMESPACE",), default="kube-addons", validate=_dns_label),
     FieldSpec("demo_host", ("AKSID_DEMO_HOST",), default="hello", validate=_dns_label),
     FieldSpec("identity_name", ("IDENTITY_NAME",), validate=_pattern(_RESOURCE_GROUP, "identity name")),
+    FieldSpec("bind_allowed", ("AKSID_BIND_ALLOWED",), default="cert-manager=cert-manager,external-dns=external-dns",
+              validate=lambda v: _list_problem(v, _BIND_ENTRY, "DEPLOYMENT=SELECTOR or NAMESPACE/DEPLOYMENT=SELECTOR")),
+    FieldSpec("rbac_allowed", ("AKSID_RBAC_ALLOWED",), default=f"{READER_ROLE}@dns-resource-group",
+              validate=lambda v: _list_problem(v, _RBAC_ENTRY, "ROLE@SCOPE", allow_empty=True)),
     FieldSpec("kubeconfig", ("KUBECONFIG",), validate=_existing_file, is_path=True),
     FieldSpec("kube_context", ("AKSID_KUBE_CONTEXT",)),
     FieldSpec("arm_endpoint", ("AKSID_ARM_ENDPOINT",), default=DEFAULT_ARM_ENDPOINT, validate=_https_url),
@@ -111,6 +129,7 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
     "target": {name: name for name in (
         "domain", "dns_resource_group", "aks_resource_group", "cluster_name", "subscription_id",
         "tenant_id", "acme_issuer", "acme_issuer_email", "addon_namespace", "demo_host", "identity_name",
+        "bind_allowed", "rbac_allowed",
     )},
     "kube": {"kubeconfig": "kubeconfig", "context": "kube_context"},
     "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
@@ -134,6 +153,8 @@ class Target:
     addon_namespace: str
     demo_host: str
     identity_name: str
+    bind_allowed: str
+    rbac_allowed: str
     kubeconfig: str | None
     kube_context: str | None
     arm_endpoint: str
@@ -156,6 +177,29 @@ class Target:
     def cluster_id(self) -> str:
         return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.aks_resource_group}"
                 f"/providers/Microsoft.ContainerService/managedClusters/{self.cluster_name}")
+
+    def allowed_bindings(self) -> dict[tuple[str, str], str]:
+        """{(namespace, deployment): selector} of the workloads allowed to carry identity selectors."""
+        allowed = {}
+        for item in filter(None, (part.strip() for part in self.bind_allowed.split(","))):
+            workload, _, selector = item.partition("=")
+            namespace, _, name = workload.rpartition("/")
+            allowed[(namespace or self.addon_namespace, name)] = selector
+        return allowed
+
+    def allowed_roles(self) -> list[tuple[str, str]]:
+        """[(role GUID or name, scope id)] the DNS identity may hold besides DNS Zone Contributor on the zone."""
+        scopes = {
+            "zone": self.zone_id,
+            "dns-resource-group": f"/subscriptions/{self.subscription_id}/resourceGroups/{self.dns_resource_group}",
+            "aks-resource-group": f"/subscriptions/{self.subscription_id}/resourceGroups/{self.aks_resource_group}",
+            "subscription": f"/subscriptions/{self.subscription_id}",
+        }
+        allowed = []
+        for item in filter(None, (part.strip() for part in self.rbac_allowed.split(","))):
+            role, _, scope = item.rpartition("@")
+            allowed.append((role, scopes.get(scope, scope)))
+        return allowed
 
     def public_view(self) -> dict[str, Any]:
         """The settings as shown in reports: file paths and names only, never file contents."""

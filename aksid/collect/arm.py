@@ -109,7 +109,8 @@ class ArmCollector:
         except Exception as exc:  # noqa: BLE001 - credential chains raise many types; keep the cause
             return error(_describe(exc, what))
 
-    def collect(self) -> dict[str, dict[str, Any]]:
+    def collect(self, extra_identity_ids: list[str] | tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+        """`extra_identity_ids`: identities referenced in the cluster, read one by one if not listed otherwise."""
         t = self.target
         entries: dict[str, dict[str, Any]] = {}
         entries["managedCluster"] = self._fetch(
@@ -127,9 +128,10 @@ class ArmCollector:
             )
         else:
             entries["recordSets"] = dict(entries["dnsZone"], value=None)
-        entries["identities"] = self._fetch("user-assigned identities", lambda: self._identities(entries))
+        entries["identities"] = self._fetch("user-assigned identities",
+                                            lambda: self._identities(entries, extra_identity_ids))
         if entries["identities"]["status"] == "ok":
-            principals = sorted(_principals_of_interest(entries))
+            principals = sorted(_principals_of_interest(entries, self.target.identity_name))
             entries["roleAssignments"] = self._fetch(
                 f"role assignments of {len(principals)} principals", lambda: self._assignments(principals)
             )
@@ -144,18 +146,20 @@ class ArmCollector:
             entries["roleDefinitions"] = error("not read: the role assignments could not be read")
         return entries
 
-    def _identities(self, entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    def _identities(self, entries: dict[str, dict[str, Any]], extra_ids: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for group in dict.fromkeys((self.target.aks_resource_group, self.target.dns_resource_group)):
             for identity in self.msi.user_assigned_identities.list_by_resource_group(group):
                 raw = _raw(identity)
                 found[raw["id"].lower()] = raw
         # Identities referenced elsewhere (the kubelet's lives in the MC_ group) are read one by one.
-        for resource_id in _referenced_identity_ids(entries):
+        for resource_id in [*_referenced_identity_ids(entries), *extra_ids]:
             if resource_id.lower() in found:
                 continue
-            group, name = _group_and_name(resource_id)
             try:
+                group, name = _group_and_name(resource_id)
+            except ValueError:
+                continue  # not a resource id at all: BIND-001 reports it
                 raw = _raw(self.msi.user_assigned_identities.get(group, name))
             except ResourceNotFoundError:
                 continue  # a dangling reference is evidence for BIND-001, not a collection error
@@ -188,7 +192,7 @@ def _referenced_identity_ids(entries: dict[str, dict[str, Any]]) -> list[str]:
     return [i for i in ids if i]
 
 
-def _principals_of_interest(entries: dict[str, dict[str, Any]]) -> set[str]:
+def _principals_of_interest(entries: dict[str, dict[str, Any]], identity_name: str) -> set[str]:
     """The DNS identities, the kubelet identity and the control plane: whose rights the checks judge."""
     props = _cluster_properties(entries)
     principals: set[str] = set()
@@ -202,7 +206,7 @@ def _principals_of_interest(entries: dict[str, dict[str, Any]]) -> set[str]:
     if (cluster.get("identity") or {}).get("principalId"):
         principals.add(cluster["identity"]["principalId"])
     for identity in entries.get("identities", {}).get("value") or []:
-        if (identity.get("properties") or {}).get("principalId"):
+        if identity.get("name", "").lower() == identity_name.lower() and (identity.get("properties") or {}).get("principalId"):
             principals.add(identity["properties"]["principalId"])
     return principals
 

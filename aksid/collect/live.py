@@ -14,6 +14,12 @@ from aksid.config import Target
 from aksid.snapshot import Snapshot, new_document
 
 
+def _identity_ids_in_cluster(kube: dict[str, Any]) -> list[str]:
+    """AzureIdentity objects may name identities outside the resource groups the ARM collector lists."""
+    entry = kube.get("aadpodidentity.k8s.io/v1/AzureIdentity") or {}
+    return [item["spec"]["resourceID"] for item in entry.get("value") or [] if (item.get("spec") or {}).get("resourceID")]
+
+
 def collect_live(
     target: Target,
     kube_configuration: Any,
@@ -24,5 +30,5 @@ def collect_live(
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
     document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
-    document["azure"] = ArmCollector(target, credential, progress).collect()
+    document["azure"] = ArmCollector(target, credential, progress).collect(_identity_ids_in_cluster(document["kube"]))
     return Snapshot(document)
