@@ -26,17 +26,15 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     return bool(selector.get("matchLabels") or selector.get("matchExpressions"))
 
 
+def selects(workload: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
+    """Whether the workload's selector takes this pod (same namespace, labels match)."""
+    return pod["metadata"].get("namespace") == workload["metadata"].get("namespace") and selector_matches(
+        (workload.get("spec") or {}).get("selector"), pod["metadata"].get("labels"))
+
+
 def pods_of(workload: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    namespace = workload["metadata"].get("namespace")
-    selector = (workload.get("spec") or {}).get("selector")
-    return [
-        pod for pod in pods
-        if pod["metadata"].get("namespace") == namespace and selector_matches(selector, pod["metadata"].get("labels"))
-    ]
+    return [pod for pod in pods if selects(workload, pod)]
 
 
 def owner_workload(pod: Mapping[str, Any], workloads: list[dict[str, Any]]) -> dict[str, Any] | None:
-    for workload in workloads:
-        if pod in pods_of(workload, [dict(pod)]):
-            return workload
-    return None
+    return next((workload for workload in workloads if selects(workload, pod)), None)

@@ -1,0 +1,200 @@
+"""BIND: pod identities reach exactly the allowed workloads, and nothing can bypass NMI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aksid.arm_ids import same_id
+from aksid.checks import NotApplicable, check
+from aksid.config import Target
+from aksid.snapshot import Snapshot, names
+from aksid.workloads import owner_workload, pods_of
+
+GROUP = "aadpodidentity.k8s.io/v1"
+SELECTOR_LABEL = "aadpodidbinding"
+SYSTEM_NAMESPACE = "kube-system"
+ADDON_EXCEPTION = ("kube-system", "aks-addon-exception")
+ADDON_EXCEPTION_LABELS = {"kubernetes.azure.com/managedby": "aks"}
+
+
+def _ref(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}"
+
+
+def _bindings(snapshot: Snapshot) -> list[dict[str, Any]]:
+    return snapshot.kube.list(GROUP, "AzureIdentityBinding")
+
+
+def _carriers(snapshot: Snapshot, selector: str) -> list[dict[str, Any]]:
+    return snapshot.kube.pods(labels={SELECTOR_LABEL: selector})
+
+
+# -- BIND-001 -----------------------------------------------------------------------------------
+
+def identities(snapshot: Snapshot, _target: Target) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each AzureIdentity in the cluster and each identity the AKS add-on says it assigned."""
+    subjects: dict[str, tuple[str, dict[str, Any]]] = {}
+    for identity in snapshot.kube.list(GROUP, "AzureIdentity"):
+        subjects[f"azureidentity/{_ref(identity)}"] = ("cluster", identity)
+    cluster = snapshot.azure.managed_cluster() or {}
+    profile = (cluster.get("properties") or {}).get("podIdentityProfile") or {}
+    for entry in profile.get("userAssignedIdentities") or []:
+        subjects[f"podidentity/{entry.get('namespace')}/{entry.get('name')}"] = ("addon", entry)
+    if not subjects:
+        raise NotApplicable("no AzureIdentity objects and no pod identities in the AKS podIdentityProfile")
+    return subjects
+
+
+def _azure_identity(snapshot: Snapshot, resource_id: str | None) -> dict[str, Any] | None:
+    return next((i for i in snapshot.azure.identities() if same_id(i.get("id"), resource_id)), None)
+
+
+@check(
+    "BIND-001", "every AzureIdentity names an existing user-assigned identity; clientID and resourceID agree with Azure",
+    "high",
+    remediation="Re-create the pod identity from Azure's truth: `az aks pod-identity delete` then "
+                "`az aks pod-identity add --identity-resource-id <id>` (the add-on rewrites AzureIdentity); "
+                "for a self-managed AzureIdentity set spec.type 0, resourceID and clientID from `az identity show`.",
+    subjects=identities,
+)
+def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapshot: Snapshot) -> None:
+    origin, obj = subject
+    if origin == "cluster":
+        spec = obj.get("spec") or {}
+        name = f"AzureIdentity {_ref(obj)}"
+        assert spec.get("type") in (0, "0"), (
+            f"{name} has type {spec.get('type')!r}; only 0 (user-assigned managed identity) is least-privilege here")
+        resource_id, client_id = spec.get("resourceID"), spec.get("clientID")
+    else:
+        identity = obj.get("identity") or {}
+        name = f"pod identity {obj.get('namespace')}/{obj.get('name')} of the AKS add-on"
+        assert obj.get("provisioningState") == "Assigned", (
+            f"{name} is in provisioningState {obj.get('provisioningState')!r}, not Assigned: the node pool does not "
+            "hold this identity, so its pods get no token")
+        resource_id, client_id = identity.get("resourceId"), identity.get("clientId")
+        in_cluster = [
+            i for i in snapshot.kube.list(GROUP, "AzureIdentity", obj.get("namespace"))
+            if i["metadata"]["name"] == obj.get("name")
+        ]
+        assert in_cluster, f"{name} has no AzureIdentity {obj.get('namespace')}/{obj.get('name')} in the cluster"
+        spec = in_cluster[0].get("spec") or {}
+        assert same_id(spec.get("resourceID"), resource_id) and spec.get("clientID") == client_id, (
+            f"{name} names {resource_id} (client {client_id}) but the in-cluster AzureIdentity names "
+            f"{spec.get('resourceID')} (client {spec.get('clientID')})")
+    azure = _azure_identity(snapshot, resource_id)
+    assert azure is not None, f"{name} names {resource_id}, which does not exist in Azure (deleted or mistyped)"
+    actual = (azure.get("properties") or {}).get("clientId")
+    assert client_id == actual, (
+        f"{name} has clientID {client_id} but Azure's identity {azure.get('name')} has clientId {actual}: "
+        "token requests for it fail or reach another identity")
+
+
+# -- BIND-002 -----------------------------------------------------------------------------------
+
+def bindings_and_workloads(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, Any]]:
+    subjects: dict[str, tuple[str, Any]] = {}
+    for binding in _bindings(snapshot):
+        subjects[f"azureidentitybinding/{_ref(binding)}"] = ("binding", binding)
+    deployments = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in snapshot.kube.deployments()}
+    for (namespace, name), selector in target.allowed_bindings().items():
+        if (namespace, name) in deployments:
+            subjects[f"deployment/{namespace}/{name}"] = ("workload", (deployments[(namespace, name)], selector))
+    if not subjects:
+        raise NotApplicable("no AzureIdentityBinding objects and none of the allowed workloads exist")
+    return subjects
+
+
+@check(
+    "BIND-002", "each binding's selector is carried only by the allowed workloads, each with exactly its own",
+    "critical",
+    remediation="Remove the label aadpodidbinding from pods that are not cert-manager or external-dns (and from "
+                "their pod templates); give each allowed workload only its own selector. Extend the allow-list "
+                "with --aksid-set bind_allowed=... only for workloads that must write DNS.",
+    subjects=bindings_and_workloads,
+)
+def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target) -> None:
+    kind, value = subject
+    allowed = target.allowed_bindings()
+    deployments = snapshot.kube.deployments()
+    if kind == "binding":
+        selector = (value.get("spec") or {}).get("selector")
+        namespace = value["metadata"].get("namespace")
+        intruders = []
+        for pod in _carriers(snapshot, selector):
+            if pod["metadata"].get("namespace") != namespace:
+                continue  # other namespaces are BIND-003's concern
+            owner = owner_workload(pod, deployments)
+            key = (owner["metadata"]["namespace"], owner["metadata"]["name"]) if owner else None
+            if key is None or allowed.get(key) != selector:
+                intruders.append(pod)
+        assert not intruders, (
+            f"{_ref(value)} selector '{selector}' is carried by {', '.join(names(intruders))}, which "
+            f"{'is' if len(intruders) == 1 else 'are'} not an allowed workload; remove the label {SELECTOR_LABEL} from "
+            f"{'it' if len(intruders) == 1 else 'them'}")
+        return
+    deployment, selector = value
+    pods = pods_of(deployment, snapshot.kube.pods(deployment["metadata"]["namespace"]))
+    wrong = [p for p in pods if (p["metadata"].get("labels") or {}).get(SELECTOR_LABEL) != selector]
+    assert not wrong, (
+        f"deployment {_ref(deployment)} should carry {SELECTOR_LABEL}={selector}, but "
+        + ", ".join(f"{_ref(p)} carries {(p['metadata'].get('labels') or {}).get(SELECTOR_LABEL)!r}" for p in wrong))
+
+
+# -- BIND-003 -----------------------------------------------------------------------------------
+
+def selectors(snapshot: Snapshot, _target: Target) -> dict[str, dict[str, Any]]:
+    subjects = {f"selector/{(b.get('spec') or {}).get('selector')}": b for b in _bindings(snapshot)}
+    if not subjects:
+        raise NotApplicable("no AzureIdentityBinding objects")
+    return subjects
+
+
+@check(
+    "BIND-003", "no pod outside the identity's namespace carries a binding selector", "high",
+    remediation="Remove the label aadpodidbinding from pods outside the add-ons namespace: managed mode ignores "
+                "them today, but the label shows an attempt to reach the DNS identity (and works in standard mode).",
+    subjects=selectors,
+)
+def test_selector_not_carried_elsewhere(subject: dict[str, Any], snapshot: Snapshot) -> None:
+    selector = (subject.get("spec") or {}).get("selector")
+    namespace = subject["metadata"].get("namespace")
+    outside = [pod for pod in _carriers(snapshot, selector) if pod["metadata"].get("namespace") != namespace]
+    assert not outside, (
+        f"selector '{selector}' of {_ref(subject)} is carried by {', '.join(names(outside))} outside {namespace}; "
+        f"remove the label {SELECTOR_LABEL} from {'it' if len(outside) == 1 else 'them'}")
+
+
+# -- BIND-004 -----------------------------------------------------------------------------------
+
+def bypasses(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
+    return {"hostnetwork-pods": "hostnetwork", "azurepodidentityexceptions": "exceptions"}
+
+
+@check(
+    "BIND-004", "nothing bypasses NMI: no hostNetwork pods outside kube-system, only the add-on's exception", "critical",
+    remediation="Run workloads without hostNetwork (its traffic to 169.254.169.254 is not redirected to NMI) and "
+                "delete AzurePodIdentityExceptions other than kube-system/aks-addon-exception; exempted pods reach "
+                "IMDS directly and can take any identity of the node pool.",
+    subjects=bypasses,
+)
+def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot) -> None:
+    if subject == "hostnetwork":
+        host_network = [
+            pod for pod in snapshot.kube.pods()
+            if (pod.get("spec") or {}).get("hostNetwork") and pod["metadata"].get("namespace") != SYSTEM_NAMESPACE
+        ]
+        assert not host_network, (
+            f"{', '.join(names(host_network))} {'runs' if len(host_network) == 1 else 'run'} with hostNetwork outside "
+            "kube-system: requests to IMDS from there bypass NMI")
+        return
+    if not snapshot.kube.served(GROUP, "AzurePodIdentityException"):
+        return  # no exceptions can exist (NMI-003 reports the missing CRD)
+    problems = []
+    for exception in snapshot.kube.list(GROUP, "AzurePodIdentityException"):
+        key = (exception["metadata"].get("namespace"), exception["metadata"]["name"])
+        labels = (exception.get("spec") or {}).get("podLabels") or {}
+        if key != ADDON_EXCEPTION:
+            problems.append(f"{_ref(exception)} exempts pods labelled {labels or 'anything'}")
+        elif labels != ADDON_EXCEPTION_LABELS:
+            problems.append(f"{_ref(exception)} exempts {labels}, not only kubernetes.azure.com/managedby=aks")
+    assert not problems, "; ".join(problems) + ": exempted pods reach IMDS directly"

@@ -1,0 +1,226 @@
+"""RBAC: who can act on the zone — exactly the DNS identity, with exactly DNS Zone Contributor on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aksid.arm_ids import (
+    DNS_ZONE_CONTRIBUTOR,
+    MANAGED_IDENTITY_OPERATOR,
+    can_write_dns,
+    contains,
+    normalise,
+    role_guid,
+    role_name,
+    same_id,
+)
+from aksid.checks import NotApplicable, check
+from aksid.config import Target
+from aksid.redact import looks_secret
+from aksid.snapshot import Snapshot
+
+CERT_MANAGER = "cert-manager.io/v1"
+
+
+def _role(assignment: dict[str, Any]) -> str:
+    return role_guid(assignment["properties"]["roleDefinitionId"])
+
+
+def _scope(assignment: dict[str, Any]) -> str:
+    return assignment["properties"]["scope"]
+
+
+def _dns_identity(snapshot: Snapshot, target: Target) -> dict[str, Any] | None:
+    wanted = target.identity_name.lower()
+    return next((i for i in snapshot.azure.identities() if i.get("name", "").lower() == wanted), None)
+
+
+def _assignments_of(snapshot: Snapshot, principal: str) -> list[dict[str, Any]]:
+    return [a for a in snapshot.azure.role_assignments() if (a.get("properties") or {}).get("principalId") == principal]
+
+
+def _describe(snapshot: Snapshot, assignment: dict[str, Any]) -> str:
+    props = assignment.get("properties") or {}
+    return f"{role_name(_role(assignment), snapshot.azure.role_definitions())} at {props.get('scope')}"
+
+
+def dns_identities(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any]]:
+    """The identity named IDENTITY_NAME (the tutorial's `${AZ_DNS_DOMAIN/./-}-identity`)."""
+    identity = _dns_identity(snapshot, target)
+    if identity is None:
+        raise NotApplicable(f"no user-assigned identity named {target.identity_name} (set IDENTITY_NAME)")
+    return {f"identity/{identity['name']}": identity}
+
+
+# -- RBAC-001 -----------------------------------------------------------------------------------
+
+@check(
+    "RBAC-001", "the DNS identity holds DNS Zone Contributor scoped to the zone", "high",
+    remediation="az role assignment create --assignee-object-id <principalId> --assignee-principal-type "
+                "ServicePrincipal --role 'DNS Zone Contributor' --scope <zone id>",
+    subjects=dns_identities,
+)
+def test_dns_identity_is_zone_contributor(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+    principal = (subject.get("properties") or {}).get("principalId")
+    on_zone = [
+        a for a in _assignments_of(snapshot, principal)
+        if _role(a) == DNS_ZONE_CONTRIBUTOR and same_id(_scope(a), target.zone_id)
+    ]
+    held = ", ".join(_describe(snapshot, a) for a in _assignments_of(snapshot, principal)) or "no role at all"
+    assert on_zone, (
+        f"identity {subject['name']} (principal {principal}) does not hold DNS Zone Contributor on {target.zone_id}; "
+        f"it holds {held}: cert-manager and external-dns cannot write the zone")
+
+
+# -- RBAC-002 -----------------------------------------------------------------------------------
+
+def _allowed(snapshot: Snapshot, target: Target, assignment: dict[str, Any]) -> bool:
+    guid = _role(assignment)
+    if guid == DNS_ZONE_CONTRIBUTOR and same_id(_scope(assignment), target.zone_id):
+        return True
+    name = role_name(guid, snapshot.azure.role_definitions()).lower()
+    return any(role.lower() in (guid, name) and same_id(_scope(assignment), scope) for role, scope in target.allowed_roles())
+
+
+@check(
+    "RBAC-002", "the DNS identity holds no other role, at no other scope", "critical",
+    remediation="Remove the extra assignments (`az role assignment delete --ids <id>`); the identity needs DNS Zone "
+                "Contributor on the zone only (allow more with --aksid-set rbac_allowed=ROLE@SCOPE).",
+    subjects=dns_identities,
+)
+def test_dns_identity_holds_nothing_else(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+    principal = (subject.get("properties") or {}).get("principalId")
+    extra = [a for a in _assignments_of(snapshot, principal) if not _allowed(snapshot, target, a)]
+    assert not extra, (
+        f"identity {subject['name']} also holds {'; '.join(_describe(snapshot, a) for a in extra)}: every pod bound "
+        "to it can use that too")
+
+
+# -- RBAC-003 -----------------------------------------------------------------------------------
+
+def kubelet_identity(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any]]:
+    cluster = snapshot.azure.managed_cluster() or {}
+    kubelet = ((cluster.get("properties") or {}).get("identityProfile") or {}).get("kubeletidentity")
+    if not kubelet or not kubelet.get("objectId"):
+        raise NotApplicable(f"cluster {target.cluster_name} has no kubelet managed identity")
+    return {f"kubelet/{kubelet.get('resourceId', '').rsplit('/', 1)[-1]}": kubelet}
+
+
+@check(
+    "RBAC-003", "the kubelet (node pool) identity holds no right to write the zone", "critical",
+    remediation="Remove the assignment (`az role assignment delete --ids <id>`): every pod on the node pool can "
+                "take the kubelet identity through IMDS, so the zone would be writable by all of them.",
+    subjects=kubelet_identity,
+)
+def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+    definitions = {role_guid(d.get("id", "")): d for d in snapshot.azure.role_definitions()}
+    writers = [
+        a for a in _assignments_of(snapshot, subject["objectId"])
+        if contains(_scope(a), target.zone_id) and can_write_dns(_role(a), definitions.get(_role(a)))
+    ]
+    assert not writers, (
+        f"the kubelet identity (object {subject['objectId']}) can write zone {target.domain} through "
+        f"{'; '.join(_describe(snapshot, a) for a in writers)}: any pod on the nodes can change the zone")
+
+
+# -- RBAC-004 -----------------------------------------------------------------------------------
+
+def dns_clients(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Everything configured to reach Azure DNS: issuers' azureDNS solvers, external-dns and its azure.json."""
+    subjects: dict[str, tuple[str, dict[str, Any]]] = {}
+    for kind in ("ClusterIssuer", "Issuer"):
+        for issuer in snapshot.kube.list(CERT_MANAGER, kind):
+            solvers = ((issuer.get("spec") or {}).get("acme") or {}).get("solvers") or []
+            if any("azureDNS" in (solver.get("dns01") or {}) for solver in solvers):
+                ns = issuer["metadata"].get("namespace")
+                subjects[f"{kind.lower()}/{ns + '/' if ns else ''}{issuer['metadata']['name']}"] = ("issuer", issuer)
+    for deployment in snapshot.kube.deployments():
+        if "external-dns" not in deployment["metadata"]["name"]:
+            continue
+        ns, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        subjects[f"deployment/{ns}/{name}"] = ("deployment", deployment)
+        for volume in deployment["spec"]["template"]["spec"].get("volumes") or []:
+            secret_name = (volume.get("secret") or {}).get("secretName")
+            if secret_name:
+                subjects[f"secret/{ns}/{secret_name}"] = ("secret", {"namespace": ns, "name": secret_name})
+    if not subjects:
+        raise NotApplicable("no azureDNS solver and no external-dns deployment found")
+    return subjects
+
+
+def _secret_settings(container: dict[str, Any]) -> list[str]:
+    found = [e["name"] for e in container.get("env") or [] if e.get("name") in ("AZURE_CLIENT_SECRET", "aadClientSecret")]
+    for arg in container.get("args") or []:
+        if arg.startswith("--azure-client-secret") or "aadClientSecret" in arg:
+            found.append(arg.split("=", 1)[0])
+    return found
+
+
+@check(
+    "RBAC-004", "no client secret is used for DNS access", "high",
+    remediation="Use the managed identity: drop clientSecretSecretRef/clientID/tenantID from the azureDNS solver "
+                "(or use managedIdentity.clientID), set useManagedIdentityExtension: true and remove aadClientSecret "
+                "from external-dns' azure.json, then delete the service principal's secret.",
+    subjects=dns_clients,
+)
+def test_no_client_secret(subject: tuple[str, dict[str, Any]], snapshot: Snapshot) -> None:
+    kind, obj = subject
+    if kind == "issuer":
+        secret_solvers = [
+            s["dns01"]["azureDNS"] for s in obj["spec"]["acme"]["solvers"]
+            if "clientSecretSecretRef" in ((s.get("dns01") or {}).get("azureDNS") or {})
+        ]
+        assert not secret_solvers, (
+            f"{obj['kind']} {obj['metadata']['name']} authenticates to Azure DNS with a client secret "
+            f"(secret {secret_solvers[0]['clientSecretSecretRef'].get('name')}, client {secret_solvers[0].get('clientID')})")
+    elif kind == "deployment":
+        found = [f"{c['name']}: {s}" for c in obj["spec"]["template"]["spec"].get("containers", []) for s in _secret_settings(c)]
+        assert not found, f"deployment {obj['metadata']['name']} passes a client secret ({', '.join(found)})"
+    else:
+        secret = snapshot.kube.get("v1", "Secret", obj["namespace"], obj["name"])
+        assert secret is not None, f"Secret {obj['namespace']}/{obj['name']} mounted by external-dns does not exist"
+        for key, value in (secret.get("data") or {}).items():
+            settings = value.get("redactedJson") if isinstance(value, dict) else None
+            if settings is None:
+                continue
+            secrets = [k for k, v in settings.items() if looks_secret(k) and v not in ("", None)]
+            assert not secrets, (
+                f"Secret {obj['namespace']}/{obj['name']} key {key} sets {', '.join(secrets)}: external-dns "
+                "authenticates with a service principal secret")
+
+
+# -- RBAC-005 -----------------------------------------------------------------------------------
+
+def control_plane(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any]]:
+    cluster = snapshot.azure.managed_cluster()
+    if not cluster:
+        raise NotApplicable(f"managed cluster {target.cluster_name} not found")
+    identity = cluster.get("identity") or {}
+    user_assigned = (identity.get("userAssignedIdentities") or {}).values()
+    principals = [p for p in [identity.get("principalId"), *(v.get("principalId") for v in user_assigned)] if p]
+    if not principals:
+        raise NotApplicable(f"cluster {target.cluster_name} uses a service principal, not a managed identity")
+    return {f"controlplane/{target.cluster_name}": {"principals": principals}}
+
+
+@check(
+    "RBAC-005", "the control plane holds Managed Identity Operator on the DNS identity, and nowhere broader", "medium",
+    remediation="az role assignment create --assignee-object-id <control plane principal> --role 'Managed Identity "
+                "Operator' --scope <DNS identity id>; remove Managed Identity Operator at resource-group or "
+                "subscription scope.",
+    subjects=control_plane,
+)
+def test_control_plane_operates_only_identities(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+    operator = [
+        a for p in subject["principals"] for a in _assignments_of(snapshot, p)
+        if _role(a) == MANAGED_IDENTITY_OPERATOR
+    ]
+    dns_identity = _dns_identity(snapshot, target)
+    if dns_identity is not None:
+        assert any(same_id(_scope(a), dns_identity["id"]) for a in operator), (
+            f"the control plane of {target.cluster_name} does not hold Managed Identity Operator on {dns_identity['id']}: "
+            "the add-on cannot assign the DNS identity to the node pool")
+    broad = [a for a in operator if "/providers/microsoft.managedidentity/userassignedidentities/" not in normalise(_scope(a))]
+    assert not broad, (
+        f"the control plane holds Managed Identity Operator at {', '.join(_scope(a) for a in broad)}: it can "
+        "assign every identity there to the node pool")
