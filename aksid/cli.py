@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--state-dir", type=Path, required=True)
     sub.add_parser("scenarios", help="list the built-in scenarios")
 
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `aksid scenarios | head` ends quietly
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"]:  # everything after `run` belongs to pytest, in its order
         return run_suites(argv[1:])

@@ -84,6 +84,8 @@ def _runs_suites(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not only in pyproject.toml, so an installed `aksid run` (no ini file) knows it too.
+    config.addinivalue_line("markers", "check(id, title, severity, remediation, subjects): an aksid conformance check")
     if not _runs_suites(config):
         return
     state = AksidState(config)
