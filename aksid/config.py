@@ -21,6 +21,8 @@ import yaml
 from aksid.envfile import EnvFileError, parse_env_file
 
 ACME_ISSUERS = ("letsencrypt-staging", "letsencrypt-prod")
+LETSENCRYPT_PROD = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 MODES = ("attach", "replay")
 
@@ -74,6 +76,63 @@ _RBAC_ENTRY = re.compile(r"^[^@,]+@(zone|dns-resource-group|aks-resource-group|s
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
 
+def parse_dns_address(text: str) -> tuple[str, int]:
+    """"ip", "ip:port", "[v6]:port" or a bare IPv6 address (port 53 when none); names are not resolved."""
+    host, port = text.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an address (expected ip, ip:port or [ipv6]:port)") from None
+    if not 0 < number < 65536:
+        raise ValueError(f"'{text}' has an invalid port")
+    return host, number
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _dns_addresses(value: str) -> str | None:
+    items = _split(value)
+    if not items:
+        return "must list at least one address (ip:port)"
+    for item in items:
+        try:
+            parse_dns_address(item)
+        except ValueError as exc:
+            return f"has an entry {exc}"
+    return None
+
+
+def _dns_server_map(value: str) -> str | None:
+    items = _split(value)
+    if not items:
+        return "must map at least one name server (NAME=ip:port)"
+    for item in items:
+        name, sep, address = item.partition("=")
+        if not sep or _dns_name(name.strip()):
+            return f"has an entry '{item}' not of the form NS-NAME=ip:port"
+        try:
+            parse_dns_address(address)
+        except ValueError as exc:
+            return f"has an entry for {name.strip()} that {str(exc).split(' ', 1)[1]}"
+    return None
+
+
+def _seconds(value: str) -> str | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return "is not a number of seconds"
+    return None if 0 < seconds <= 60 else "must be more than 0 and at most 60 seconds"
+
+
 def _list_problem(value: str, entry: re.Pattern[str], form: str, allow_empty: bool = False) -> str | None:
     items = [item.strip() for item in value.split(",") if item.strip()]
     if not items and not allow_empty:
@@ -106,6 +165,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("tenant_id", ("AZ_TENANT_ID",), validate=_pattern(_GUID, "tenant id (a GUID)")),
     FieldSpec("acme_issuer", ("ACME_ISSUER",), default="letsencrypt-prod", validate=_one_of(*ACME_ISSUERS)),
     FieldSpec("acme_issuer_email", ("ACME_ISSUER_EMAIL",), validate=_pattern(_EMAIL, "e-mail address")),
+    FieldSpec("acme_prod_server", ("AKSID_ACME_PROD_SERVER",), default=LETSENCRYPT_PROD, validate=_https_url),
+    FieldSpec("acme_staging_server", ("AKSID_ACME_STAGING_SERVER",), default=LETSENCRYPT_STAGING, validate=_https_url),
     FieldSpec("addon_namespace", ("AKSID_ADDON_NAMESPACE",), default="kube-addons", validate=_dns_label),
     FieldSpec("demo_host", ("AKSID_DEMO_HOST",), default="hello", validate=_dns_label),
     FieldSpec("identity_name", ("IDENTITY_NAME",), validate=_pattern(_RESOURCE_GROUP, "identity name")),
@@ -121,6 +182,14 @@ FIELDS: tuple[FieldSpec, ...] = (
               validate=_one_of("default", "token-file")),
     FieldSpec("azure_token_file", ("AKSID_AZURE_TOKEN_FILE",), validate=_existing_file, is_path=True),
     FieldSpec("network", ("AKSID_NETWORK",), default="any", validate=_one_of("any", "loopback-only")),
+    # Where DNS queries go. Unset (real runs): the parent's servers and the zone's name servers are found
+    # through the system resolver. Lists are comma-separated text: "ip:port,..." and "NS-NAME=ip:port,...".
+    FieldSpec("dns_parent_servers", ("AKSID_DNS_PARENT_SERVERS",), validate=_dns_addresses,
+              help="servers of the zone's parent, asked for the delegation"),
+    FieldSpec("dns_server_addresses", ("AKSID_DNS_SERVER_ADDRESSES",), validate=_dns_server_map,
+              help="address of each of the zone's name servers, by NS name"),
+    FieldSpec("dns_timeout", ("AKSID_DNS_TIMEOUT",), default="2", validate=_seconds,
+              help="seconds to wait for each DNS answer"),
 )
 FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
 
@@ -128,13 +197,18 @@ FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
 _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
     "target": {name: name for name in (
         "domain", "dns_resource_group", "aks_resource_group", "cluster_name", "subscription_id",
-        "tenant_id", "acme_issuer", "acme_issuer_email", "addon_namespace", "demo_host", "identity_name",
+        "tenant_id", "acme_issuer", "acme_issuer_email", "acme_prod_server", "acme_staging_server",
+        "addon_namespace", "demo_host", "identity_name",
         "bind_allowed", "rbac_allowed",
     )},
     "kube": {"kubeconfig": "kubeconfig", "context": "kube_context"},
     "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
               "token_file": "azure_token_file"},
+    "dns": {"parent_servers": "dns_parent_servers", "server_addresses": "dns_server_addresses", "timeout": "dns_timeout"},
 }
+# Profile settings that may be YAML lists / mappings; they are stored as the comma-separated text of their field.
+_PROFILE_LISTS = {"dns_parent_servers"}
+_PROFILE_MAPPINGS = {"dns_server_addresses"}
 _PROFILE_SCALARS = {"network": "network"}
 
 
@@ -150,6 +224,8 @@ class Target:
     tenant_id: str | None
     acme_issuer: str
     acme_issuer_email: str | None
+    acme_prod_server: str
+    acme_staging_server: str
     addon_namespace: str
     demo_host: str
     identity_name: str
@@ -162,6 +238,9 @@ class Target:
     azure_credential: str
     azure_token_file: str | None
     network: str
+    dns_parent_servers: str | None = None
+    dns_server_addresses: str | None = None
+    dns_timeout: str | None = "2"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -177,6 +256,10 @@ class Target:
     def cluster_id(self) -> str:
         return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.aks_resource_group}"
                 f"/providers/Microsoft.ContainerService/managedClusters/{self.cluster_name}")
+
+    def acme_server_for(self, issuer: str) -> str:
+        """The ACME directory an issuer of the tutorial must use (`-staging` → staging, otherwise production)."""
+        return self.acme_staging_server if issuer.endswith("staging") else self.acme_prod_server
 
     def allowed_bindings(self) -> dict[tuple[str, str], str]:
         """{(namespace, deployment): selector} of the workloads allowed to carry identity selectors."""
@@ -200,6 +283,21 @@ class Target:
             role, _, scope = item.rpartition("@")
             allowed.append((role, scopes.get(scope, scope)))
         return allowed
+
+    def parent_servers(self) -> list[str] | None:
+        """The configured parent servers ("ip:port"), or None: find them through the system resolver."""
+        return _split(self.dns_parent_servers) if self.dns_parent_servers else None
+
+    def server_addresses(self) -> dict[str, str] | None:
+        """{zone NS name: "ip:port"} as configured, or None: resolve the NS names."""
+        if not self.dns_server_addresses:
+            return None
+        pairs = (item.partition("=") for item in _split(self.dns_server_addresses))
+        return {name.strip(): address.strip() for name, _, address in pairs}
+
+    @property
+    def dns_timeout_seconds(self) -> float:
+        return float(self.dns_timeout or 2)
 
     def public_view(self) -> dict[str, Any]:
         """The settings as shown in reports: file paths and names only, never file contents."""
@@ -240,11 +338,21 @@ def load_profile(path: Path) -> dict[str, tuple[str, str]]:
             if sub_key not in _PROFILE_SECTIONS[key]:
                 raise ConfigError(f"the profile {path} has an unknown setting '{key}.{sub_key}'")
             name = _PROFILE_SECTIONS[key][sub_key]
-            text = _scalar(value, f"{key}.{sub_key}", source)
+            text = _profile_text(name, value, f"{key}.{sub_key}", source)
             if FIELD_BY_NAME[name].is_path:
                 text = str((path.parent / text).resolve())
             values[name] = (text, f"{source} ({key}.{sub_key})")
     return values
+
+
+def _profile_text(name: str, value: object, where: str, source: str) -> str:
+    if name in _PROFILE_LISTS and isinstance(value, list):
+        return ",".join(_scalar(item, where, source) for item in value)
+    if name in _PROFILE_MAPPINGS and isinstance(value, dict):
+        return ",".join(f"{_scalar(k, where, source)}={_scalar(v, where, source)}" for k, v in value.items())
+    if name in _PROFILE_MAPPINGS and not isinstance(value, str):
+        raise ConfigError(f"'{where}' in {source} must be a mapping of name server names to ip:port")
+    return _scalar(value, where, source)
 
 
 def _scalar(value: object, where: str, source: str) -> str:
@@ -358,6 +466,13 @@ def _require_loopback(resolved: Mapping[str, str | None], sources: Mapping[str, 
             f"arm_endpoint '{endpoint}' from {sources.get('arm_endpoint')} is outside the sandbox "
             "(network is loopback-only)"
         )
+    for name in ("dns_parent_servers", "dns_server_addresses"):
+        for item in _split(resolved.get(name) or ""):
+            address = item.partition("=")[2] if name == "dns_server_addresses" else item
+            if not ipaddress.ip_address(parse_dns_address(address)[0]).is_loopback:
+                raise ConfigError(
+                    f"{name} entry '{item}' from {sources.get(name)} is outside the sandbox (network is loopback-only)"
+                )
 
 
 def is_loopback_host(host: str) -> bool:

@@ -132,11 +132,72 @@ class AzureEvidence:
     def identities(self) -> list[dict[str, Any]]:
         return self._value("identities", "the user-assigned identities") or []
 
+    def identity_named(self, name: str) -> dict[str, Any] | None:
+        """The user-assigned identity called `name` (IDENTITY_NAME); ARM names are case-insensitive."""
+        return next((i for i in self.identities() if i.get("name", "").lower() == name.lower()), None)
+
     def role_assignments(self) -> list[dict[str, Any]]:
         return self._value("roleAssignments", "the role assignments") or []
 
     def role_definitions(self) -> list[dict[str, Any]]:
         return self._value("roleDefinitions", "the role definitions") or []
+
+
+def _same_name(a: str, b: str) -> bool:
+    """DNS names compare case-insensitively, with or without the trailing dot."""
+    return a.rstrip(".").lower() == b.rstrip(".").lower()
+
+
+def question(name: str, rdtype: str) -> str:
+    """The key of one query in a server's evidence: `hello.example.test. A`."""
+    return f"{name.rstrip('.')}. {rdtype.upper()}"
+
+
+class DnsEvidence:
+    """Read-only accessors over the DNS part of a snapshot: the parent's delegation and each name server's answers.
+
+    A query that got an answer (even REFUSED or SERVFAIL) is evidence and is returned; one that got none
+    (timeout, refused connection, no address) raises EvidenceUnavailable with the cause.
+    """
+
+    def __init__(self, entries: Mapping[str, dict[str, Any]] | None) -> None:
+        self._entries = entries
+
+    def _value(self, key: str, what: str) -> Any:
+        if self._entries is None or key not in self._entries:
+            raise EvidenceUnavailable(f"{what} was not collected (this snapshot has no DNS evidence)")
+        entry = self._entries[key]
+        if entry["status"] != "ok":
+            raise EvidenceUnavailable(f"{what} could not be queried: {entry['reason']}")
+        return entry["value"]
+
+    def parent(self) -> dict[str, Any]:
+        """{zone, parent, servers: {label: entry}}: what each server of the parent zone says about the delegation."""
+        return self._value("parent", "the parent zone's delegation")
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        """{zone NS name: entry}, one per name server Azure lists for the zone."""
+        return self._value("servers", "the zone's name servers")
+
+    def server(self, name: str) -> dict[str, Any]:
+        """{address, queries} of one name server (any case, trailing dot or not)."""
+        entry = next((entry for key, entry in self.servers().items() if _same_name(key, name)), None)
+        if entry is None:
+            raise EvidenceUnavailable(f"name server {name} was not queried")
+        if entry["status"] != "ok":
+            raise EvidenceUnavailable(f"name server {name} could not be queried: {entry['reason']}")
+        return entry["value"]
+
+    def answer(self, server: str, name: str, rdtype: str) -> dict[str, Any]:
+        """One server's answer {rcode, aa, answers, ttl, transport[, serial, cname]} to `name rdtype`."""
+        found = self.server(server)
+        wanted = question(name, rdtype)
+        entry = next((entry for key, entry in found["queries"].items() if key.lower() == wanted.lower()), None)
+        if entry is None:
+            raise EvidenceUnavailable(f"name server {server} was not asked {wanted}")
+        if entry.get("value") is None:
+            raise EvidenceUnavailable(f"name server {server} ({found['address']}) gave no answer to {wanted}: {entry['reason']}")
+        return entry["value"]
 
 
 class Snapshot:
@@ -148,6 +209,7 @@ class Snapshot:
         self.document = document
         self.kube = KubeEvidence(document.get("kube", {}))
         self.azure = AzureEvidence(document.get("azure", {}))
+        self.dns = DnsEvidence(document.get("dns"))
 
     @property
     def target(self) -> dict[str, Any]:
@@ -161,6 +223,7 @@ class Snapshot:
             for key, entry in self.document.get(section, {}).items():
                 if entry.get("status") == "error":
                     found.append(f"{section} {key}: {entry['reason']}")
+        found += _dns_errors(self.document.get("dns") or {})
         return found
 
     @classmethod
@@ -184,8 +247,30 @@ class Snapshot:
         os.replace(tmp, path)
 
 
+def _dns_errors(entries: Mapping[str, dict[str, Any]]) -> list[str]:
+    """The DNS section's errors: whole entries, then each server (or parent server) with its first cause."""
+    found = []
+    for key, entry in entries.items():
+        if entry.get("status") == "error" and entry.get("value") is None:
+            found.append(f"dns {key}: {entry['reason']}")
+            continue
+        value = entry.get("value") or {}
+        servers = value.get("servers", {}) if key == "parent" else value
+        for name, server in servers.items():
+            if server.get("status") == "error" and key == "parent":
+                found.append(f"dns parent server {name}: {server['reason']}")
+            elif server.get("status") == "error":
+                found.append(f"dns server {name}: {server['reason']}")
+            elif key == "servers":
+                queries = (server.get("value") or {}).get("queries", {})
+                reasons = [q["reason"] for q in queries.values() if q["status"] == "error"]
+                if reasons:
+                    found.append(f"dns server {name}: {len(reasons)} of {len(queries)} queries failed ({reasons[0]})")
+    return found
+
+
 def new_document(target: Mapping[str, Any], mode: str, created: str) -> dict[str, Any]:
-    return {"schema": SCHEMA, "created": created, "mode": mode, "target": dict(target), "kube": {}, "azure": {}}
+    return {"schema": SCHEMA, "created": created, "mode": mode, "target": dict(target), "kube": {}, "azure": {}, "dns": {}}
 
 
 def names(objects: Iterable[Mapping[str, Any]]) -> list[str]:

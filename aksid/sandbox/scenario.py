@@ -5,6 +5,9 @@ Format (documented in the README):
     expect {failed: [IDs], error: [IDs]},
     kube {add: [objects], remove: [{apiVersion, kind, namespace?, name}], patch: [{..., merge: {...}}], faults: [...]},
     azure {add: [resources], remove: [ids], patch: [{id, merge}], faults: [...]},
+    dns {parent_delegation: [NS names], servers: {a|b: {soa_serial, records: [{name, type, ttl, values}]}}}
+        (how the real DNS servers differ from the Azure record sets; merged over the base's `dns` as an
+        RFC 7386 merge patch: mappings merge, a list such as `records` replaces the base's, null deletes)
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Any
 import yaml
 
 from aksid.paths import scenarios_dir
+from aksid.sandbox.dns import DnsSandboxError
+from aksid.sandbox.dns import _validate_staging as validate_dns_staging
 
-_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure"}
+_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns"}
 _SECTION_KEYS = {"add", "remove", "patch", "faults"}
 _EXPECT_KEYS = {"failed", "error"}
 
@@ -39,6 +44,28 @@ class Scenario:
     kube_faults: list[dict[str, Any]] = field(default_factory=list)
     azure_resources: list[dict[str, Any]] = field(default_factory=list)
     azure_faults: list[dict[str, Any]] = field(default_factory=list)
+    dns: dict[str, Any] = field(default_factory=dict)  # the DNS sandbox's staging (aksid.sandbox.dns.start_dns)
+
+    @property
+    def dns_zone_id(self) -> str:
+        """The id of the target's zone, as the target's values spell it (compare case-insensitively)."""
+        t = self.target
+        return (f"/subscriptions/{t.get('subscription_id')}/resourceGroups/{t.get('dns_resource_group')}"
+                f"/providers/Microsoft.Network/dnszones/{str(t.get('domain', '')).rstrip('.')}")
+
+    def dns_zone(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The target's zone resource and its record sets (`<zone id>/<TYPE>/<name>`), or None when Azure has no zone."""
+        zone_id = self.dns_zone_id.lower()
+        zone = next((r for r in self.azure_resources if str(r.get("id", "")).lower() == zone_id), None)
+        if zone is None:
+            return None
+        record_sets = [
+            r for r in self.azure_resources
+            if str(r.get("id", "")).lower().startswith(zone_id + "/")
+            and str(r["id"])[len(zone_id) + 1:].count("/") == 1
+            and str(r.get("type", "")).lower().startswith("microsoft.network/dnszones/")
+        ]
+        return zone, record_sets
 
 
 def builtin_dir() -> Path:
@@ -85,6 +112,7 @@ def load_scenario(reference: str, relative_to: Path | None = None, _seen: tuple[
     scenario.expect_error = _ids(expect.get("error"), path, "expect.error")
     _apply_kube(scenario, _mapping(document.get("kube"), path, "kube"), path)
     _apply_azure(scenario, _mapping(document.get("azure"), path, "azure"), path)
+    _apply_dns(scenario, _mapping(document.get("dns"), path, "dns"), path)
     return scenario
 
 
@@ -199,3 +227,14 @@ def _apply_azure(scenario: Scenario, section: dict[str, Any], path: Path) -> Non
             raise ScenarioError(f"{path}: azure.add {resource['id']} already exists; use azure.patch")
         resources.append(copy.deepcopy(resource))
     scenario.azure_faults = [*scenario.azure_faults, *_list(section.get("faults"), path, "azure.faults")]
+
+
+def _apply_dns(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
+    """`dns:` is the DNS sandbox's staging, merged over the base's (RFC 7386: lists replace, null deletes)."""
+    try:
+        validate_dns_staging(section)
+        merged = merge_patch(scenario.dns, section)
+        validate_dns_staging(merged)
+    except DnsSandboxError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    scenario.dns = merged

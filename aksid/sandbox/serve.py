@@ -3,6 +3,9 @@
 Started by `aksid sandbox up` (see runtime.py) as its own process so that `up` can return and
 `down` can stop it by PID. Writes into the state dir: ca.crt, kubeconfig, profile.yaml,
 requests.jsonl (every request, method and path), ready.json (ports, pid).
+
+The real DNS servers (knotd) are started by runtime.up before this process; it passes their
+addresses (`--dns-endpoints`) so that profile.yaml points the suite at them.
 """
 
 from __future__ import annotations
@@ -61,9 +64,12 @@ def write_kubeconfig(state_dir: Path, scenario: Scenario, port: int, token: str)
     return path
 
 
-def write_profile(state_dir: Path, scenario: Scenario, arm_port: int) -> Path:
-    """Everything the suite needs to attach to the sandbox, exactly as it would to Azure."""
-    document = {
+def write_profile(state_dir: Path, scenario: Scenario, arm_port: int, dns: dict[str, Any] | None = None) -> Path:
+    """Everything the suite needs to attach to the sandbox, exactly as it would to Azure.
+
+    `dns`: {parent_servers: ["ip:port"], server_addresses: {NS name: "ip:port"}} of the knotd sandbox.
+    """
+    document: dict[str, Any] = {
         "target": dict(scenario.target),
         "kube": {"kubeconfig": "kubeconfig"},
         "azure": {
@@ -74,12 +80,15 @@ def write_profile(state_dir: Path, scenario: Scenario, arm_port: int) -> Path:
         },
         "network": "loopback-only",
     }
+    if dns and dns.get("parent_servers"):
+        document["dns"] = {"parent_servers": list(dns["parent_servers"]),
+                           "server_addresses": dict(dns.get("server_addresses") or {})}
     path = state_dir / "profile.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
 
 
-def serve(scenario_ref: str, state_dir: Path) -> None:
+def serve(scenario_ref: str, state_dir: Path, dns: dict[str, Any] | None = None) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     scenario = load_scenario(scenario_ref)
     ca = SandboxCA.create(state_dir)
@@ -97,7 +106,7 @@ def serve(scenario_ref: str, state_dir: Path) -> None:
     )
     kube_port, arm_port = kube.server_address[1], arm.server_address[1]
     write_kubeconfig(state_dir, scenario, kube_port, kube_token)
-    write_profile(state_dir, scenario, arm_port)
+    write_profile(state_dir, scenario, arm_port, dns)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -114,8 +123,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m aksid.sandbox.serve")
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--dns-endpoints", type=json.loads, default=None,
+                        help='JSON {"parent_servers": [...], "server_addresses": {...}} of the knotd sandbox')
     args = parser.parse_args()
-    serve(args.scenario, args.state_dir.resolve())
+    serve(args.scenario, args.state_dir.resolve(), args.dns_endpoints)
 
 
 if __name__ == "__main__":
