@@ -1,0 +1,305 @@
+"""A real ACME CA for the sandbox: Let's Encrypt's pebble, on loopback only.
+
+One pebble stands for Let's Encrypt production, another for staging; each gets its own directory
+`state_dir/<name>/` holding `pebble-config.json`, `pebble.log` and `https/` (a throw-away CA and the
+certificate of pebble's own HTTPS listener: the Debian package ships no test certificate). Pebble keeps
+all its state in memory and regenerates its roots at every start, so the roots are fetched from its
+management interface once it answers.
+
+DNS-01 validation queries go to `dns_server` only (pebble takes a single `-dnsserver`): pass one of the
+knot servers of aksid.sandbox.dns. Nothing is written outside `state_dir`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from aksid.sandbox.tls import SandboxCA
+
+# Below Linux's ephemeral range (32768-60999), so the kernel never hands "our" port to an outgoing socket.
+PORT_RANGE = (20000, 32767)
+BIND_ATTEMPTS = 5
+STOP_TIMEOUT = 3.0
+# Let's Encrypt issues 90-day certificates; pebble 2.4 defaults to 5 years.
+CERTIFICATE_VALIDITY_SECONDS = 90 * 24 * 3600
+LISTEN_HOST = "127.0.0.1"
+
+# Processes this module (and web.py) started, by PID: Popen reaps them, so no zombie outlives stop.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class PebbleError(RuntimeError):
+    """Pebble could not be started or queried; the message says why."""
+
+
+class _PortTaken(Exception):
+    """Another process bound a chosen port between our probe and pebble's bind: pick others."""
+
+
+@dataclass(frozen=True)
+class AcmeCA:
+    pid: int
+    directory_url: str  # https://127.0.0.1:PORT/dir
+    https_ca_bundle: Path  # the CA that signs pebble's own HTTPS listener (so clients can verify it)
+    roots_pem: str  # the issuing root(s) of this CA (PEM), fetched from pebble's management API
+    management_url: str = ""  # https://127.0.0.1:PORT (roots, intermediates, cert status)
+
+
+# --- public API ---------------------------------------------------------------------------------
+
+
+def start_pebble(
+    state_dir: Path,
+    name: str,
+    dns_server: str,
+    *,
+    chain_length: int | None = None,
+    alternate_roots: int = 0,
+    timeout: float = 15,
+) -> AcmeCA:
+    """Start one pebble named `name`; return once its directory answers over verified HTTPS."""
+    _check_loopback_endpoint(dns_server, "dns_server")
+    if chain_length is not None and chain_length < 1:
+        raise PebbleError(f"chain_length must be at least 1 (leaf + 1 intermediate), not {chain_length}")
+    if alternate_roots < 0:
+        raise PebbleError(f"alternate_roots must not be negative, not {alternate_roots}")
+    binary = shutil.which("pebble")
+    if binary is None:
+        raise PebbleError("pebble is not installed: apt-get install pebble")
+    directory = state_dir.resolve() / name
+    if directory.exists():
+        shutil.rmtree(directory)
+    bundle, cert, key = _https_identity(directory / "https")
+    env = _pebble_env(chain_length, alternate_roots)
+    deadline = time.monotonic() + timeout
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        acme_port, management_port = free_ports(LISTEN_HOST, 2)
+        config = _write_config(directory, acme_port, management_port, cert, key)
+        process = launch_process([binary, "-config", str(config), "-dnsserver", dns_server, "-strict=false"],
+                                 cwd=directory, log=directory / "pebble.log", env=env)
+        try:
+            directory_url = f"https://{LISTEN_HOST}:{acme_port}/dir"
+            _wait_directory(process, directory_url, bundle, directory / "pebble.log", deadline)
+            management_url = f"https://{LISTEN_HOST}:{management_port}"
+            roots = _fetch_roots(management_url, bundle, alternate_roots)
+        except _PortTaken:
+            stop_process(process.pid)
+            if attempt == BIND_ATTEMPTS:
+                raise PebbleError(f"pebble could not bind free ports in {BIND_ATTEMPTS} attempts") from None
+            continue
+        except BaseException:
+            stop_process(process.pid)
+            raise
+        return AcmeCA(process.pid, directory_url, bundle, roots, management_url)
+    raise AssertionError("unreachable")
+
+
+def stop_pebble(pid: int) -> None:
+    stop_process(pid)
+
+
+def fetch_issuer(ca: AcmeCA) -> tuple[x509.Certificate, PrivateKeyTypes]:
+    """The intermediate that signs pebble's leaves, with its key (pebble's management API serves both; the
+    extra intermediates of PEBBLE_CHAIN_LENGTH > 1 sit above it). For leaves pebble cannot make, such as
+    an expired one (see aksid.sandbox.web.make_expired_leaf), that still chain to the pebble roots."""
+    cert_response = _get(f"{ca.management_url}/intermediates/0", ca.https_ca_bundle, timeout=5)
+    key_response = _get(f"{ca.management_url}/intermediate-keys/0", ca.https_ca_bundle, timeout=5)
+    if cert_response.status_code != 200 or key_response.status_code != 200:
+        raise PebbleError(f"pebble's management API gave no issuing intermediate (HTTP {cert_response.status_code}"
+                          f"/{key_response.status_code})")
+    cert = x509.load_pem_x509_certificate(cert_response.content)
+    key = serialization.load_pem_private_key(key_response.content, password=None)
+    return cert, key
+
+
+# --- process helpers (shared with web.py) -------------------------------------------------------
+
+
+def launch_process(argv: list[str], *, cwd: Path, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server in its own session (a Ctrl-C to the test run does not reach it; we stop it by PID)."""
+    with log.open("ab") as handle:
+        process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+                                   env=dict(env) if env is not None else None, start_new_session=True)
+    _CHILDREN[process.pid] = process
+    return process
+
+
+def stop_process(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, wait, then SIGKILL; reap it when it is our child."""
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if process_alive(pid):
+        _signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 1.0
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    if not process_alive(pid):
+        _CHILDREN.pop(pid, None)
+
+
+def process_alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None  # poll() reaps the zombie
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def _https_identity(directory: Path) -> tuple[Path, Path, Path]:
+    """A fresh CA and a 127.0.0.1/localhost certificate for pebble's listeners (ACME and management)."""
+    ca = SandboxCA.create(directory, name="aksid pebble HTTPS CA")
+    cert, key = ca.issue_server_cert(directory, "pebble", hosts=(LISTEN_HOST, "localhost"))
+    return ca.cert_path, cert, key
+
+
+def _pebble_env(chain_length: int | None, alternate_roots: int) -> dict[str, str]:
+    """A clean environment: no inherited PEBBLE_* (e.g. VA_ALWAYS_VALID would skip the DNS-01 check)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PEBBLE_VA_NOSLEEP": "1",  # validate at once instead of after 0-15 s
+        "PEBBLE_WFE_NONCEREJECT": "0",  # never reject a good nonce (default: 5 %)
+        # Never reuse a valid authorization: every issuance really goes through DNS-01 (default: 50 %).
+        "PEBBLE_AUTHZREUSE": "0",
+        "PEBBLE_ALTERNATE_ROOTS": str(alternate_roots),
+    }
+    if chain_length is not None:
+        env["PEBBLE_CHAIN_LENGTH"] = str(chain_length)
+    return env
+
+
+def _write_config(directory: Path, acme_port: int, management_port: int, cert: Path, key: Path) -> Path:
+    config = {
+        "pebble": {
+            "listenAddress": f"{LISTEN_HOST}:{acme_port}",
+            "managementListenAddress": f"{LISTEN_HOST}:{management_port}",
+            "certificate": str(cert),
+            "privateKey": str(key),
+            # The ports pebble's VA would dial for HTTP-01 / TLS-ALPN-01; only DNS-01 is used here.
+            "httpPort": 80,
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+            "certificateValidityPeriod": CERTIFICATE_VALIDITY_SECONDS,
+        }
+    }
+    path = directory / "pebble-config.json"
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+
+def _wait_directory(process: subprocess.Popen[bytes], url: str, bundle: Path, log: Path, deadline: float) -> None:
+    """Poll the ACME directory until it answers 200; fail fast when pebble exits."""
+    while True:
+        code = process.poll()
+        if code is not None:
+            text = _read(log)
+            if "address already in use" in text:
+                raise _PortTaken()
+            raise PebbleError(f"pebble exited during start-up (code {code}): {_last_line(text)}")
+        try:
+            if _get(url, bundle, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise PebbleError(f"pebble did not answer {url} in time: {_last_line(_read(log))}")
+        time.sleep(0.02)
+
+
+def _fetch_roots(management_url: str, bundle: Path, alternate_roots: int) -> str:
+    """The issuing roots: /roots/0, then the alternates /roots/1..N (regenerated at every start)."""
+    pems = []
+    for index in range(alternate_roots + 1):
+        response = _get(f"{management_url}/roots/{index}", bundle, timeout=5)
+        if response.status_code != 200 or "BEGIN CERTIFICATE" not in response.text:
+            raise PebbleError(f"pebble's management API gave no root {index} (HTTP {response.status_code})")
+        pems.append(response.text if response.text.endswith("\n") else response.text + "\n")
+    return "".join(pems)
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def _get(url: str, bundle: Path, timeout: float) -> requests.Response:
+    """A GET that trusts only `bundle`: without trust_env=False, REQUESTS_CA_BUNDLE and *_PROXY from the
+    environment would apply (a proxy could even carry loopback traffic elsewhere)."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(url, verify=str(bundle), timeout=timeout)
+
+
+def _check_loopback_endpoint(endpoint: str, what: str) -> None:
+    host, _, port = endpoint.rpartition(":")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback and 0 < int(port) < 65536
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise PebbleError(f"{what} must be a loopback 'ip:port' (the sandbox never dials outside it), not '{endpoint}'")
+
+
+def free_ports(address: str, count: int) -> list[int]:
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(500):
+        port = rng.randint(*PORT_RANGE)
+        if port not in ports and _bindable(address, port):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise PebbleError(f"no {count} free ports in {PORT_RANGE[0]}-{PORT_RANGE[1]} on {address}")
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output from pebble"
