@@ -30,11 +30,6 @@ def _scope(assignment: dict[str, Any]) -> str:
     return assignment["properties"]["scope"]
 
 
-def _dns_identity(snapshot: Snapshot, target: Target) -> dict[str, Any] | None:
-    wanted = target.identity_name.lower()
-    return next((i for i in snapshot.azure.identities() if i.get("name", "").lower() == wanted), None)
-
-
 def _assignments_of(snapshot: Snapshot, principal: str) -> list[dict[str, Any]]:
     return [a for a in snapshot.azure.role_assignments() if (a.get("properties") or {}).get("principalId") == principal]
 
@@ -46,7 +41,7 @@ def _describe(snapshot: Snapshot, assignment: dict[str, Any]) -> str:
 
 def dns_identities(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any]]:
     """The identity named IDENTITY_NAME (the tutorial's `${AZ_DNS_DOMAIN/./-}-identity`)."""
-    identity = _dns_identity(snapshot, target)
+    identity = snapshot.azure.identity_named(target.identity_name)
     if identity is None:
         raise NotApplicable(f"no user-assigned identity named {target.identity_name} (set IDENTITY_NAME)")
     return {f"identity/{identity['name']}": identity}
@@ -215,7 +210,7 @@ def test_control_plane_operates_only_identities(subject: dict[str, Any], snapsho
         a for p in subject["principals"] for a in _assignments_of(snapshot, p)
         if _role(a) == MANAGED_IDENTITY_OPERATOR
     ]
-    dns_identity = _dns_identity(snapshot, target)
+    dns_identity = snapshot.azure.identity_named(target.identity_name)
     if dns_identity is not None:
         assert any(same_id(_scope(a), dns_identity["id"]) for a in operator), (
             f"the control plane of {target.cluster_name} does not hold Managed Identity Operator on {dns_identity['id']}: "

@@ -48,8 +48,9 @@ def test_secret_based_check_is_skipped_without_the_opt_in(tmp_path: Path) -> Non
     run = aksid("demo", "--reports-dir", str(tmp_path), reports=tmp_path)
     assert run.code == 0, run.stdout + run.stderr
     skipped = [c for c in run.results["checks"] if c["outcome"] == "skipped"]
-    assert [(c["id"], c["subject"]) for c in skipped] == [("RBAC-004", "secret/kube-addons/external-dns")]
-    assert "--aksid-read-secrets" in skipped[0]["message"]
+    assert sorted((c["id"], c["subject"]) for c in skipped) == [
+        ("ISS-004", "secret/hello/tls-secret"), ("RBAC-004", "secret/kube-addons/external-dns")]
+    assert all("--aksid-read-secrets" in c["message"] for c in skipped)
 
 
 def test_azure_json_client_secret_is_found_with_the_opt_in(tmp_path: Path) -> None:

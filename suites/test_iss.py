@@ -1,0 +1,187 @@
+"""ISS: cert-manager's issuers are ready, point at the right CA, use the DNS identity, and the demo certificate is current."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aksid.checks import NotApplicable, check
+from aksid.config import Target
+from aksid.snapshot import Snapshot
+
+CERT_MANAGER = "cert-manager.io/v1"
+ACME = "acme.cert-manager.io/v1"
+ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+READY_REASONS = ("ACMEAccountRegistered", "ACMEAccountVerified")
+FAILED_STATES = ("invalid", "errored", "expired")
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), {})
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def demo_ingress(snapshot: Snapshot, target: Target) -> dict[str, Any] | None:
+    """The Ingress that serves the demo host (hello.<domain>)."""
+    for ingress in snapshot.kube.list("networking.k8s.io/v1", "Ingress"):
+        if any(rule.get("host") == target.demo_fqdn for rule in (ingress.get("spec") or {}).get("rules") or []):
+            return ingress
+    return None
+
+
+# -- ISS-001 ------------------------------------------------------------------------------------
+
+def cluster_issuers(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """Every ClusterIssuer, and the one ACME_ISSUER names even when it is missing."""
+    issuers = snapshot.kube.list(CERT_MANAGER, "ClusterIssuer")
+    found: dict[str, tuple[str, dict[str, Any] | None]] = {
+        f"clusterissuer/{i['metadata']['name']}": (i["metadata"]["name"], i) for i in issuers
+    }
+    found.setdefault(f"clusterissuer/{target.acme_issuer}", (target.acme_issuer, None))
+    return found
+
+
+@check(
+    "ISS-001", "each ClusterIssuer is Ready (ACME account registered)", "high",
+    remediation="Read the issuer's condition (`kubectl describe clusterissuer <name>`): fix the ACME server URL or "
+                "e-mail, or delete the account key Secret so cert-manager registers again.",
+    subjects=cluster_issuers,
+)
+def test_cluster_issuer_ready(subject: tuple[str, dict[str, Any] | None]) -> None:
+    name, issuer = subject
+    assert issuer is not None, f"ClusterIssuer {name} (ACME_ISSUER) does not exist; apply the tutorial's issuers"
+    ready = _condition(issuer, "Ready")
+    assert ready.get("status") == "True", (
+        f"ClusterIssuer {name} is not Ready ({ready.get('reason', 'no Ready condition')}: {ready.get('message', '')})")
+    assert ready.get("reason") in READY_REASONS, (
+        f"ClusterIssuer {name} is Ready for reason {ready.get('reason')}, not a registered ACME account")
+
+
+# -- ISS-002 ------------------------------------------------------------------------------------
+
+def demo_issuer(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    ingress = demo_ingress(snapshot, target)
+    if ingress is None:
+        raise NotApplicable(f"no Ingress serves {target.demo_fqdn}")
+    name = (ingress["metadata"].get("annotations") or {}).get(ISSUER_ANNOTATION)
+    if not name:
+        raise NotApplicable(f"Ingress {ingress['metadata']['namespace']}/{ingress['metadata']['name']} names no cluster issuer")
+    return {f"clusterissuer/{name}": (name, snapshot.kube.get(CERT_MANAGER, "ClusterIssuer", None, name))}
+
+
+@check(
+    "ISS-002", "the demo's issuer is ACME_ISSUER and talks to that issuer's ACME server", "high",
+    remediation="Point the Ingress annotation cert-manager.io/cluster-issuer at ACME_ISSUER, and give "
+                "letsencrypt-prod the production directory and letsencrypt-staging the staging one.",
+    subjects=demo_issuer,
+)
+def test_demo_issuer_matches_acme_issuer(subject: tuple[str, dict[str, Any] | None], target: Target) -> None:
+    name, issuer = subject
+    assert name == target.acme_issuer, (
+        f"the demo Ingress uses ClusterIssuer {name}, but ACME_ISSUER is {target.acme_issuer}")
+    assert issuer is not None, f"ClusterIssuer {name} used by the demo Ingress does not exist"
+    server = ((issuer.get("spec") or {}).get("acme") or {}).get("server")
+    expected = target.acme_server_for(name)
+    assert server == expected, f"ClusterIssuer {name} uses ACME server {server}, expected {expected}"
+
+
+# -- ISS-003 ------------------------------------------------------------------------------------
+
+def azure_dns_solvers(snapshot: Snapshot, _target: Target) -> dict[str, tuple[str, dict[str, Any]]]:
+    subjects = {}
+    for kind in ("ClusterIssuer", "Issuer"):
+        for issuer in snapshot.kube.list(CERT_MANAGER, kind):
+            solvers = ((issuer.get("spec") or {}).get("acme") or {}).get("solvers") or []
+            for index, solver in enumerate(solvers):
+                azure = (solver.get("dns01") or {}).get("azureDNS")
+                if azure is not None:
+                    ns = issuer["metadata"].get("namespace")
+                    ref = f"{ns + '/' if ns else ''}{issuer['metadata']['name']}"
+                    subjects[f"{kind.lower()}/{ref}/solver-{index}"] = (f"{kind} {ref} solver {index}", azure)
+    if not subjects:
+        raise NotApplicable("no azureDNS solver in any issuer")
+    return subjects
+
+
+@check(
+    "ISS-003", "every azureDNS solver names the target's subscription, resource group and zone, and the DNS identity",
+    "high",
+    remediation="Set subscriptionID, resourceGroupName and hostedZoneName to the zone's (AZ_SUBSCRIPTION_ID, "
+                "AZ_DNS_RESOURCE_GROUP, AZ_DNS_DOMAIN); leave managedIdentity unset (ambient) or set its clientID "
+                "to the DNS identity's.",
+    subjects=azure_dns_solvers,
+)
+def test_solver_targets_the_zone(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target) -> None:
+    label, azure = subject
+    expected = {"subscriptionID": target.subscription_id, "resourceGroupName": target.dns_resource_group,
+                "hostedZoneName": target.domain.rstrip(".")}
+    wrong = [f"{key} is {azure.get(key)!r}, expected {value!r}" for key, value in expected.items()
+             if str(azure.get(key, "")).lower().rstrip(".") != value.lower()]
+    assert not wrong, f"{label}: {'; '.join(wrong)}"
+    managed = azure.get("managedIdentity") or {}
+    if managed.get("clientID"):
+        identity = snapshot.azure.identity_named(target.identity_name)
+        client_id = ((identity or {}).get("properties") or {}).get("clientId")
+        assert managed["clientID"] == client_id, (
+            f"{label} uses managed identity {managed['clientID']}, not the DNS identity {target.identity_name} ({client_id})")
+
+
+# -- ISS-004 ------------------------------------------------------------------------------------
+
+def demo_certificate(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, Any]]:
+    ingress = demo_ingress(snapshot, target)
+    if ingress is None:
+        raise NotApplicable(f"no Ingress serves {target.demo_fqdn}")
+    namespace = ingress["metadata"]["namespace"]
+    tls = next((t for t in (ingress.get("spec") or {}).get("tls") or [] if target.demo_fqdn in (t.get("hosts") or [])), None)
+    if tls is None or not tls.get("secretName"):
+        raise NotApplicable(f"Ingress {namespace}/{ingress['metadata']['name']} has no TLS for {target.demo_fqdn}")
+    name = tls["secretName"]  # cert-manager names the Certificate after the secret
+    return {
+        f"certificate/{namespace}/{name}": ("certificate", (namespace, name)),
+        f"secret/{namespace}/{name}": ("secret", (namespace, name)),
+    }
+
+
+def _failing_acme(snapshot: Snapshot, namespace: str) -> list[str]:
+    failing = []
+    for kind in ("Order", "Challenge"):
+        for obj in snapshot.kube.list(ACME, kind, namespace):
+            status = obj.get("status") or {}
+            if status.get("state") in FAILED_STATES:
+                reason = status.get("reason", "no reason given")
+                failing.append(f"{kind} {obj['metadata']['name']} is {status['state']}: {reason}")
+    return failing
+
+
+@check(
+    "ISS-004", "the demo Certificate is Ready, its Secret exists, and it is not inside its renewal window", "high",
+    remediation="`kubectl -n <ns> describe certificate,certificaterequest,order,challenge`: fix what the failing "
+                "Order/Challenge reports (usually DNS-01 rights or delegation), then `cmctl renew`.",
+    subjects=demo_certificate,
+)
+def test_demo_certificate_current(subject: tuple[str, Any], snapshot: Snapshot) -> None:
+    kind, (namespace, name) = subject
+    if kind == "secret":
+        assert snapshot.kube.get("v1", "Secret", namespace, name) is not None, (
+            f"Secret {namespace}/{name} of the demo Certificate does not exist: the Ingress serves no certificate")
+        return
+    certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", namespace, name)
+    failing = _failing_acme(snapshot, namespace)
+    hint = f"; {'; '.join(failing)}" if failing else ""
+    assert certificate is not None, f"Certificate {namespace}/{name} does not exist{hint}"
+    ready = _condition(certificate, "Ready")
+    assert ready.get("status") == "True", (
+        f"Certificate {namespace}/{name} is not Ready ({ready.get('reason', 'no Ready condition')}: "
+        f"{ready.get('message', '')}){hint}")
+    status = certificate.get("status") or {}
+    # Judged at collection time, so a replayed snapshot gives the same answer it gave live.
+    collected = _time(snapshot.document.get("created")) or dt.datetime.now(dt.UTC)
+    renewal, not_after = _time(status.get("renewalTime")), _time(status.get("notAfter"))
+    assert not_after is None or collected < not_after, f"Certificate {namespace}/{name} expired at {status.get('notAfter')}{hint}"
+    assert renewal is None or collected < renewal, (
+        f"Certificate {namespace}/{name} is inside its renewal window (renewal was due {status.get('renewalTime')}, "
+        f"expires {status.get('notAfter')}) and has not been renewed{hint}")
