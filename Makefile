@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-DEBS := knot pebble nginx
+DEBS := knot pebble nginx chromium
 
 .PHONY: demo test lint debs clean
 
@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 debs:
-	@if ! { test -x /usr/sbin/knotd && test -x /usr/bin/pebble && test -x /usr/sbin/nginx; }; then \
+	@if ! { test -x /usr/sbin/knotd && test -x /usr/bin/pebble && test -x /usr/sbin/nginx && test -x /usr/bin/chromium; }; then \
 		echo "installing Debian packages: $(DEBS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
 	fi

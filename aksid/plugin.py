@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from aksid.checks import NotApplicable, check_info
+from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, resolve_target
 from aksid.paths import suites_dir
-from aksid.results import CheckResult, terminal_lines, write_json, write_junit
+from aksid.reporting import REPORT_FILES, write_reports
+from aksid.results import CheckResult, terminal_lines
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
+from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
 
 _STATE = pytest.StashKey["AksidState"]()
 _PROPERTY = "aksid"
@@ -36,6 +38,10 @@ class AksidState:
         self.snapshot: Snapshot | None = None
         self.snapshot_path: Path | None = None
         self.credential: Any = None
+        self.waivers: list[Waiver] = []
+        self.stale: list[dict[str, Any]] = []
+        self.fail_on: str = config.getoption("aksid_fail_on")
+        self.today = dt.datetime.now(dt.UTC).date()
         self.results: dict[str, CheckResult] = {}
         self.started = dt.datetime.now(dt.UTC)
 
@@ -70,6 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--aksid-replay", metavar="PATH", help="check a saved snapshot; no network at all")
     group.addoption("--aksid-read-secrets", action="store_true", default=False,
                     help="read Secret contents (redacted before they are stored); off by default")
+    group.addoption("--aksid-waivers", metavar="FILE", help="YAML waivers: check, subject pattern, reason, expires")
+    group.addoption("--aksid-fail-on", metavar="SEVERITY", default="low", choices=SEVERITIES,
+                    help="exit non-zero only for failures/errors at or above this severity (default: low)")
     group.addoption("--aksid-reports-dir", metavar="DIR", default="reports", help="where reports go (default: reports)")
 
 
@@ -91,6 +100,11 @@ def pytest_configure(config: pytest.Config) -> None:
     state = AksidState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "aksid-state")
+    waivers = _path_option(config, "aksid_waivers")
+    try:
+        state.waivers = load_waivers(waivers) if waivers else []
+    except WaiverError as exc:
+        raise pytest.UsageError(f"aksid: {exc}") from None
     if state.is_worker:
         return  # the controller validated everything and hands over the snapshot
     try:
@@ -252,10 +266,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     info = check_info(marker)
     callspec = getattr(item, "callspec", None)
     subject = callspec.id if callspec is not None else _cluster_subject(item.config)
+    state = _state(item.config)
+    waiver = find_waiver(state.waivers, info.id, subject) if state and outcome == "failed" else None
+    waiver_record = None
+    if waiver is not None and state is not None:
+        waiver_record = {**waiver.describe(), "status": "expired" if waiver.expired(state.today) else "active"}
+        if waiver.expired(state.today):
+            message = f"{message} (waiver expired on {waiver.expires.isoformat()}: {waiver.reason})"
+        else:
+            outcome, message = "waived", f"waived until {waiver.expires.isoformat()}: {waiver.reason} — {message}"
+            # pytest's own notion of an accepted failure: counted as xfailed, does not fail the run
+            report.outcome, report.wasxfail = "skipped", f"waived: {waiver.reason}"
     record = {
         "id": info.id, "title": info.title, "severity": info.severity, "area": info.area,
         "subject": subject, "outcome": outcome, "message": message,
-        "remediation": info.remediation, "nodeid": item.nodeid,
+        "remediation": info.remediation, "nodeid": item.nodeid, "waiver": waiver_record,
     }
     report.user_properties.append((_PROPERTY, json.dumps(record)))
     return report
@@ -296,19 +321,33 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
-    if state is None or state.is_worker:
+    if state is None or state.is_worker or not state.results:
         return
     results = list(state.results.values())
+    used = {r.waiver["index"] for r in results if r.waiver}
     meta = {
         "mode": state.mode,
         "started": state.started.isoformat(timespec="seconds"),
         "snapshot": str(state.snapshot_path) if state.snapshot_path else None,
         "target": state.target.public_view() if state.target else None,
+        "fail_on": state.fail_on,
+        "waivers": [w.describe() for w in state.waivers],
+        "stale_waivers": [w.describe() for w in state.waivers if w.index not in used],
     }
-    write_json(state.reports_dir / "results.json", results, meta)
-    write_junit(state.reports_dir / "junit.xml", results)
+    write_reports(state.reports_dir, results, meta)
+    state.stale = meta["stale_waivers"]
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        session.exitstatus = exit_code(results, state.fail_on)
+
+
+def exit_code(results: list[CheckResult], fail_on: str) -> int:
+    """1 when a check at or above `fail_on` severity failed or could not verify; waived failures do not count."""
+    threshold = SEVERITIES.index(fail_on)
+    blocking = [r for r in results if r.outcome in ("failed", "error") and SEVERITIES.index(r.severity) >= threshold]
+    return int(pytest.ExitCode.TESTS_FAILED) if blocking else int(pytest.ExitCode.OK)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -316,6 +355,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is None or state.is_worker or not state.results:
         return
     terminalreporter.section("aksid summary")
-    for line in terminal_lines(list(state.results.values())):
+    results = list(state.results.values())
+    for line in terminal_lines(results):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"reports: {state.reports_dir}/results.json, {state.reports_dir}/junit.xml")
+    for result in results:
+        if result.waiver and result.waiver["status"] == "expired":
+            terminalreporter.write_line(
+                f"EXPIRED WAIVER {result.id} [{result.subject}] expired {result.waiver['expires']}: the failure counts again",
+                red=True, bold=True)
+    for stale in state.stale:
+        terminalreporter.write_line(f"stale waiver {stale['check']} {stale['subject']!r}: matches no failure ({stale['reason']})",
+                                    yellow=True)
+    terminalreporter.write_line(f"reports in {state.reports_dir}: {', '.join(REPORT_FILES)}")

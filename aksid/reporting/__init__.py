@@ -1,0 +1,23 @@
+"""Every report is written from the same results: JSON, JUnit, Markdown, HTML, SARIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aksid.reporting.html import write_html
+from aksid.reporting.junit import write_junit
+from aksid.reporting.markdown import write_markdown
+from aksid.reporting.sarif import write_sarif
+from aksid.results import CheckResult, write_json
+
+REPORT_FILES = ("results.json", "junit.xml", "summary.md", "report.html", "results.sarif")
+
+
+def write_reports(directory: Path, results: list[CheckResult], meta: dict[str, object]) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "results.json", results, meta)
+    write_junit(directory / "junit.xml", results)
+    write_markdown(directory / "summary.md", results, meta)
+    write_html(directory / "report.html", results, meta)
+    write_sarif(directory / "results.sarif", results, meta)
+    return [directory / name for name in REPORT_FILES]

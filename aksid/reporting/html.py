@@ -1,0 +1,52 @@
+"""report.html: one self-contained page (no network, no external assets), failures first, printable."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from aksid.results import CheckResult, by_area, by_urgency, summary
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:70rem}
+h1{font-size:1.5rem;margin:0 0 .25rem} h2{font-size:1.15rem;margin:1.6rem 0 .5rem;border-bottom:1px solid #d0d7de}
+.totals span{display:inline-block;margin-right:1rem;font-weight:600}
+table{border-collapse:collapse;width:100%} td,th{border:1px solid #d0d7de;padding:.35rem .5rem;vertical-align:top;text-align:left}
+th{background:#f6f8fa} code{font-size:12px;word-break:break-all}
+.failed{background:#ffebe9} .error{background:#fff8c5} .waived{background:#eef} .skipped{color:#57606a} .passed{color:#1a7f37}
+.outcome{font-weight:700;text-transform:uppercase;font-size:12px;white-space:nowrap}
+@media print{body{margin:0;font-size:11px} tr{page-break-inside:avoid} .passed{display:none}}
+"""
+
+
+def _row(r: CheckResult) -> str:
+    fix = escape(r.remediation) if r.outcome in ("failed", "error") else ""
+    return (f'<tr class="{r.outcome}" data-check="{escape(r.id)}"><td class="outcome">{r.outcome}</td>'
+            f"<td><b>{escape(r.id)}</b> <small>{escape(r.severity)}</small><br>{escape(r.title)}</td>"
+            f"<td><code>{escape(r.subject)}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
+
+
+def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
+    counts = summary(results)
+    target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
+    heading = f"{escape(str(target.get('cluster_name', '?')))} / {escape(str(target.get('domain', '?')))}"  # type: ignore[union-attr]
+    head = "<tr><th>outcome</th><th>check</th><th>subject</th><th>evidence</th><th>remediation</th></tr>"
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>aksid report: {heading}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>aksid report: {heading}</h1>",
+        f"<p>mode {escape(str(meta.get('mode')))}, started {escape(str(meta.get('started')))}</p>",
+        '<p class="totals">' + "".join(f'<span class="{o}">{counts[o]} {o}</span>' for o in counts) + "</p>",
+    ]
+    urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
+    if urgent:
+        parts += ['<h2 id="attention">Needs attention</h2><table>', head, *map(_row, urgent), "</table>"]
+    for area, area_results in by_area(results).items():
+        rows = map(_row, by_urgency(area_results))
+        parts += [f'<h2 id="area-{escape(area)}">{escape(area)}</h2><table>', head, *rows, "</table>"]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(path: Path, results: list[CheckResult], meta: dict[str, object]) -> None:
+    path.write_text(render_html(results, meta), encoding="utf-8")

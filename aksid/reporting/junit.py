@@ -1,0 +1,37 @@
+"""JUnit XML: one <testsuite> per area, check ID and severity as properties, `error` outcomes as <error>."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from aksid.results import CheckResult, by_area, summary
+
+
+def write_junit(path: Path, results: list[CheckResult]) -> None:
+    root = ET.Element("testsuites", name="aksid")
+    for area, area_results in by_area(results).items():
+        counts = summary(area_results)
+        suite = ET.SubElement(
+            root, "testsuite", name=area, tests=str(len(area_results)), failures=str(counts["failed"]),
+            errors=str(counts["error"]), skipped=str(counts["skipped"] + counts["waived"]),
+        )
+        for result in area_results:
+            case = ET.SubElement(suite, "testcase", classname=f"aksid.{area}", name=f"{result.id} {result.subject}")
+            props = ET.SubElement(case, "properties")
+            for name, value in (("check_id", result.id), ("severity", result.severity), ("nodeid", result.nodeid)):
+                ET.SubElement(props, "property", name=name, value=value)
+            if result.waiver:
+                waiver = f"{result.waiver['reason']} (expires {result.waiver['expires']})"
+                ET.SubElement(props, "property", name="waiver", value=waiver)
+            if result.outcome == "failed":
+                node = ET.SubElement(case, "failure", message=result.message)
+                node.text = f"{result.message}\n\nRemediation: {result.remediation}"
+            elif result.outcome == "error":
+                ET.SubElement(case, "error", message=result.message).text = result.message
+            elif result.outcome in ("skipped", "waived"):
+                ET.SubElement(case, "skipped", message=result.message)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+

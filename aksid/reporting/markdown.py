@@ -1,0 +1,38 @@
+"""summary.md: short, failures first, fit for a CI step summary or a pull-request comment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aksid.results import CheckResult, by_area, by_urgency, summary
+
+_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "waived": "🟡"}
+
+
+def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
+    counts = summary(results)
+    target = meta.get("target") or {}
+    title = f"aksid: {target.get('cluster_name', '?')} / {target.get('domain', '?')}" if isinstance(target, dict) else "aksid"
+    lines = [f"## {title}", "", " · ".join(f"{_ICON[o]} {counts[o]} {o}" for o in counts if counts[o]), ""]
+    urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
+    if urgent:
+        lines += ["| | check | subject | finding | fix |", "|---|---|---|---|---|"]
+        for r in urgent:
+            fix = r.remediation if r.outcome == "failed" else ""
+            lines.append(f"| {_ICON[r.outcome]} | {r.id} ({r.severity}) | `{r.subject}` | {_cell(r.message)} | {_cell(fix)} |")
+        lines.append("")
+    lines += ["| area | " + " | ".join(counts) + " |", "|---|" + "---|" * len(counts)]
+    for area, area_results in by_area(results).items():
+        area_counts = summary(area_results)
+        lines.append(f"| {area} | " + " | ".join(str(area_counts[o]) for o in counts) + " |")
+    for stale in meta.get("stale_waivers") or []:  # type: ignore[union-attr]
+        lines.append(f"\n🟡 stale waiver: {stale['check']} `{stale['subject']}` matched no failure ({stale['reason']})")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", r"\|").replace("\n", " ")
+
+
+def write_markdown(path: Path, results: list[CheckResult], meta: dict[str, object]) -> None:
+    path.write_text(render_markdown(results, meta), encoding="utf-8")

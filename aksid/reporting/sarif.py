@@ -1,0 +1,62 @@
+"""results.sarif: SARIF 2.1.0, one rule per check, one result per failed (or errored) subject."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aksid import __version__
+from aksid.results import CheckResult
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+# SARIF levels; `security-severity` lets code-scanning UIs rank them like CVSS.
+_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
+_SECURITY_SEVERITY = {"critical": "9.0", "high": "7.5", "medium": "5.0", "low": "2.0"}
+
+
+def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[str, object]:
+    checks: dict[str, CheckResult] = {}
+    for result in sorted(results, key=lambda r: r.id):
+        checks.setdefault(result.id, result)
+    rule_index = {check_id: index for index, check_id in enumerate(checks)}
+    rules = [
+        {
+            "id": check_id,
+            "name": check_id.replace("-", ""),
+            "shortDescription": {"text": r.title},
+            "fullDescription": {"text": f"{r.title} (area {r.area})"},
+            "help": {"text": r.remediation},
+            "defaultConfiguration": {"level": _LEVEL[r.severity]},
+            "properties": {"security-severity": _SECURITY_SEVERITY[r.severity], "tags": ["aksid", r.area.lower()]},
+        }
+        for check_id, r in checks.items()
+    ]
+    sarif_results = []
+    for r in results:
+        if r.outcome not in ("failed", "error", "waived"):
+            continue
+        entry: dict[str, object] = {
+            "ruleId": r.id,
+            "ruleIndex": rule_index[r.id],
+            "level": _LEVEL[r.severity] if r.outcome == "failed" else "note",
+            "kind": "fail" if r.outcome == "failed" else ("review" if r.outcome == "error" else "informational"),
+            "message": {"text": r.message},
+            "locations": [{"logicalLocations": [{"fullyQualifiedName": r.subject, "kind": r.subject.split("/", 1)[0]}]}],
+            "properties": {"outcome": r.outcome, "nodeid": r.nodeid},
+        }
+        if r.waiver:
+            entry["suppressions"] = [{"kind": "external", "justification": str(r.waiver["reason"])}]
+        sarif_results.append(entry)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "aksid", "version": __version__, "rules": rules}},
+            "results": sarif_results,
+            "properties": {"mode": meta.get("mode"), "target": meta.get("target")},
+        }],
+    }
+
+
+def write_sarif(path: Path, results: list[CheckResult], meta: dict[str, object]) -> None:
+    path.write_text(json.dumps(render_sarif(results, meta), indent=2) + "\n", encoding="utf-8")
