@@ -26,6 +26,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
+from aksid.config import parse_dns_address
 from aksid.snapshot import error, ok
 
 MAX_WORKERS = 32
@@ -132,29 +133,12 @@ def _lookup(mapping: Mapping[str, str], name: str) -> str | None:
 def _configured_address(text: str, loopback_only: bool) -> Address | Entry:
     """"ip:port", "ip", "[v6]:port" or a bare IPv6 address; refused before any packet when off loopback."""
     try:
-        address = _parse_address(text)
+        address = parse_dns_address(text)
     except ValueError as exc:
         return error(str(exc))
     if loopback_only and not ipaddress.ip_address(address[0]).is_loopback:
         return error(f"{text} is outside the sandbox (only loopback addresses may be queried)")
     return address
-
-
-def _parse_address(text: str) -> Address:
-    host, port = text, "53"
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":") or "53"
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    try:
-        ipaddress.ip_address(host)
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"'{text}' is not an address (expected ip, ip:port or [ipv6]:port)") from None
-    if not 0 < number < 65536:
-        raise ValueError(f"'{text}' has an invalid port")
-    return host, number
 
 
 def _resolve_address(name: str, timeout: float) -> Address | Entry:
