@@ -32,6 +32,8 @@ def start_https_server(
     # The handshake happens on first read, in the request's own thread: a client that connects and
     # stays silent must not stall the accepting thread for everyone else.
     server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    thread = threading.Thread(target=server.serve_forever, name=f"https-{handler_cls.__name__}", daemon=True)
+    # A short poll interval: shutdown() waits for it, and `sandbox down` should not take seconds.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=f"https-{handler_cls.__name__}", daemon=True)
     thread.start()
     return server
