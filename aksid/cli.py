@@ -12,8 +12,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aksid.sandbox.scenario import ScenarioError, builtin_names, load_scenario
-
 # Settings a user's shell may carry that must not leak into a run against the sandbox.
 _TARGET_VARIABLES = ("KUBECONFIG", "AZ_", "ACME_", "IDENTITY_", "AKSID_", "AZURE_")
 
@@ -34,6 +32,7 @@ def _clean_environment() -> dict[str, str]:
 def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path | None = None) -> int:
     """Sandbox up → the suites in attach mode → summary and reports → sandbox down (also on Ctrl-C)."""
     from aksid.sandbox.runtime import SandboxError, down, up
+    from aksid.sandbox.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(scenario_ref)
@@ -120,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sandbox(args.action, args.scenario, args.state_dir)
     if args.command == "checks":
         return _catalogue(args.format)
+    from aksid.sandbox.scenario import builtin_names, load_scenario
+
     for name in builtin_names():
         scenario = load_scenario(name)
         expected = ", ".join(scenario.expect_failed + scenario.expect_error) or "all green"
@@ -142,6 +143,7 @@ def _catalogue(form: str) -> int:
 
 def _sandbox(action: str, scenario: str, state_dir: Path) -> int:
     from aksid.sandbox.runtime import SandboxError, down, up
+    from aksid.sandbox.scenario import ScenarioError
 
     try:
         if action == "up":

@@ -133,6 +133,22 @@ def _seconds(value: str) -> str | None:
     return None if 0 < seconds <= 60 else "must be more than 0 and at most 60 seconds"
 
 
+def _port(value: str) -> str | None:
+    return None if value.isdigit() and 0 < int(value) < 65536 else "is not a TCP port (1-65535)"
+
+
+def _days(value: str) -> str | None:
+    return None if value.isdigit() and int(value) <= 3650 else "is not a whole number of days (0-3650)"
+
+
+def _ip_address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return "is not an IP address (names are not resolved: give the address to connect to)"
+    return None
+
+
 def _list_problem(value: str, entry: re.Pattern[str], form: str, allow_empty: bool = False) -> str | None:
     items = [item.strip() for item in value.split(",") if item.strip()]
     if not items and not allow_empty:
@@ -190,6 +206,18 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="address of each of the zone's name servers, by NS name"),
     FieldSpec("dns_timeout", ("AKSID_DNS_TIMEOUT",), default="2", validate=_seconds,
               help="seconds to wait for each DNS answer"),
+    # The demo host as a browser sees it. The trust store defaults to Mozilla's (as certifi ships it); the
+    # address defaults to what the zone's name servers answered for the host (DNS evidence).
+    FieldSpec("trust_store", ("AKSID_TRUST_STORE",), validate=_existing_file, is_path=True,
+              help="PEM bundle of trusted roots (default: Mozilla's store, from certifi)"),
+    FieldSpec("tls_address", ("AKSID_TLS_ADDRESS",), validate=_ip_address,
+              help="address to connect to for the demo host (default: its A record, as the zone's servers answer it)"),
+    FieldSpec("tls_https_port", ("AKSID_TLS_HTTPS_PORT",), default="443", validate=_port),
+    FieldSpec("tls_http_port", ("AKSID_TLS_HTTP_PORT",), default="80", validate=_port),
+    FieldSpec("tls_min_days", ("AKSID_TLS_MIN_DAYS",), default="14", validate=_days,
+              help="minimum remaining lifetime of the served leaf, in days"),
+    FieldSpec("tls_timeout", ("AKSID_TLS_TIMEOUT",), default="5", validate=_seconds,
+              help="seconds to wait for each TLS/HTTP connection and answer"),
 )
 FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
 
@@ -205,6 +233,8 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
     "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
               "token_file": "azure_token_file"},
     "dns": {"parent_servers": "dns_parent_servers", "server_addresses": "dns_server_addresses", "timeout": "dns_timeout"},
+    "tls": {"trust_store": "trust_store", "address": "tls_address", "https_port": "tls_https_port",
+            "http_port": "tls_http_port", "min_days": "tls_min_days", "timeout": "tls_timeout"},
 }
 # Profile settings that may be YAML lists / mappings; they are stored as the comma-separated text of their field.
 _PROFILE_LISTS = {"dns_parent_servers"}
@@ -241,6 +271,12 @@ class Target:
     dns_parent_servers: str | None = None
     dns_server_addresses: str | None = None
     dns_timeout: str | None = "2"
+    trust_store: str | None = None
+    tls_address: str | None = None
+    tls_https_port: str | None = "443"
+    tls_http_port: str | None = "80"
+    tls_min_days: str | None = "14"
+    tls_timeout: str | None = "5"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -299,6 +335,23 @@ class Target:
     def dns_timeout_seconds(self) -> float:
         return float(self.dns_timeout or 2)
 
+    @property
+    def tls_https_port_number(self) -> int:
+        return int(self.tls_https_port or 443)
+
+    @property
+    def tls_http_port_number(self) -> int:
+        return int(self.tls_http_port or 80)
+
+    @property
+    def tls_min_days_count(self) -> int:
+        """The leaf must still be valid this many days after collection (TLS-002)."""
+        return int(self.tls_min_days if self.tls_min_days is not None else 14)
+
+    @property
+    def tls_timeout_seconds(self) -> float:
+        return float(self.tls_timeout or 5)
+
     def public_view(self) -> dict[str, Any]:
         """The settings as shown in reports: file paths and names only, never file contents."""
         return {spec.name: getattr(self, spec.name) for spec in FIELDS}
@@ -339,8 +392,8 @@ def load_profile(path: Path) -> dict[str, tuple[str, str]]:
                 raise ConfigError(f"the profile {path} has an unknown setting '{key}.{sub_key}'")
             name = _PROFILE_SECTIONS[key][sub_key]
             text = _profile_text(name, value, f"{key}.{sub_key}", source)
-            if FIELD_BY_NAME[name].is_path:
-                text = str((path.parent / text).resolve())
+            if FIELD_BY_NAME[name].is_path and text.strip():
+                text = str((path.parent / Path(text).expanduser()).resolve())
             values[name] = (text, f"{source} ({key}.{sub_key})")
     return values
 
@@ -429,26 +482,47 @@ def resolve_target(
     resolved: dict[str, str | None] = {}
     sources: dict[str, str] = {}
     for spec in FIELDS:
-        if spec.name in merged:
-            value, source = merged[spec.name]
-            value = value.strip()
-        elif spec.default is not None:
-            value, source = spec.default, "default"
-        else:
-            if spec.required:
-                raise ConfigError(_missing(spec))
-            resolved[spec.name] = None
-            continue
-        if spec.validate and (problem := spec.validate(value)):
-            raise ConfigError(f"{spec.name} '{value}' from {source} {problem}")
+        value, source = _resolve_field(spec, merged.get(spec.name))
         resolved[spec.name] = value
-        sources[spec.name] = source
+        if source is not None:
+            sources[spec.name] = source
 
     if resolved["azure_credential"] == "token-file" and not resolved["azure_token_file"]:
         raise ConfigError("azure_credential is 'token-file' but no azure_token_file is set (profile azure.token_file)")
     if resolved["network"] == "loopback-only":
         _require_loopback(resolved, sources)
     return Target(**resolved, sources=sources)  # type: ignore[arg-type]
+
+
+def _resolve_field(spec: FieldSpec, given: tuple[str, str] | None) -> tuple[str | None, str | None]:
+    """(value, source) of one field; an empty value (`--aksid-set trust_store=`) stands for its default."""
+    if given is not None and given[0].strip():
+        value, source = given[0].strip(), given[1]
+    elif spec.default is not None:
+        value, source = spec.default, "default" if given is None else f"default (emptied by {given[1]})"
+    elif spec.required:
+        raise ConfigError(_missing(spec))
+    else:
+        return None, None if given is None else f"unset by {given[1]}"
+    if spec.validate and (problem := spec.validate(value)):
+        raise ConfigError(f"{spec.name} '{value}' from {source} {problem}")
+    return value, source
+
+
+def override_target(target: Target, pairs: list[str]) -> Target:
+    """`target` with `--aksid-set` overrides applied and validated (replay: re-judge a snapshot with other settings)."""
+    if not pairs:
+        return target
+    values = {spec.name: getattr(target, spec.name) for spec in FIELDS}
+    sources = dict(target.sources)
+    for name, given in parse_overrides(pairs).items():
+        values[name], source = _resolve_field(FIELD_BY_NAME[name], given)
+        sources.pop(name, None)
+        if source is not None:
+            sources[name] = source
+    if values["network"] == "loopback-only":
+        _require_loopback(values, sources)
+    return Target(**values, sources=sources)  # type: ignore[arg-type]
 
 
 def _missing(spec: FieldSpec) -> str:
@@ -465,6 +539,11 @@ def _require_loopback(resolved: Mapping[str, str | None], sources: Mapping[str, 
         raise ConfigError(
             f"arm_endpoint '{endpoint}' from {sources.get('arm_endpoint')} is outside the sandbox "
             "(network is loopback-only)"
+        )
+    address = resolved.get("tls_address")
+    if address and not ipaddress.ip_address(address.strip("[]")).is_loopback:
+        raise ConfigError(
+            f"tls_address '{address}' from {sources.get('tls_address')} is outside the sandbox (network is loopback-only)"
         )
     for name in ("dns_parent_servers", "dns_server_addresses"):
         for item in _split(resolved.get(name) or ""):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from aksid.checks import SEVERITIES, NotApplicable, check_info
-from aksid.config import FIELDS, ConfigError, Target, resolve_target
+from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
 from aksid.paths import suites_dir
 from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
@@ -111,7 +111,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if state.replay:
             state.snapshot = Snapshot.load(state.replay)
             state.snapshot_path = state.replay
-            state.target = target_from_snapshot(state.snapshot)
+            # --aksid-set re-judges the saved evidence with other settings (e.g. another trust store)
+            state.target = target_from_snapshot(state.snapshot, config.getoption("aksid_set"))
         else:
             state.target = resolve_target(
                 profile=_path_option(config, "aksid_profile"),
@@ -129,10 +130,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"aksid: {exc}") from None
 
 
-def target_from_snapshot(snapshot: Snapshot) -> Target:
+def target_from_snapshot(snapshot: Snapshot, overrides: list[str] | None = None) -> Target:
+    """The target a snapshot was collected for; fields it predates take their defaults; then `--aksid-set` overrides."""
     view = snapshot.target
-    values = {spec.name: view.get(spec.name) for spec in FIELDS}
-    return Target(**values, sources={name: "snapshot" for name in values})
+    values = {spec.name: view.get(spec.name, spec.default) for spec in FIELDS}
+    sources = {spec.name: "snapshot" if spec.name in view else "default (not in the snapshot)" for spec in FIELDS}
+    return override_target(Target(**values, sources=sources), overrides or [])
 
 
 def _state(config: pytest.Config) -> AksidState | None:
@@ -186,7 +189,8 @@ def snapshot_of(config: pytest.Config) -> Snapshot:
         raise pytest.UsageError("aksid: the check suites need the aksid plugin (run them with `aksid run`)")
     if state.snapshot is None and state.is_worker:
         state.snapshot = Snapshot.load(Path(config.workerinput["aksid_snapshot"]))  # type: ignore[attr-defined]
-        state.target = target_from_snapshot(state.snapshot)
+        # the controller validated the overrides already; in attach mode they are in the snapshot's target
+        state.target = target_from_snapshot(state.snapshot, config.getoption("aksid_set") if state.replay else None)
     assert state.snapshot is not None
     return state.snapshot
 

@@ -200,6 +200,31 @@ class DnsEvidence:
         return entry["value"]
 
 
+class TlsEvidence:
+    """Read-only accessors over the TLS part of a snapshot: what the demo host served (see collect/tls.py).
+
+    Entries: `handshake` {address, port, server_name, protocol, cipher, chain: [PEM, leaf first]},
+    `legacy` {TLSv1: bool, TLSv1.1: bool}, `http` {status, location, body_excerpt}, `page` {status, hsts, body}.
+    """
+
+    def __init__(self, entries: Mapping[str, dict[str, Any]] | None) -> None:
+        self._entries = entries
+
+    _WHAT = {"handshake": "the TLS handshake", "legacy": "the TLS 1.0/1.1 probe", "http": "the plain-HTTP request",
+             "page": "the HTTPS page"}
+
+    def value(self, key: str) -> Any:
+        what = self._WHAT.get(key, f"the TLS evidence '{key}'")
+        if not self._entries:
+            raise EvidenceUnavailable(f"{what} was not collected (this snapshot has no TLS evidence)")
+        entry = self._entries.get(key)
+        if entry is None:
+            raise EvidenceUnavailable(f"{what} was not collected")
+        if entry["status"] != "ok":
+            raise EvidenceUnavailable(f"{what} failed: {entry['reason']}")
+        return entry["value"]
+
+
 class Snapshot:
     """One run's evidence; built by collectors, read by checks."""
 
@@ -210,6 +235,7 @@ class Snapshot:
         self.kube = KubeEvidence(document.get("kube", {}))
         self.azure = AzureEvidence(document.get("azure", {}))
         self.dns = DnsEvidence(document.get("dns"))
+        self.tls = TlsEvidence(document.get("tls"))
 
     @property
     def target(self) -> dict[str, Any]:
@@ -224,6 +250,9 @@ class Snapshot:
                 if entry.get("status") == "error":
                     found.append(f"{section} {key}: {entry['reason']}")
         found += _dns_errors(self.document.get("dns") or {})
+        for key, entry in (self.document.get("tls") or {}).items():
+            if entry.get("status") == "error":
+                found.append(f"tls {key}: {entry['reason']}")
         return found
 
     @classmethod
@@ -270,7 +299,8 @@ def _dns_errors(entries: Mapping[str, dict[str, Any]]) -> list[str]:
 
 
 def new_document(target: Mapping[str, Any], mode: str, created: str) -> dict[str, Any]:
-    return {"schema": SCHEMA, "created": created, "mode": mode, "target": dict(target), "kube": {}, "azure": {}, "dns": {}}
+    return {"schema": SCHEMA, "created": created, "mode": mode, "target": dict(target), "kube": {}, "azure": {}, "dns": {},
+            "tls": {}}
 
 
 def names(objects: Iterable[Mapping[str, Any]]) -> list[str]:

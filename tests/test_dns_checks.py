@@ -158,8 +158,8 @@ def test_up_records_the_knotd_pids_and_down_stops_them_leaving_nothing(tmp_path:
     sandbox = up("healthy", state)
     try:
         pids = json.loads((state / "pids.json").read_text())
-        assert set(pids) == {"serve", "knotd-parent", "knotd-a", "knotd-b"}
-        assert sorted(knotd_pids_under(state)) == sorted(pid for name, pid in pids.items() if name != "serve")
+        assert set(pids) == {"serve", "knotd-parent", "knotd-a", "knotd-b", "pebble-prod", "pebble-staging", "nginx"}
+        assert sorted(knotd_pids_under(state)) == sorted(pid for name, pid in pids.items() if name.startswith("knotd"))
         dns = yaml.safe_load(sandbox.profile.read_text())["dns"]
         assert [address.split(":")[0] for address in dns["parent_servers"]] == ["127.0.0.53"]
         assert {address.split(":")[0] for address in dns["server_addresses"].values()} == {"127.0.0.54", "127.0.0.55"}

@@ -32,7 +32,8 @@ def test_healthy_is_all_green(tmp_path: Path) -> None:
     # Secret contents are opt-in: without --aksid-read-secrets the one check that needs them says so and skips.
     assert all(c["outcome"] == "skipped" and "--aksid-read-secrets" in c["message"] for c in not_passed), not_passed
     catalogue = {"NMI-001", "NMI-002", "NMI-003", "NMI-004", "BIND-001", "BIND-002", "BIND-003", "BIND-004",
-                 "RBAC-001", "RBAC-002", "RBAC-003", "RBAC-004", "RBAC-005"}
+                 "RBAC-001", "RBAC-002", "RBAC-003", "RBAC-004", "RBAC-005", "DNS-001", "DNS-002", "DNS-003", "DNS-004",
+                 "ISS-001", "ISS-002", "ISS-003", "ISS-004", "TLS-001", "TLS-002", "TLS-003", "TLS-004"}
     assert catalogue <= run.ids_with("passed")
 
 

@@ -11,8 +11,9 @@ from azure.core.credentials import TokenCredential
 from aksid.collect.arm import ArmCollector
 from aksid.collect.dns import collect_dns
 from aksid.collect.kube import collect_kube
+from aksid.collect.tls import collect_tls, unavailable
 from aksid.config import Target
-from aksid.snapshot import Snapshot, error, new_document
+from aksid.snapshot import Snapshot, error, new_document, question
 
 
 def _identity_ids_in_cluster(kube: dict[str, Any]) -> list[str]:
@@ -55,6 +56,57 @@ def collect_dns_evidence(target: Target, azure: dict[str, Any], progress: Callab
     )
 
 
+def _answered_addresses(target: Target, dns: dict[str, Any]) -> list[str]:
+    """The demo host's A answers, server by server in the zone's NS order: what a resolver would hand a browser."""
+    wanted = question(target.demo_fqdn, "A").lower()
+    servers = (dns.get("servers") or {}).get("value") or {}
+    found = []
+    for server in servers.values():
+        queries = (server.get("value") or {}).get("queries") or {}
+        answer = next((entry for key, entry in queries.items() if key.lower() == wanted), None)
+        if answer and answer.get("status") == "ok":
+            found += [address for address in answer["value"].get("answers") or [] if address not in found]
+    return found
+
+
+def _azure_addresses(target: Target, azure: dict[str, Any]) -> list[str]:
+    """The demo host's A record set in Azure DNS (name relative to the zone, as ARM lists it)."""
+    entry = azure.get("recordSets") or {}
+    record_sets = (entry.get("value") or []) if entry.get("status") == "ok" else []
+    for record_set in record_sets:
+        properties = {str(key).lower(): value for key, value in (record_set.get("properties") or {}).items()}
+        if (str(record_set.get("type", "")).lower().endswith("/a")
+                and str(record_set.get("name", "")).lower() == target.demo_host.lower()):
+            items = [{str(key).lower(): value for key, value in item.items()} for item in properties.get("arecords") or []]
+            return [str(item["ipv4address"]) for item in items if item.get("ipv4address")]
+    return []
+
+
+def tls_address(target: Target, azure: dict[str, Any], dns: dict[str, Any]) -> tuple[str | None, str]:
+    """(address, where it came from) for the demo host, or (None, why there is none)."""
+    if target.tls_address:
+        return target.tls_address, "tls_address setting"
+    answered = _answered_addresses(target, dns)
+    if answered:
+        return answered[0], "A record served by the zone's name servers"
+    in_azure = _azure_addresses(target, azure)
+    if in_azure:
+        return in_azure[0], "A record in Azure DNS (no name server answered one)"
+    return None, (f"not connected: {target.demo_fqdn} has no address (no name server of the zone answered an A record, "
+                  "Azure DNS holds none, and no tls_address is set)")
+
+
+def collect_tls_evidence(target: Target, azure: dict[str, Any], dns: dict[str, Any],
+                         progress: Callable[[str], None]) -> dict[str, Any]:
+    address, origin = tls_address(target, azure, dns)
+    if address is None:
+        return unavailable(origin)
+    progress(f"tls: connecting to {target.demo_fqdn} at {address} ({origin})")
+    return collect_tls(target.demo_fqdn, address, https_port=target.tls_https_port_number,
+                       http_port=target.tls_http_port_number, loopback_only=target.network == "loopback-only",
+                       timeout=target.tls_timeout_seconds, address_origin=origin)
+
+
 def collect_live(
     target: Target,
     kube_configuration: Any,
@@ -67,4 +119,5 @@ def collect_live(
     document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
     document["azure"] = ArmCollector(target, credential, progress).collect(_identity_ids_in_cluster(document["kube"]))
     document["dns"] = collect_dns_evidence(target, document["azure"], progress)
+    document["tls"] = collect_tls_evidence(target, document["azure"], document["dns"], progress)
     return Snapshot(document)

@@ -1,13 +1,16 @@
 """Bring the sandbox up and down: processes started here are stopped by their PIDs.
 
-`up` starts, in this order, the real DNS servers (three knotd, see dns.py: they start in tens of
-milliseconds and a failure is raised here, in the caller's process) and the server process for the
-fake kube API and ARM (serve.py), and records every PID in `pids.json` as soon as it exists;
-`down` stops every PID recorded there.
+`up` starts, in this order: the real DNS servers (three knotd, see dns.py: they start in tens of
+milliseconds and a failure is raised here, in the caller's process); the two ACME CAs (pebble "prod" and
+"staging", in parallel), the issuance of the demo host's certificate through DNS-01 and the demo host itself
+(nginx), see edge.py; then the server process for the fake kube API and ARM (serve.py), which serves the
+scenario's objects as prepared here (with what was really issued). Every PID goes into `pids.json` as soon
+as it exists; `down` stops every PID recorded there. A failure part-way stops whatever had started.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,8 +19,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aksid.sandbox.dns import DnsSandbox, DnsSandboxError, start_dns, stop_dns
+from aksid.sandbox.edge import Edge, EdgeError, prepare_base, start_edge, translate_acme_urls, wait_until_expired
+from aksid.sandbox.pebble import free_ports, stop_process
 from aksid.sandbox.scenario import Scenario, load_scenario
 
 START_TIMEOUT = 30.0
@@ -83,6 +89,52 @@ def _start_dns(scenario: Scenario, state_dir: Path) -> DnsSandbox | None:
         raise SandboxError(f"the DNS sandbox for scenario {scenario.path} could not start: {exc}") from None
 
 
+def _start_edge(scenario: Scenario, state_dir: Path, dns: DnsSandbox | None, record: Any) -> Edge | None:
+    """Pebbles, the demo certificate and nginx; None when there is no DNS to validate DNS-01 against."""
+    if dns is None:
+        return None
+    try:
+        return start_edge(state_dir, scenario.target, scenario.kube_objects, scenario.tls, dns, record)
+    except EdgeError as exc:
+        raise SandboxError(f"the ACME/TLS sandbox for scenario {scenario.path} could not start: {exc}") from None
+
+
+def _prepared(reference: str, loaded: Scenario, edge: Edge | None) -> Scenario:
+    """The scenario as the fake APIs serve it: what was issued goes into the base's objects before the scenario's
+    patches (which keep their explicit values), Let's Encrypt's URLs become the pebbles' after them."""
+    if edge is None:
+        return loaded
+    fqdn = f"{loaded.target.get('demo_host', 'hello')}.{str(loaded.target['domain']).rstrip('.')}"
+    prepared = load_scenario(
+        reference, prepare_base=lambda base: prepare_base(base.kube_objects, fqdn, edge.held, edge.issuer_directory))
+    translate_acme_urls(prepared.kube_objects, edge.directories)
+    prepared.target = {**prepared.target, "acme_prod_server": edge.directories["prod"],
+                       "acme_staging_server": edge.directories["staging"]}
+    return prepared
+
+
+def _write_prepared(state_dir: Path, scenario: Scenario) -> Path:
+    """The scenario for serve.py, as JSON (it holds the demo's private key, as the fake API's Secret does: 0600)."""
+    path = state_dir / "scenario.json"
+    document = {**dataclasses.asdict(scenario), "path": str(scenario.path)}
+    path.write_text(json.dumps(document), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _tls_endpoints(edge: Edge | None) -> dict[str, Any]:
+    """The profile's `tls:` section. Without a demo host, ports nothing listens on (never 443/80: a web server
+    of the machine itself could answer there)."""
+    if edge is None:
+        https_port, http_port = free_ports("127.0.0.1", 2)
+        return {"https_port": https_port, "http_port": http_port}
+    if edge.https_port is None or edge.http_port is None:
+        https_port, http_port = free_ports("127.0.0.1", 2)
+    else:
+        https_port, http_port = edge.https_port, edge.http_port
+    return {"trust_store": edge.public_roots.name, "https_port": https_port, "http_port": http_port}
+
+
 def up(scenario: str, state_dir: Path) -> Sandbox:
     """Start the sandbox for `scenario` (built-in name or path) and wait until it serves."""
     state_dir = state_dir.resolve()
@@ -90,40 +142,52 @@ def up(scenario: str, state_dir: Path) -> Sandbox:
     if _pids_file(state_dir).exists():
         raise SandboxError(f"a sandbox is already running in {state_dir}; run `aksid sandbox down --state-dir {state_dir}`")
     state_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("ready.json", "requests.jsonl"):
+    for stale in ("ready.json", "requests.jsonl", "scenario.json"):
         (state_dir / stale).unlink(missing_ok=True)
-    dns = _start_dns(loaded, state_dir)
-    pids: dict[str, int] = {}
-    endpoints: dict[str, object] = {}
-    if dns is not None:
-        pids = {_knotd_role(pid, index): pid for index, pid in enumerate(dns.pids)}
-        endpoints = {"parent_servers": dns.parent_servers, "server_addresses": dns.server_addresses}
-        _write_pids(state_dir, pids)
     reference = scenario if "/" not in scenario and not scenario.endswith((".yaml", ".yml")) else str(Path(scenario).resolve())
-    log = (state_dir / "sandbox.log").open("w", encoding="utf-8")
+    pids: dict[str, int] = {}
+
+    def record(name: str, pid: int) -> None:
+        pids[name] = pid
+        _write_pids(state_dir, pids)
+
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aksid.sandbox.serve", "--scenario", reference, "--state-dir", str(state_dir),
-             "--dns-endpoints", json.dumps(endpoints)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    except OSError:
+        dns = _start_dns(loaded, state_dir)
+        endpoints: dict[str, object] = {}
+        if dns is not None:
+            for index, pid in enumerate(dns.pids):
+                record(_knotd_role(pid, index), pid)
+            endpoints = {"parent_servers": dns.parent_servers, "server_addresses": dns.server_addresses}
+        edge = _start_edge(loaded, state_dir, dns, record)
+        prepared = _write_prepared(state_dir, _prepared(reference, loaded, edge))
+        log = (state_dir / "sandbox.log").open("w", encoding="utf-8")
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "aksid.sandbox.serve", "--prepared", str(prepared), "--state-dir", str(state_dir),
+                 "--dns-endpoints", json.dumps(endpoints), "--tls-endpoints", json.dumps(_tls_endpoints(edge))],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            log.close()
+        record("serve", process.pid)
+        _wait_ready(process, state_dir)
+        if edge is not None:
+            wait_until_expired(edge)  # an expired leaf must be expired when the suite collects
+    except BaseException:
         down(state_dir)
         raise
-    finally:
-        log.close()
-    _write_pids(state_dir, {"serve": process.pid, **pids})
+    return Sandbox(state_dir)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], state_dir: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not (state_dir / "ready.json").exists():
         if process.poll() is not None:
-            down(state_dir)
             tail = (state_dir / "sandbox.log").read_text(encoding="utf-8").strip().splitlines()[-1:]
             raise SandboxError(f"the sandbox server exited during start-up: {' '.join(tail) or 'no output'}")
         if time.monotonic() > deadline:
-            down(state_dir)
             raise SandboxError(f"the sandbox did not become ready within {START_TIMEOUT:.0f} s (see {state_dir}/sandbox.log)")
         time.sleep(0.05)
-    return Sandbox(state_dir)
 
 
 def down(state_dir: Path) -> list[int]:
@@ -135,10 +199,17 @@ def down(state_dir: Path) -> list[int]:
     recorded: dict[str, int] = json.loads(pids_file.read_text(encoding="utf-8"))
     pids = list(recorded.values())
     knotds = [pid for name, pid in recorded.items() if name.startswith("knotd")]
-    others = [pid for pid in pids if pid not in knotds]
-    for pid in others:
-        _signal(pid, signal.SIGTERM)
+    edge = [pid for name, pid in recorded.items() if name.startswith(("nginx", "pebble"))]
+    others = [pid for pid in pids if pid not in knotds and pid not in edge]
+    workers = [child for pid in edge for child in _children(pid)]  # nginx's: a KILLed master would orphan them
+    for pid in [*edge, *others]:
+        _signal(pid, signal.SIGTERM)  # all of them stop at once; the waits below overlap
     stop_dns(knotds)  # TERM, wait, KILL; reaps them when they are our children (up ran in this process)
+    for pid in edge:
+        stop_process(pid)  # waits, KILLs what is left, reaps our children (nginx: TERM is its fast shutdown)
+    for pid in workers:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_TIMEOUT
     for pid in others:
         while _alive(pid) and time.monotonic() < deadline:
@@ -149,6 +220,20 @@ def down(state_dir: Path) -> list[int]:
     pids_file.unlink(missing_ok=True)
     (state_dir / "ready.json").unlink(missing_ok=True)
     return pids
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -8,11 +8,20 @@ Format (documented in the README):
     dns {parent_delegation: [NS names], servers: {a|b: {soa_serial, records: [{name, type, ttl, values}]}}}
         (how the real DNS servers differ from the Azure record sets; merged over the base's `dns` as an
         RFC 7386 merge patch: mappings merge, a list such as `records` replaces the base's, null deletes)
+    tls {issuer, leaf_host, key_type, chain, expired_leaf, served_leaf_differs, serve_intermediates, tls10,
+         redirect, page}
+        (how the demo host's certificate and edge differ from a good issuance, see aksid.sandbox.edge;
+        merged over the base's `tls` the same way)
+
+The sandbox writes what it really issued into the base's cert-manager objects before the patches over the base
+apply (`prepare_base`), so a scenario that patches a Certificate's times keeps them.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +31,11 @@ import yaml
 from aksid.paths import scenarios_dir
 from aksid.sandbox.dns import DnsSandboxError
 from aksid.sandbox.dns import _validate_staging as validate_dns_staging
+from aksid.sandbox.edge import EdgeError, validate_tls_staging
 
-_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns"}
+_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls"}
+# libyaml when PyYAML has it: healthy.yaml reads in about a tenth of the time
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SECTION_KEYS = {"add", "remove", "patch", "faults"}
 _EXPECT_KEYS = {"failed", "error"}
 
@@ -45,6 +57,7 @@ class Scenario:
     azure_resources: list[dict[str, Any]] = field(default_factory=list)
     azure_faults: list[dict[str, Any]] = field(default_factory=list)
     dns: dict[str, Any] = field(default_factory=dict)  # the DNS sandbox's staging (aksid.sandbox.dns.start_dns)
+    tls: dict[str, Any] = field(default_factory=dict)  # the certificate and edge staging (aksid.sandbox.edge)
 
     @property
     def dns_zone_id(self) -> str:
@@ -66,6 +79,12 @@ class Scenario:
             and str(r.get("type", "")).lower().startswith("microsoft.network/dnszones/")
         ]
         return zone, record_sets
+
+
+def load_prepared(path: Path) -> Scenario:
+    """A scenario runtime.up prepared and wrote as JSON (dataclasses.asdict, path as text)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return Scenario(**{**document, "path": Path(document["path"])})
 
 
 def builtin_dir() -> Path:
@@ -91,13 +110,21 @@ def resolve_path(reference: str, relative_to: Path | None = None) -> Path:
     return path.resolve()
 
 
-def load_scenario(reference: str, relative_to: Path | None = None, _seen: tuple[Path, ...] = ()) -> Scenario:
+def load_scenario(
+    reference: str,
+    relative_to: Path | None = None,
+    _seen: tuple[Path, ...] = (),
+    *,
+    prepare_base: Callable[[Scenario], None] | None = None,
+) -> Scenario:
+    """Read a scenario and its bases; `prepare_base` is applied to the root base (the file without `base`)
+    once it is built, before any scenario over it applies its patches."""
     path = resolve_path(reference, relative_to)
     if path in _seen:
         raise ScenarioError(f"the scenario {path} is its own base (cycle through {', '.join(map(str, _seen))})")
     document = _read(path)
     if document.get("base"):
-        scenario = load_scenario(str(document["base"]), path.parent, (*_seen, path))
+        scenario = load_scenario(str(document["base"]), path.parent, (*_seen, path), prepare_base=prepare_base)
     elif "base" in document:
         raise ScenarioError(f"{path}: 'base' is empty")
     else:
@@ -113,12 +140,15 @@ def load_scenario(reference: str, relative_to: Path | None = None, _seen: tuple[
     _apply_kube(scenario, _mapping(document.get("kube"), path, "kube"), path)
     _apply_azure(scenario, _mapping(document.get("azure"), path, "azure"), path)
     _apply_dns(scenario, _mapping(document.get("dns"), path, "dns"), path)
+    _apply_tls(scenario, document.get("tls"), path)
+    if prepare_base is not None and not document.get("base"):
+        prepare_base(scenario)
     return scenario
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -238,3 +268,16 @@ def _apply_dns(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
     except DnsSandboxError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
     scenario.dns = merged
+
+
+def _apply_tls(scenario: Scenario, section: Any, path: Path) -> None:
+    """`tls:` is the certificate and edge staging, merged over the base's (RFC 7386, like `dns:`)."""
+    try:
+        if section is not None and not isinstance(section, dict):
+            raise EdgeError("'tls' must be a mapping")
+        validate_tls_staging({key: value for key, value in (section or {}).items() if value is not None})  # null deletes
+        merged = merge_patch(scenario.tls, section or {})
+        validate_tls_staging(merged)
+    except EdgeError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    scenario.tls = merged

@@ -4,8 +4,9 @@ Started by `aksid sandbox up` (see runtime.py) as its own process so that `up` c
 `down` can stop it by PID. Writes into the state dir: ca.crt, kubeconfig, profile.yaml,
 requests.jsonl (every request, method and path), ready.json (ports, pid).
 
-The real DNS servers (knotd) are started by runtime.up before this process; it passes their
-addresses (`--dns-endpoints`) so that profile.yaml points the suite at them.
+The real servers (knotd, pebble, nginx) are started by runtime.up before this process, which serves the
+scenario as runtime.up prepared it (`--prepared`: the objects hold what was really issued) and gets the
+servers' addresses (`--dns-endpoints`, `--tls-endpoints`) so that profile.yaml points the suite at them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import yaml
 from aksid.sandbox.armapi import ArmStore, make_arm_handler
 from aksid.sandbox.https import start_https_server
 from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
-from aksid.sandbox.scenario import Scenario, load_scenario
+from aksid.sandbox.scenario import Scenario, load_prepared, load_scenario
 from aksid.sandbox.tls import SandboxCA
 
 
@@ -64,10 +65,12 @@ def write_kubeconfig(state_dir: Path, scenario: Scenario, port: int, token: str)
     return path
 
 
-def write_profile(state_dir: Path, scenario: Scenario, arm_port: int, dns: dict[str, Any] | None = None) -> Path:
+def write_profile(state_dir: Path, scenario: Scenario, arm_port: int, dns: dict[str, Any] | None = None,
+                  tls: dict[str, Any] | None = None) -> Path:
     """Everything the suite needs to attach to the sandbox, exactly as it would to Azure.
 
-    `dns`: {parent_servers: ["ip:port"], server_addresses: {NS name: "ip:port"}} of the knotd sandbox.
+    `dns`: {parent_servers: ["ip:port"], server_addresses: {NS name: "ip:port"}} of the knotd sandbox;
+    `tls`: {trust_store (relative to the state dir), https_port, http_port} of the demo host.
     """
     document: dict[str, Any] = {
         "target": dict(scenario.target),
@@ -83,14 +86,15 @@ def write_profile(state_dir: Path, scenario: Scenario, arm_port: int, dns: dict[
     if dns and dns.get("parent_servers"):
         document["dns"] = {"parent_servers": list(dns["parent_servers"]),
                            "server_addresses": dict(dns.get("server_addresses") or {})}
+    if tls:
+        document["tls"] = dict(tls)
     path = state_dir / "profile.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
 
 
-def serve(scenario_ref: str, state_dir: Path, dns: dict[str, Any] | None = None) -> None:
+def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None, tls: dict[str, Any] | None = None) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    scenario = load_scenario(scenario_ref)
     ca = SandboxCA.create(state_dir)
     kube_cert, kube_key = ca.issue_server_cert(state_dir, "kube-apiserver")
     arm_cert, arm_key = ca.issue_server_cert(state_dir, "arm")
@@ -106,7 +110,7 @@ def serve(scenario_ref: str, state_dir: Path, dns: dict[str, Any] | None = None)
     )
     kube_port, arm_port = kube.server_address[1], arm.server_address[1]
     write_kubeconfig(state_dir, scenario, kube_port, kube_token)
-    write_profile(state_dir, scenario, arm_port, dns)
+    write_profile(state_dir, scenario, arm_port, dns, tls)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -121,12 +125,17 @@ def serve(scenario_ref: str, state_dir: Path, dns: dict[str, Any] | None = None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m aksid.sandbox.serve")
-    parser.add_argument("--scenario", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scenario", help="a scenario (built-in name or path), served as written")
+    source.add_argument("--prepared", type=Path, help="a scenario prepared by runtime.up (JSON)")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--dns-endpoints", type=json.loads, default=None,
                         help='JSON {"parent_servers": [...], "server_addresses": {...}} of the knotd sandbox')
+    parser.add_argument("--tls-endpoints", type=json.loads, default=None,
+                        help='JSON {"trust_store": "...", "https_port": N, "http_port": N} of the demo host')
     args = parser.parse_args()
-    serve(args.scenario, args.state_dir.resolve(), args.dns_endpoints)
+    scenario = load_prepared(args.prepared) if args.prepared else load_scenario(args.scenario)
+    serve(scenario, args.state_dir.resolve(), args.dns_endpoints, args.tls_endpoints)
 
 
 if __name__ == "__main__":

@@ -138,24 +138,35 @@ def make_expired_leaf(
     intermediates_pem: str = "",
     expired_days_ago: int = 1,
     validity_days: int = 90,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    key_type: str = "ec",
 ) -> tuple[str, str]:
     """A chain (leaf + `intermediates_pem`) whose leaf for `host` expired `expired_days_ago` days ago, and its key.
 
     Pebble cannot backdate, so sign with pebble's own issuing intermediate (aksid.sandbox.pebble.fetch_issuer)
     and pass the intermediates of a chain pebble issued: the leaf then chains to the pebble root exactly
-    like a real one, and only its validity is wrong.
+    like a real one, and only its validity is wrong. `window` (not before, not after) replaces the default:
+    a window inside the intermediate's own lifetime (which begins when pebble starts) makes a leaf that was
+    trusted at some moment, so only its expiry is wrong; the window may end a moment from now (the caller
+    waits until it has passed).
     """
     if not isinstance(issuer_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise WebSandboxError(f"the issuer key must be EC or RSA, not {type(issuer_key).__name__}")
-    key = ec.generate_private_key(ec.SECP256R1())
-    not_after = dt.datetime.now(dt.UTC) - dt.timedelta(days=expired_days_ago)
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else rsa.generate_private_key(65537, 2048))
+    if window is None:
+        not_after = dt.datetime.now(dt.UTC) - dt.timedelta(days=expired_days_ago)
+        window = (not_after - dt.timedelta(days=validity_days), not_after)
+    not_before, not_after = window
+    if not not_before < not_after:
+        raise WebSandboxError(f"the leaf's window must end after it begins, not {not_before} .. {not_after}")
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
         .issuer_name(issuer_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - dt.timedelta(days=validity_days))
+        .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
