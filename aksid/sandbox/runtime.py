@@ -201,7 +201,7 @@ def down(state_dir: Path) -> list[int]:
     knotds = [pid for name, pid in recorded.items() if name.startswith("knotd")]
     edge = [pid for name, pid in recorded.items() if name.startswith(("nginx", "pebble"))]
     others = [pid for pid in pids if pid not in knotds and pid not in edge]
-    workers = [child for pid in edge for child in _children(pid)]  # nginx's: a KILLed master would orphan them
+    workers = [child for pid in edge for child in child_pids(pid)]  # nginx's: a KILLed master would orphan them
     for pid in [*edge, *others]:
         _signal(pid, signal.SIGTERM)  # all of them stop at once; the waits below overlap
     stop_dns(knotds)  # TERM, wait, KILL; reaps them when they are our children (up ran in this process)
@@ -222,7 +222,7 @@ def down(state_dir: Path) -> list[int]:
     return pids
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     """The processes whose parent is `pid`, from /proc."""
     found = []
     for entry in Path("/proc").iterdir():

@@ -30,6 +30,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from aksid.sandbox.acme_client import AcmeError, IssuedCertificate, issue_certificate
 from aksid.sandbox.dns import DnsSandbox, start_dns, stop_dns
 from aksid.sandbox.pebble import AcmeCA, PebbleError, fetch_issuer, start_pebble, stop_pebble
+from aksid.sandbox.runtime import child_pids
 from aksid.sandbox.web import DemoWeb, WebSandboxError, make_expired_leaf, start_nginx, stop_nginx
 
 ZONE = "example.test"
@@ -367,17 +368,8 @@ def test_two_demo_hosts_run_at_once_on_distinct_ports(web_for: Callable[..., Dem
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+# the same /proc walk `aksid sandbox down` uses to find nginx's workers
+children_of = child_pids
 
 
 def open_paths(pid: int) -> list[str]:
