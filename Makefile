@@ -23,7 +23,7 @@ demo: $(BIN)/.installed debs
 	$(BIN)/aksid demo --reports-dir reports
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check aksid suites tests fixtures bench
+	$(BIN)/ruff check aksid suites tests fixtures bench examples
 
 test: $(BIN)/.installed debs lint
 	$(BIN)/python -m pytest tests -n 2 -p no:cacheprovider

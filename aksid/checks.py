@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from aksid.modes import MODES
+
 SEVERITIES = ("low", "medium", "high", "critical")
 _ID = re.compile(r"^[A-Z]+-\d{3}$")
 
@@ -26,6 +28,7 @@ class CheckInfo:
     title: str
     severity: str
     remediation: str
+    modes: tuple[str, ...] = MODES
 
     @property
     def area(self) -> str:
@@ -33,16 +36,25 @@ class CheckInfo:
 
 
 def check(
-    id: str, title: str, severity: str, remediation: str, subjects: SubjectsFn | None = None
+    id: str, title: str, severity: str, remediation: str, subjects: SubjectsFn | None = None,
+    modes: tuple[str, ...] | None = None,
 ) -> pytest.MarkDecorator:
-    """Mark a test as check `id`; with `subjects`, the test is run once per subject (argument `subject`)."""
+    """Mark a test as check `id`; with `subjects`, the test is run once per subject (argument `subject`).
+
+    `modes` names the modes the check applies to (default: every mode); teams use their own ID prefix.
+    """
     if not _ID.match(id):
         raise ValueError(f"check id {id!r} must look like AREA-000")
     if severity not in SEVERITIES:
         raise ValueError(f"check {id}: severity must be one of {SEVERITIES}")
-    return pytest.mark.check(id=id, title=title, severity=severity, remediation=remediation, subjects=subjects)
+    unknown = sorted(set(modes or ()) - set(MODES))
+    if unknown:
+        raise ValueError(f"check {id}: unknown mode(s) {', '.join(unknown)}; modes are {', '.join(MODES)}")
+    return pytest.mark.check(id=id, title=title, severity=severity, remediation=remediation, subjects=subjects,
+                             modes=tuple(modes) if modes else MODES)
 
 
 def check_info(marker: pytest.Mark) -> CheckInfo:
     kw = marker.kwargs
-    return CheckInfo(id=kw["id"], title=kw["title"], severity=kw["severity"], remediation=kw["remediation"])
+    return CheckInfo(id=kw["id"], title=kw["title"], severity=kw["severity"], remediation=kw["remediation"],
+                     modes=tuple(kw.get("modes") or MODES))

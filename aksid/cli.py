@@ -16,13 +16,25 @@ from pathlib import Path
 _TARGET_VARIABLES = ("KUBECONFIG", "AZ_", "ACME_", "IDENTITY_", "AKSID_", "AZURE_")
 
 
+# Spellings `aksid run` accepted before every target option was an --aksid-* option.
+_RUN_ALIASES = {"--kube-context": "--aksid-kube-context"}
+
+
 def run_suites(pytest_args: list[str]) -> int:
-    """The suites through pytest, with the plugin loaded (works from a clone and when installed)."""
+    """The bundled suites (and any paths given) through pytest; the plugin comes from its pytest11 entry point."""
     import pytest
 
     from aksid.paths import suites_dir
 
-    return int(pytest.main([str(suites_dir()), "-p", "aksid.plugin", *pytest_args]))
+    return int(pytest.main([str(suites_dir()), *_spell_run_options(pytest_args)]))
+
+
+def _spell_run_options(args: list[str]) -> list[str]:
+    spelled = []
+    for arg in args:
+        flag, sep, value = arg.partition("=")
+        spelled.append(_RUN_ALIASES.get(flag, flag) + sep + value if flag in _RUN_ALIASES else arg)
+    return spelled
 
 
 def _clean_environment() -> dict[str, str]:
@@ -106,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("scenarios", help="list the built-in scenarios")
     checks = sub.add_parser("checks", help="print the check catalogue (from the suites' check markers)")
     checks.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    checks.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="also list the checks in these files or folders (a team's own checks)")
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `aksid scenarios | head` ends quietly
     argv = sys.argv[1:] if argv is None else argv
@@ -114,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         extra = [a for a in args.pytest_args if a != "--"]
-        return demo(args.scenario, args.reports_dir.resolve(), extra, args.state_dir)
+        reports_dir = _option_value(extra, "--aksid-reports-dir") or args.reports_dir  # the run's spelling wins
+        return demo(args.scenario, Path(reports_dir).resolve(), extra, args.state_dir)
     if args.command == "sandbox":
         return _sandbox(args.action, args.scenario, args.state_dir)
     if args.command == "checks":
-        return _catalogue(args.format)
+        return _catalogue(args.format, args.paths)
     from aksid.sandbox.scenario import builtin_names, load_scenario
 
     for name in builtin_names():
@@ -128,12 +143,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _catalogue(form: str) -> int:
+def _option_value(args: list[str], flag: str) -> str | None:
+    """The last value given to `flag` (pytest's rule: the last one wins), as `flag VALUE` or `flag=VALUE`."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == flag and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _catalogue(form: str, paths: list[Path]) -> int:
     from dataclasses import asdict
 
-    from aksid.catalogue import as_markdown, as_text, load_catalogue
+    from aksid.catalogue import CatalogueError, as_markdown, as_text, load_catalogue
 
-    entries = load_catalogue()
+    try:
+        entries = load_catalogue(paths)
+    except CatalogueError as exc:
+        print(f"aksid checks: {exc}", file=sys.stderr)
+        return 4
     if form == "json":
         print(json.dumps([asdict(entry) for entry in entries], indent=2))
     else:

@@ -24,7 +24,6 @@ ACME_ISSUERS = ("letsencrypt-staging", "letsencrypt-prod")
 LETSENCRYPT_PROD = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
-MODES = ("attach", "replay")
 
 
 class ConfigError(ValueError):
@@ -459,6 +458,11 @@ def resolve_target(
 ) -> Target:
     """Merge every source, validate, and return the target (or raise ConfigError)."""
     environ = os.environ if environ is None else environ
+    # Where no option names them, the files may come from the environment (a team's checks run with plain pytest).
+    if profile is None and environ.get("AKSID_PROFILE"):
+        profile = Path(environ["AKSID_PROFILE"]).expanduser()
+    if env_file is None and environ.get("AKSID_ENV_FILE"):
+        env_file = Path(environ["AKSID_ENV_FILE"]).expanduser()
     merged: dict[str, tuple[str, str]] = {}
     if profile is not None:
         merged.update(load_profile(profile))
@@ -470,7 +474,7 @@ def resolve_target(
     merged.update(_from_variables(environ, "environment"))
     merged.update(parse_overrides(overrides or []))
     if kube_context:
-        merged["kube_context"] = (kube_context, "command line (--kube-context)")
+        merged["kube_context"] = (kube_context, "command line (--aksid-kube-context)")
 
     if "subscription_id" not in merged:
         current = current_subscription(environ)

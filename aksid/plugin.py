@@ -1,8 +1,9 @@
-"""The pytest plugin: options, target resolution, one evidence collection per run, subjects, results.
+"""The pytest plugin (entry point `pytest11`): options, target resolution, one evidence collection per run, results.
 
-Flow: pytest_configure resolves the target (usage error, exit 4, before any request) →
-pytest_sessionstart collects the snapshot once (in the xdist controller; workers read its file) →
-pytest_generate_tests fans each check out over its subjects → reports are written at session end.
+Flow: pytest_configure decides whether the run asks for aksid (aksid/activation.py) and resolves the
+target (usage error, exit 4, before any request) → pytest_sessionstart collects the snapshot once (in
+the xdist controller; workers read its file) → pytest_generate_tests fans each check out over its
+subjects → reports are written at session end. A run that never asks for aksid is left untouched.
 """
 
 from __future__ import annotations
@@ -14,15 +15,23 @@ from typing import Any
 
 import pytest
 
+from aksid.activation import (
+    OPTIONS,
+    asks_for_aksid,
+    collect_once_per_run,
+    collected_snapshot_path,
+    include_bundled_suites,
+    remove_shared_folder,
+)
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
-from aksid.paths import suites_dir
 from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
 
 _STATE = pytest.StashKey["AksidState"]()
+_LATE_USAGE_ERROR = pytest.StashKey[str]()
 _PROPERTY = "aksid"
 
 
@@ -44,6 +53,7 @@ class AksidState:
         self.today = dt.datetime.now(dt.UTC).date()
         self.results: dict[str, CheckResult] = {}
         self.started = dt.datetime.now(dt.UTC)
+        self.late_testrunuid: str | None = None  # xdist controller activated by its workers' results
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Runs in the controller for every worker's reports too: results are gathered in one place."""
@@ -68,35 +78,22 @@ def _path_option(config: pytest.Config, name: str) -> Path | None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aksid", "aksid conformance checks")
-    group.addoption("--aksid-profile", metavar="PATH", help="YAML profile (sections target, kube, azure)")
-    group.addoption("--aksid-env-file", metavar="PATH", help="the tutorial's env.sh, read without executing it")
-    group.addoption("--aksid-set", metavar="FIELD=VALUE", action="append", default=[],
-                    help="override one target field; wins over every other source")
-    group.addoption("--kube-context", metavar="NAME", help="kubeconfig context to use")
-    group.addoption("--aksid-replay", metavar="PATH", help="check a saved snapshot; no network at all")
-    group.addoption("--aksid-read-secrets", action="store_true", default=False,
-                    help="read Secret contents (redacted before they are stored); off by default")
-    group.addoption("--aksid-waivers", metavar="FILE", help="YAML waivers: check, subject pattern, reason, expires")
-    group.addoption("--aksid-fail-on", metavar="SEVERITY", default="low", choices=SEVERITIES,
-                    help="exit non-zero only for failures/errors at or above this severity (default: low)")
-    group.addoption("--aksid-reports-dir", metavar="DIR", default="reports", help="where reports go (default: reports)")
-
-
-def _runs_suites(config: pytest.Config) -> bool:
-    """The plugin acts only on runs that include the check suites, so self-tests stay unaffected."""
-    suites = suites_dir()
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0]).resolve()
-        if path == suites or suites in path.parents or path in suites.parents:
-            return True
-    return False
+    for flag, kwargs in OPTIONS:
+        group.addoption(flag, **kwargs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Registered here, not only in pyproject.toml, so an installed `aksid run` (no ini file) knows it too.
-    config.addinivalue_line("markers", "check(id, title, severity, remediation, subjects): an aksid conformance check")
-    if not _runs_suites(config):
-        return
+    # Registered here, not only in pyproject.toml, so a team's checks (no aksid ini) can carry the marker.
+    config.addinivalue_line("markers", "check(id, title, severity, remediation, subjects, modes): an aksid conformance check")
+    if asks_for_aksid(config):
+        include_bundled_suites(config)
+        _activate(config)
+    elif not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_LateActivation(config), "aksid-late-activation")
+
+
+def _activate(config: pytest.Config) -> AksidState:
+    """Turn the plugin on for this run: waivers, then (in the controller) the target, before any request."""
     state = AksidState(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "aksid-state")
@@ -105,8 +102,13 @@ def pytest_configure(config: pytest.Config) -> None:
         state.waivers = load_waivers(waivers) if waivers else []
     except WaiverError as exc:
         raise pytest.UsageError(f"aksid: {exc}") from None
-    if state.is_worker:
-        return  # the controller validated everything and hands over the snapshot
+    if not state.is_worker:
+        _resolve_target(state)
+    return state
+
+
+def _resolve_target(state: AksidState) -> None:
+    config = state.config
     try:
         if state.replay:
             state.snapshot = Snapshot.load(state.replay)
@@ -118,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 profile=_path_option(config, "aksid_profile"),
                 env_file=_path_option(config, "aksid_env_file"),
                 overrides=config.getoption("aksid_set"),
-                kube_context=config.getoption("kube_context"),
+                kube_context=config.getoption("aksid_kube_context"),
             )
             from aksid.collect.kube import kube_configuration
 
@@ -128,6 +130,60 @@ def pytest_configure(config: pytest.Config) -> None:
             state.credential = azure_credential(state.target)
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"aksid: {exc}") from None
+
+
+def _activate_late(config: pytest.Config) -> AksidState | None:
+    """Collection found a check in a run that named no --aksid-* option: act now, once per run under xdist too."""
+    try:
+        state = _activate(config)
+        if not state.is_worker:
+            _collect(state)
+            return state
+
+        def collect() -> Path:
+            _resolve_target(state)
+            _collect(state)
+            assert state.snapshot_path is not None
+            return state.snapshot_path
+
+        path = collect_once_per_run(config.workerinput["testrunuid"], collect)  # type: ignore[attr-defined]
+        if state.snapshot is None:  # another worker collected
+            state.snapshot, state.snapshot_path = Snapshot.load(path), path
+            state.target = target_from_snapshot(state.snapshot)
+        return state
+    except pytest.UsageError as exc:
+        # Raised here it would be one module's collection error; pytest_collection_modifyitems raises it for the run.
+        config.stash[_LATE_USAGE_ERROR] = str(exc)
+        return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    problem = config.stash.get(_LATE_USAGE_ERROR, None)
+    # An xdist worker cannot stop the run (its controller would crash): there each check is `error` with the cause.
+    if problem is not None and not hasattr(config, "workerinput"):
+        raise pytest.UsageError(problem)
+
+
+class _LateActivation:
+    """The xdist controller of a run without --aksid-* options: takes the results if the workers' collection found checks."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.testrunuid: str | None = None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        self.testrunuid = node.workerinput.get("testrunuid")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if _state(self.config) is not None or not any(name == _PROPERTY for name, _ in report.user_properties):
+            return
+        state = AksidState(self.config)
+        state.late_testrunuid = self.testrunuid
+        self.config.stash[_STATE] = state
+        self.config.pluginmanager.register(state, "aksid-state")
+        state.pytest_runtest_logreport(report)  # registered during this call: it would miss this first report
 
 
 def target_from_snapshot(snapshot: Snapshot, overrides: list[str] | None = None) -> Target:
@@ -156,17 +212,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state = _state(session.config)
     if state is None or state.is_worker or state.snapshot is not None:
         return
+    _collect(state)
+
+
+def _collect(state: AksidState) -> None:
+    """Collect the live evidence and write the snapshot every process of the run reads."""
     from aksid.collect.live import collect_live
 
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    config = state.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(line: str) -> None:
-        if reporter is not None and session.config.getoption("verbose") > 0:
+        if reporter is not None and config.getoption("verbose") > 0:
             reporter.write_line(f"aksid: {line}")
 
     assert state.target is not None
     state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
-                                  read_secrets=session.config.getoption("aksid_read_secrets"))
+                                  read_secrets=config.getoption("aksid_read_secrets"))
     state.snapshot_path = state.reports_dir / "snapshot.json"
     state.snapshot.save(state.snapshot_path)
     if reporter is not None:
@@ -186,7 +248,8 @@ def pytest_configure_node(node: Any) -> None:
 def snapshot_of(config: pytest.Config) -> Snapshot:
     state = _state(config)
     if state is None:
-        raise pytest.UsageError("aksid: the check suites need the aksid plugin (run them with `aksid run`)")
+        raise pytest.UsageError("aksid: the snapshot and target fixtures serve aksid checks: mark the test with "
+                                "aksid.checks.check(...) or run it with an --aksid-* option")
     if state.snapshot is None and state.is_worker:
         state.snapshot = Snapshot.load(Path(config.workerinput["aksid_snapshot"]))  # type: ignore[attr-defined]
         # the controller validated the overrides already; in attach mode they are in the snapshot's target
@@ -218,7 +281,16 @@ class Unavailable:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("check")
-    if marker is None or "subject" not in metafunc.fixturenames:
+    if marker is None:
+        return
+    if _state(metafunc.config) is None and _LATE_USAGE_ERROR not in metafunc.config.stash:
+        _activate_late(metafunc.config)
+    problem = metafunc.config.stash.get(_LATE_USAGE_ERROR, None)
+    if problem is not None:  # the run stops with that one sentence (pytest_collection_modifyitems), or checks say it (xdist)
+        if "subject" in metafunc.fixturenames:
+            metafunc.parametrize("subject", [Unavailable(problem)], ids=["evidence-unavailable"])
+        return
+    if "subject" not in metafunc.fixturenames:
         return
     subjects_fn = marker.kwargs.get("subjects")
     if subjects_fn is None:
@@ -242,6 +314,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("check")
+    problem = item.config.stash.get(_LATE_USAGE_ERROR, None)
+    if marker is not None and problem is not None:
+        raise EvidenceUnavailable(problem)
+    state = _state(item.config)
+    if marker is None or state is None:
+        return
+    info = check_info(marker)
+    if state.mode not in info.modes:
+        pytest.skip(f"{info.id} applies in {', '.join(info.modes)} mode only; this run is in {state.mode} mode")
     callspec = getattr(item, "callspec", None)
     if callspec is not None and isinstance(callspec.params.get("subject"), Unavailable):
         raise EvidenceUnavailable(callspec.params["subject"].reason)
@@ -291,7 +373,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _cluster_subject(config: pytest.Config) -> str:
-    snapshot_of(config)  # makes sure a worker knows the target
+    if _LATE_USAGE_ERROR not in config.stash:
+        snapshot_of(config)  # makes sure a worker knows the target
     state = _state(config)
     return f"cluster/{state.target.cluster_name}" if state and state.target else "cluster"
 
@@ -319,7 +402,7 @@ def _assertion_message(exc: AssertionError) -> str:
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
     """Count a check that could not verify as `error`, whatever phase it happened in."""
-    for name, value in report.user_properties:
+    for name, value in getattr(report, "user_properties", ()):  # collection reports have none
         if name == _PROPERTY and json.loads(value)["outcome"] == "error" and report.when == "call":
             return "error", "E", "ERROR"
     return None
@@ -330,6 +413,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
     if state is None or state.is_worker or not state.results:
         return
+    if state.late_testrunuid is not None:
+        _adopt_workers_snapshot(state, state.late_testrunuid)
     results = list(state.results.values())
     used = {r.waiver["index"] for r in results if r.waiver}
     meta = {
@@ -345,6 +430,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.stale = meta["stale_waivers"]
     if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = exit_code(results, state.fail_on)
+
+
+def _adopt_workers_snapshot(state: AksidState, testrunuid: str) -> None:
+    """A late-activated controller reports on the snapshot its workers collected, then removes their meeting place."""
+    path = collected_snapshot_path(testrunuid)
+    remove_shared_folder(testrunuid)
+    if path is not None and path.exists():
+        state.snapshot_path = path
+        state.target = target_from_snapshot(Snapshot.load(path))
 
 
 def exit_code(results: list[CheckResult], fail_on: str) -> int:

@@ -47,5 +47,14 @@ def aksid(*args: str, reports: Path, env: dict[str, str] | None = None, timeout:
     return Run(process.returncode, process.stdout, process.stderr, reports)
 
 
+def pytest_in(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
+    """`python -m pytest ...` as a user types it in `cwd` (any folder: the plugin comes from its entry point)."""
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd, env=env or clean_env(),
+        capture_output=True, text=True, timeout=timeout,
+    )
+    return Run(process.returncode, process.stdout, process.stderr, cwd / "reports")
+
+
 def run_suites(*args: str, reports: Path, env: dict[str, str] | None = None) -> Run:
     return aksid("run", "--aksid-reports-dir", str(reports), "-q", "--tb=short", *args, reports=reports, env=env)

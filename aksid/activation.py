@@ -1,0 +1,101 @@
+"""When the aksid plugin acts, and on which tests.
+
+Installed through the `pytest11` entry point, the plugin is loaded by every pytest run in the
+environment, so it must leave unrelated runs exactly as they are. It acts only when the run asks
+for aksid: an `--aksid-*` option, the bundled suites among the paths, or, found only while
+collecting, a test carrying the `check` marker (a team's own checks run with plain `pytest`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+
+from aksid.checks import SEVERITIES
+from aksid.paths import suites_dir
+
+# (flag, argparse keywords): every option of the plugin, spelled --aksid-*, so no other plugin's flag collides.
+OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--aksid-profile", {"metavar": "PATH", "help": "YAML profile (sections target, kube, azure, dns, tls)"}),
+    ("--aksid-env-file", {"metavar": "PATH", "help": "the tutorial's env.sh, read without executing it"}),
+    ("--aksid-set", {"metavar": "FIELD=VALUE", "action": "append", "default": [],
+                     "help": "override one target field; wins over every other source"}),
+    ("--aksid-kube-context", {"metavar": "NAME", "help": "kubeconfig context to use (`aksid run` also takes --kube-context)"}),
+    ("--aksid-replay", {"metavar": "PATH", "help": "check a saved snapshot; no network at all"}),
+    ("--aksid-read-secrets", {"action": "store_true", "default": False,
+                              "help": "read Secret contents (redacted before they are stored); off by default"}),
+    ("--aksid-waivers", {"metavar": "FILE", "help": "YAML waivers: check, subject pattern, reason, expires"}),
+    ("--aksid-fail-on", {"metavar": "SEVERITY", "default": "low", "choices": SEVERITIES,
+                         "help": "exit non-zero only for failures/errors at or above this severity (default: low)"}),
+    ("--aksid-reports-dir", {"metavar": "DIR", "default": "reports", "help": "where reports go (default: reports)"}),
+)
+
+
+def dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def options_given(config: pytest.Config) -> list[str]:
+    """The --aksid-* options this run set (on the command line, in addopts or PYTEST_ADDOPTS)."""
+    return [flag for flag, kwargs in OPTIONS if config.getoption(dest(flag)) != kwargs.get("default")]
+
+
+def names_bundled_suites(args: Iterable[str]) -> bool:
+    suites = suites_dir()
+    for arg in args:
+        path = Path(arg.split("::", 1)[0]).resolve()
+        if path == suites or suites in path.parents or path in suites.parents:
+            return True
+    return False
+
+
+def asks_for_aksid(config: pytest.Config) -> bool:
+    """Known before collection: an --aksid-* option, or the bundled suites among the paths."""
+    return bool(options_given(config)) or names_bundled_suites(config.args)
+
+
+def include_bundled_suites(config: pytest.Config) -> None:
+    """An aksid run always runs the bundled checks: beside the paths given, instead of the invocation directory.
+
+    A path inside the bundled suites (one module, one test) selects from them and is kept as it is.
+    """
+    if names_bundled_suites(config.args):
+        return
+    suites = str(suites_dir())
+    if config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
+        config.args = [suites]  # `pytest --aksid-profile p.yaml` in any folder: the checks, not that folder's tests
+    else:
+        config.args = [*config.args, suites]
+
+
+def shared_folder(testrunuid: str) -> Path:
+    """Where the xdist workers of one run meet when only collection revealed checks."""
+    return Path(tempfile.gettempdir()) / f"aksid-run-{testrunuid}"
+
+
+def collect_once_per_run(testrunuid: str, collect: Callable[[], Path]) -> Path:
+    """The first worker to get the lock collects and writes the snapshot; the others read its path (xdist's recipe)."""
+    folder = shared_folder(testrunuid)
+    folder.mkdir(exist_ok=True)
+    done = folder / "snapshot-path"
+    with FileLock(str(folder / "collect.lock")):
+        if done.exists():
+            return Path(done.read_text(encoding="utf-8"))
+        path = collect()
+        done.write_text(str(path.resolve()), encoding="utf-8")
+        return path
+
+
+def collected_snapshot_path(testrunuid: str) -> Path | None:
+    done = shared_folder(testrunuid) / "snapshot-path"
+    return Path(done.read_text(encoding="utf-8")) if done.exists() else None
+
+
+def remove_shared_folder(testrunuid: str) -> None:
+    shutil.rmtree(shared_folder(testrunuid), ignore_errors=True)

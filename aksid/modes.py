@@ -1,0 +1,10 @@
+"""The modes a run can be in: an open list, so a new mode is one line here.
+
+The results schema accepts any lower-case mode name; the catalogue lists, per check, the modes it
+runs in (every mode, unless its `check` marker names fewer).
+"""
+
+from __future__ import annotations
+
+# attach: read a live environment; replay: re-judge a saved snapshot (no network).
+MODES: tuple[str, ...] = ("attach", "replay")
