@@ -76,14 +76,15 @@ def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path
     if code not in (0, 1):
         print(f"aksid demo: the suite run ended with exit code {code}", file=sys.stderr)
         return code
-    return verdict(scenario.expect_failed, scenario.expect_error, reports_dir / "results.json")
+    return verdict(scenario.expect_failed, scenario.expect_error, reports_dir / "results.json", scenario.expect_mentions)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def verdict(expect_failed: list[str], expect_error: list[str], results_path: Path) -> int:
+def verdict(expect_failed: list[str], expect_error: list[str], results_path: Path,
+            mentions: dict[str, list[str]] | None = None) -> int:
     """0 when the outcomes are what the scenario expects (for `healthy`: everything passed)."""
     results = json.loads(results_path.read_text(encoding="utf-8"))
     # A waived failure was still detected: for the scenario's expectation it counts as failed.
@@ -94,6 +95,11 @@ def verdict(expect_failed: list[str], expect_error: list[str], results_path: Pat
         problems.append(f"failed checks {failed or 'none'}, expected {sorted(set(expect_failed)) or 'none'}")
     if errors != sorted(set(expect_error)):
         problems.append(f"checks in error {errors or 'none'}, expected {sorted(set(expect_error)) or 'none'}")
+    for check_id, texts in (mentions or {}).items():
+        said = " ".join(c["message"] for c in results["checks"] if c["id"] == check_id and c["outcome"] != "passed")
+        missing = [text for text in texts if text not in said]
+        if missing:
+            problems.append(f"{check_id}'s message does not name {', '.join(repr(t) for t in missing)}")
     if problems:
         print(f"aksid demo: scenario expectation NOT met: {'; '.join(problems)}")
         return 1

@@ -1,4 +1,4 @@
-"""Which nodes a DaemonSet must run on, and whether a pod is ready — the scheduler's rules, simplified."""
+"""Which nodes a DaemonSet may run on (and why not), and whether a pod is ready — the scheduler's rules, simplified."""
 
 from __future__ import annotations
 
@@ -47,27 +47,50 @@ def _matches_expression(labels: dict[str, str], expression: dict[str, Any]) -> b
     return True  # Gt/Lt are not used for placement of system DaemonSets; do not exclude on them
 
 
-def admits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
-    """nodeSelector, required node affinity and NoSchedule/NoExecute taints."""
+def why_not_admitted(node: dict[str, Any], pod_spec: dict[str, Any]) -> str | None:
+    """Why a pod with this spec cannot run on the node (nodeSelector, required node affinity, a
+    NoSchedule/NoExecute taint it does not tolerate), in words for a message; None when it can."""
     labels = node.get("metadata", {}).get("labels") or {}
-    if any(labels.get(k) != v for k, v in (pod_spec.get("nodeSelector") or {}).items()):
-        return False
+    for key, value in (pod_spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            found = f"{key}={labels[key]}" if key in labels else f"no label {key}"
+            return f"its nodeSelector {key}={value} leaves the node out (the node has {found})"
     terms = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
              .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
     if terms and not any(
         all(_matches_expression(labels, e) for e in term.get("matchExpressions") or []) for term in terms
     ):
-        return False
+        failing = [_expression_text(e) for term in terms for e in term.get("matchExpressions") or []
+                   if not _matches_expression(labels, e)]
+        return f"its required node affinity ({'; '.join(failing)}) leaves the node out"
     tolerations = pod_spec.get("tolerations") or []
-    return all(
-        _tolerates(tolerations, taint)
-        for taint in node.get("spec", {}).get("taints") or []
-        if taint.get("effect") in ("NoSchedule", "NoExecute")
-    )
+    for taint in node.get("spec", {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(tolerations, taint):
+            return f"it does not tolerate the node's taint {taint_text(taint)}"
+    return None
 
 
-def eligible_nodes(nodes: list[dict[str, Any]], pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [node for node in nodes if is_linux(node) and admits(node, pod_spec)]
+def _expression_text(expression: dict[str, Any]) -> str:
+    values = ",".join(expression.get("values") or [])
+    return f"{expression.get('key')} {expression.get('operator')}{f' [{values}]' if values else ''}"
+
+
+def taint_text(taint: dict[str, Any]) -> str:
+    value = f"={taint['value']}" if taint.get("value") else ""
+    return f"{taint.get('key')}{value}:{taint.get('effect')}"
+
+
+def admits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
+    """nodeSelector, required node affinity and NoSchedule/NoExecute taints."""
+    return why_not_admitted(node, pod_spec) is None
+
+
+def is_virtual(node: dict[str, Any]) -> bool:
+    """A virtual-kubelet node (AKS virtual nodes, ACI): its pods run outside the node pool, with no IMDS of ours."""
+    labels = node.get("metadata", {}).get("labels") or {}
+    taints = node.get("spec", {}).get("taints") or []
+    return labels.get("type") == "virtual-kubelet" or any(
+        (t.get("key") or "").startswith("virtual-kubelet.io/") for t in taints)
 
 
 def is_pod_ready(pod: dict[str, Any]) -> bool:

@@ -104,6 +104,9 @@ class KubeEvidence:
     def deployments(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.list("apps/v1", "Deployment", namespace)
 
+    def replicasets(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.list("apps/v1", "ReplicaSet", namespace)
+
     def crds(self) -> list[dict[str, Any]]:
         return self.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 

@@ -38,3 +38,32 @@ def pods_of(workload: Mapping[str, Any], pods: list[dict[str, Any]]) -> list[dic
 
 def owner_workload(pod: Mapping[str, Any], workloads: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((workload for workload in workloads if selects(workload, pod)), None)
+
+
+def controller_of(obj: Mapping[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The object obj's controller ownerReference names, among candidates (by uid when both have one, else by name)."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    if ref is None:
+        return None
+    namespace = obj["metadata"].get("namespace")
+    for candidate in candidates:
+        meta = candidate["metadata"]
+        if candidate.get("kind") != ref.get("kind") or meta.get("namespace") != namespace:
+            continue
+        if (meta.get("uid") == ref.get("uid")) if meta.get("uid") and ref.get("uid") else meta["name"] == ref.get("name"):
+            return candidate
+    return None
+
+
+def owner_chain(pod: Mapping[str, Any], owners: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pod's controllers, nearest first (ReplicaSet, then its Deployment; or a DaemonSet), as far as `owners` holds them.
+
+    Read from ownerReferences, which the controllers set, never from the pod's labels, which anyone can copy.
+    """
+    chain: list[dict[str, Any]] = []
+    current: Mapping[str, Any] = pod
+    while len(chain) < 4 and (owner := controller_of(current, owners)) is not None:
+        chain.append(owner)
+        current = owner
+    return chain

@@ -8,13 +8,15 @@ from aksid.arm_ids import same_id
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.snapshot import Snapshot, names
-from aksid.workloads import owner_workload, pods_of
+from aksid.workloads import owner_chain, owner_workload, pods_of
 
 GROUP = "aadpodidentity.k8s.io/v1"
 SELECTOR_LABEL = "aadpodidbinding"
 SYSTEM_NAMESPACE = "kube-system"
 ADDON_EXCEPTION = ("kube-system", "aks-addon-exception")
 ADDON_EXCEPTION_LABELS = {"kubernetes.azure.com/managedby": "aks"}
+# The AKS add-on manager labels what it deploys; a pod is the add-on's when its owner chain ends in such a workload.
+ADDON_MANAGER_LABEL = "addonmanager.kubernetes.io/mode"
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -197,4 +199,28 @@ def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot) -> None:
             problems.append(f"{_ref(exception)} exempts pods labelled {labels or 'anything'}")
         elif labels != ADDON_EXCEPTION_LABELS:
             problems.append(f"{_ref(exception)} exempts {labels}, not only kubernetes.azure.com/managedby=aks")
+        else:
+            problems += _not_the_addons(snapshot, exception, labels)
     assert not problems, "; ".join(problems) + ": exempted pods reach IMDS directly"
+
+
+def _not_the_addons(snapshot: Snapshot, exception: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """Pods the add-on's exception exempts (its own namespace only) whose owner chain does not end in an add-on workload."""
+    namespace = exception["metadata"].get("namespace")
+    owners = [*snapshot.kube.daemonsets(namespace), *snapshot.kube.replicasets(namespace),
+              *snapshot.kube.deployments(namespace)]
+    found = []
+    for pod in snapshot.kube.pods(namespace, labels):
+        chain = owner_chain(pod, owners)
+        top = chain[-1] if chain else None
+        if top is not None and top["kind"] in ("DaemonSet", "Deployment") and ADDON_MANAGER_LABEL in (
+                top["metadata"].get("labels") or {}):
+            continue
+        if top is None:
+            refs = pod["metadata"].get("ownerReferences") or []
+            whose = f"its owner {refs[0].get('kind')}/{refs[0].get('name')} is not in the cluster" if refs else "a bare pod"
+        else:
+            whose = f"owned by {top['kind']} {_ref(top)}, which does not carry {ADDON_MANAGER_LABEL}"
+        found.append(f"pod {_ref(pod)} matches {_ref(exception)} ({', '.join(f'{k}={v}' for k, v in labels.items())}) "
+                     f"but is not one of the add-on's pods ({whose}); give it other labels or remove it")
+    return found

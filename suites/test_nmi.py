@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from aksid.checks import NotApplicable, check
-from aksid.nodes import eligible_nodes, is_pod_ready
+from aksid.nodes import admits, is_linux, is_pod_ready, is_virtual, why_not_admitted
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match, names
 
 SYSTEM_NAMESPACE = "kube-system"
@@ -28,15 +30,6 @@ def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE)
     return [ds for ds in snapshot.kube.daemonsets(namespace) if _carries_any(ds, NMI_SELECTORS)]
 
 
-def _owned_pods(snapshot: Snapshot, owner: dict[str, Any]) -> list[dict[str, Any]]:
-    uid = owner["metadata"].get("uid")
-    namespace = owner["metadata"].get("namespace")
-    return [
-        pod for pod in snapshot.kube.pods(namespace)
-        if any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
-    ]
-
-
 # -- NMI-001 ------------------------------------------------------------------------------------
 
 @check(
@@ -56,37 +49,89 @@ def test_nmi_daemonset_exists(snapshot: Snapshot) -> None:
 
 # -- NMI-002 ------------------------------------------------------------------------------------
 
-NodeSubject = tuple[str, dict[str, Any], list[dict[str, Any]]]
+@dataclass(frozen=True)
+class NodeCoverage:
+    """One Linux node NMI must cover: NMI's own pods there, the pods that could ask IMDS, why NMI is absent."""
+
+    node: str
+    daemonset: dict[str, Any]
+    nmi_pods: list[dict[str, Any]]
+    exposed: list[dict[str, Any]]
+    not_admitted: str | None  # why the DaemonSet does not run there; None when it admits the node
 
 
-def nmi_nodes(snapshot: Snapshot, _target: Any) -> dict[str, NodeSubject]:
-    """One subject per Linux node the NMI DaemonSet must run on, with the NMI pods found on it."""
+def _could_ask_imds(pod: dict[str, Any], nmi_uids: set[str]) -> bool:
+    """A live pod whose IMDS traffic NMI would have to intercept (hostNetwork pods are BIND-004's finding)."""
+    if (pod.get("spec") or {}).get("hostNetwork") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    return not _owned_by_any(pod, nmi_uids)
+
+
+def nmi_nodes(snapshot: Snapshot, _target: Any) -> dict[str, NodeCoverage]:
+    """One subject per Linux node that NMI's DaemonSet admits or that runs pods which could ask IMDS."""
     daemonsets = nmi_daemonsets(snapshot)
     if not daemonsets:
         raise NotApplicable("no NMI DaemonSet in kube-system (see NMI-001)")
-    subjects: dict[str, NodeSubject] = {}
-    for ds in daemonsets:
-        pods = _owned_pods(snapshot, ds)
-        template = ds["spec"]["template"]["spec"]
-        for node in eligible_nodes(snapshot.kube.nodes(), template):
-            name = node["metadata"]["name"]
-            on_node = [pod for pod in pods if pod.get("spec", {}).get("nodeName") == name]
-            subjects[f"node/{name}"] = (name, ds, on_node)
+    nmi_uids = {ds["metadata"].get("uid") for ds in daemonsets}
+    by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pod in snapshot.kube.pods():  # one pass over every pod: a 20,000-pod cluster stays one pass
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if node_name:
+            by_node[node_name].append(pod)
+    subjects: dict[str, NodeCoverage] = {}
+    for node in snapshot.kube.nodes():
+        if not is_linux(node) or is_virtual(node):
+            continue  # Windows pods cannot use pod identity; virtual-kubelet pods run outside the node pool
+        name = node["metadata"]["name"]
+        on_node = by_node.get(name, [])
+        nmi_pods = [pod for pod in on_node if _owned_by_any(pod, nmi_uids)]
+        exposed = [pod for pod in on_node if _could_ask_imds(pod, nmi_uids)]
+        admitting = [ds for ds in daemonsets if admits(node, ds["spec"]["template"]["spec"])]
+        if admitting:
+            subjects[f"node/{name}"] = NodeCoverage(name, admitting[0], nmi_pods, exposed, None)
+        elif exposed or nmi_pods:
+            reason = why_not_admitted(node, daemonsets[0]["spec"]["template"]["spec"])
+            subjects[f"node/{name}"] = NodeCoverage(name, daemonsets[0], nmi_pods, exposed, reason)
     if not subjects:
-        raise NotApplicable("no Linux node admits the NMI DaemonSet")
+        raise NotApplicable("no Linux node admits the NMI DaemonSet or runs pods")
     return subjects
+
+
+def _owned_by_any(pod: dict[str, Any], uids: set[str]) -> bool:
+    return any(ref.get("uid") in uids for ref in pod["metadata"].get("ownerReferences") or [])
+
+
+def _listed(pods: list[dict[str, Any]], limit: int = 5) -> str:
+    shown = ", ".join(names(pods[:limit]))
+    return shown + (f" and {len(pods) - limit} more" if len(pods) > limit else "")
+
+
+def _coverage_fix(coverage: NodeCoverage) -> str:
+    """The fix depends on who owns the DaemonSet: the AKS add-on reconciles its own, a Helm release takes values."""
+    if labels_match(coverage.daemonset["metadata"].get("labels"), AKS_MANAGED):
+        return (f"the AKS add-on reconciles its NMI DaemonSet, so move those workloads off {coverage.node} "
+                "(or fix the pool so the add-on's NMI is scheduled there)")
+    what = "add that toleration" if "taint" in (coverage.not_admitted or "") else "widen the nodeSelector/affinity"
+    return f"{what} in the values of the NMI release (nmi.tolerations / nmi.nodeSelector / nmi.affinity), or move those workloads"
 
 
 @check(
     "NMI-002", "NMI is scheduled and ready on every Linux node", "critical",
     remediation="Inspect the DaemonSet and its pods (`kubectl -n kube-system describe ds nmi`, "
                 "`kubectl -n kube-system get pods -l component=nmi -o wide`); cordon the node until NMI is ready, "
-                "since pods there reach IMDS directly.",
+                "since pods there reach IMDS directly. A node NMI's DaemonSet does not admit (a taint it does not "
+                "tolerate, a selector that leaves the pool out) must run no pods: widen a self-installed NMI's "
+                "tolerations/nodeSelector, or move the workloads (the AKS add-on reconciles its own DaemonSet).",
     subjects=nmi_nodes,
 )
-def test_nmi_ready_on_node(subject: NodeSubject) -> None:
-    node, ds, pods = subject
-    ds_name = f"{ds['metadata']['namespace']}/{ds['metadata']['name']}"
+def test_nmi_ready_on_node(subject: NodeCoverage) -> None:
+    node, pods = subject.node, subject.nmi_pods
+    ds_name = f"{subject.daemonset['metadata']['namespace']}/{subject.daemonset['metadata']['name']}"
+    if subject.not_admitted is not None and not pods:
+        raise AssertionError(
+            f"node {node} runs {len(subject.exposed)} pod(s) that can ask IMDS ({_listed(subject.exposed)}) but "
+            f"DaemonSet {ds_name} does not run NMI there: {subject.not_admitted}; those pods reach IMDS "
+            f"(169.254.169.254) directly and can take any identity assigned to the node pool; {_coverage_fix(subject)}")
     assert pods, (
         f"node {node} has no pod of DaemonSet {ds_name}: pods scheduled there reach IMDS (169.254.169.254) "
         "directly and can take any identity assigned to the node pool"
@@ -188,3 +233,33 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
         if arg.startswith("--operation-mode=")
     }
     assert modes <= {"managed"}, f"NMI runs with --operation-mode={','.join(sorted(modes))}, not managed"
+
+
+# -- NMI-005 ------------------------------------------------------------------------------------
+
+def pod_identity_cluster(snapshot: Snapshot, target: Any) -> dict[str, dict[str, Any]]:
+    """The managed cluster, when pod identity is on (with it off, NMI-004 is the finding)."""
+    cluster = snapshot.azure.managed_cluster()
+    if cluster is None:
+        raise EvidenceUnavailable(f"managed cluster {target.aks_resource_group}/{target.cluster_name} does not exist "
+                                  f"in subscription {target.subscription_id}")
+    if ((cluster.get("properties") or {}).get("podIdentityProfile") or {}).get("enabled") is not True:
+        raise NotApplicable(f"pod identity is off on managed cluster {target.cluster_name} (see NMI-004)")
+    return {f"managedcluster/{target.cluster_name}": cluster}
+
+
+@check(
+    "NMI-005", "pod identity does not run on kubenet (podIdentityProfile.allowNetworkPluginKubenet)", "high",
+    remediation="Move the cluster to Azure CNI (`az aks update --network-plugin azure --network-plugin-mode overlay`) "
+                "or to Workload Identity; AKS keeps pod identity off on kubenet by default because a pod with NET_RAW "
+                "can spoof its way past NMI there.",
+    subjects=pod_identity_cluster,
+)
+def test_pod_identity_not_on_kubenet(subject: dict[str, Any]) -> None:
+    properties = subject.get("properties") or {}
+    plugin = (properties.get("networkProfile") or {}).get("networkPlugin")
+    allowed = (properties.get("podIdentityProfile") or {}).get("allowNetworkPluginKubenet")
+    assert not (plugin == "kubenet" and allowed is True), (
+        f"managed cluster {subject.get('name')} runs pod identity on kubenet with "
+        "podIdentityProfile.allowNetworkPluginKubenet=true: on kubenet a pod can spoof its way past NMI's redirect "
+        "of 169.254.169.254 and take any identity assigned to the node pool; move to Azure CNI or Workload Identity")

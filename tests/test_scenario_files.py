@@ -35,6 +35,8 @@ def test_merge_patch_follows_rfc_7386() -> None:
         ({"kube": {"frobnicate": []}}, "unknown key(s) frobnicate in kube"),
         ({"expect": {"fail": ["NMI-001"]}}, "unknown key(s) fail in expect"),
         ({"base": "no-such-scenario"}, "no built-in scenario 'no-such-scenario'"),
+        ({"expect": {"failed": ["NMI-002"], "mentions": {"NMI-001": ["x"]}}},
+         "expect.mentions names NMI-001, which the scenario does not expect red"),
     ],
 )
 def test_scenario_mistakes_are_named(tmp_path: Path, body: dict[str, object], phrase: str) -> None:
@@ -52,3 +54,16 @@ def test_base_may_be_a_path_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "sub" / "second.yaml").write_text(yaml.safe_dump({"description": "d2", "base": "../first.yaml"}))
     scenario = load_scenario(str(tmp_path / "sub" / "second.yaml"))
     assert scenario.name == "second" and scenario.expect_failed == []  # expectations are not inherited
+
+
+def test_a_red_check_that_does_not_name_its_subject_misses_the_expectation(tmp_path: Path) -> None:
+    import json
+
+    from aksid.cli import verdict
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"checks": [
+        {"id": "NMI-002", "outcome": "failed", "message": "node aks-a has no NMI; pods hello/x exposed"},
+        {"id": "NMI-001", "outcome": "passed", "message": ""}]}))
+    assert verdict(["NMI-002"], [], results, {"NMI-002": ["aks-a", "hello/x"]}) == 0
+    assert verdict(["NMI-002"], [], results, {"NMI-002": ["aks-b"]}) == 1

@@ -20,6 +20,9 @@ def test_demo_meets_scenario_expectation(name: str, tmp_path: Path) -> None:
     scenario = load_scenario(name)
     assert run.ids_with("failed") == set(scenario.expect_failed), run.stdout
     assert run.ids_with("error") == set(scenario.expect_error), run.stdout
+    for check_id, texts in scenario.expect_mentions.items():  # the node or pod the finding is about, by name
+        said = " ".join(c["message"] for c in run.results["checks"] if c["id"] == check_id)
+        assert all(text in said for text in texts), (check_id, texts, said)
     if not scenario.expect_failed and not scenario.expect_error:
         assert run.ids_with("passed"), "a green scenario must pass checks, not skip them all"
         assert "aksid summary" in run.stdout
@@ -31,7 +34,7 @@ def test_healthy_is_all_green(tmp_path: Path) -> None:
     not_passed = [c for c in run.results["checks"] if c["outcome"] != "passed"]
     # Secret contents are opt-in: without --aksid-read-secrets the one check that needs them says so and skips.
     assert all(c["outcome"] == "skipped" and "--aksid-read-secrets" in c["message"] for c in not_passed), not_passed
-    catalogue = {"NMI-001", "NMI-002", "NMI-003", "NMI-004", "BIND-001", "BIND-002", "BIND-003", "BIND-004",
+    catalogue = {"NMI-001", "NMI-002", "NMI-003", "NMI-004", "NMI-005", "BIND-001", "BIND-002", "BIND-003", "BIND-004",
                  "RBAC-001", "RBAC-002", "RBAC-003", "RBAC-004", "RBAC-005", "DNS-001", "DNS-002", "DNS-003", "DNS-004",
                  "ISS-001", "ISS-002", "ISS-003", "ISS-004", "TLS-001", "TLS-002", "TLS-003", "TLS-004"}
     assert catalogue <= run.ids_with("passed")

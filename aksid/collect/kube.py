@@ -46,6 +46,7 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("v1", "Secret", "secrets", sensitive=True),
     KindSpec("apps/v1", "DaemonSet", "daemonsets"),
     KindSpec("apps/v1", "Deployment", "deployments"),
+    KindSpec("apps/v1", "ReplicaSet", "replicasets"),  # the link from a pod to its Deployment (owner chains)
     KindSpec("networking.k8s.io/v1", "Ingress", "ingresses"),
     KindSpec("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions"),
     KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentity", "azureidentities", custom=True),

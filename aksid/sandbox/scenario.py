@@ -37,7 +37,7 @@ _TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure",
 # libyaml when PyYAML has it: healthy.yaml reads in about a tenth of the time
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SECTION_KEYS = {"add", "remove", "patch", "faults"}
-_EXPECT_KEYS = {"failed", "error"}
+_EXPECT_KEYS = {"failed", "error", "mentions"}
 
 
 class ScenarioError(ValueError):
@@ -52,6 +52,8 @@ class Scenario:
     target: dict[str, Any]
     expect_failed: list[str] = field(default_factory=list)
     expect_error: list[str] = field(default_factory=list)
+    # what the red checks' messages must name (a node, a pod): {CHECK-ID: [text, ...]}
+    expect_mentions: dict[str, list[str]] = field(default_factory=dict)
     kube_objects: list[dict[str, Any]] = field(default_factory=list)
     kube_faults: list[dict[str, Any]] = field(default_factory=list)
     azure_resources: list[dict[str, Any]] = field(default_factory=list)
@@ -137,6 +139,7 @@ def load_scenario(
     _known_keys(expect, _EXPECT_KEYS, path, "expect")
     scenario.expect_failed = _ids(expect.get("failed"), path, "expect.failed")
     scenario.expect_error = _ids(expect.get("error"), path, "expect.error")
+    scenario.expect_mentions = _mentions(expect.get("mentions"), scenario, path)
     _apply_kube(scenario, _mapping(document.get("kube"), path, "kube"), path)
     _apply_azure(scenario, _mapping(document.get("azure"), path, "azure"), path)
     _apply_dns(scenario, _mapping(document.get("dns"), path, "dns"), path)
@@ -183,6 +186,15 @@ def _list(value: Any, path: Path, where: str) -> list[Any]:
 
 def _ids(value: Any, path: Path, where: str) -> list[str]:
     return [str(item) for item in _list(value, path, where)]
+
+
+def _mentions(value: Any, scenario: Scenario, path: Path) -> dict[str, list[str]]:
+    mentions = {str(check_id): _ids(texts, path, f"expect.mentions.{check_id}")
+                for check_id, texts in _mapping(value, path, "expect.mentions").items()}
+    stray = sorted(set(mentions) - set(scenario.expect_failed) - set(scenario.expect_error))
+    if stray:
+        raise ScenarioError(f"{path}: expect.mentions names {', '.join(stray)}, which the scenario does not expect red")
+    return mentions
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
