@@ -28,6 +28,14 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
                      "help": "override one target field; wins over every other source"}),
     ("--aksid-kube-context", {"metavar": "NAME", "help": "kubeconfig context to use (`aksid run` also takes --kube-context)"}),
     ("--aksid-replay", {"metavar": "PATH", "help": "check a saved snapshot; no network at all"}),
+    ("--aksid-mode", {"metavar": "MODE", "choices": ("attach", "provision"), "default": None,
+                      "help": "attach (default: read only) or provision (also create labelled probes and a canary, "
+                              "observe, remove them)"}),
+    ("--aksid-provision-cmd", {"metavar": "CMD", "help": "a command that creates the environment, run before anything "
+                                                         "else (profile provision.up); its files may be the profile's"}),
+    ("--aksid-teardown-cmd", {"metavar": "CMD", "help": "a command that destroys the environment, run after everything, "
+                                                        "also when the provision command or the checks failed "
+                                                        "(profile provision.down)"}),
     ("--aksid-read-secrets", {"action": "store_true", "default": False,
                               "help": "read Secret contents (redacted before they are stored); off by default"}),
     ("--aksid-waivers", {"metavar": "FILE", "help": "YAML waivers: check, subject pattern, reason, expires"}),

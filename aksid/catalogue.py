@@ -21,6 +21,8 @@ AREAS = {
     "DNS": "the zone, its delegation and the demo record",
     "ISS": "cert-manager issuers and the demo certificate",
     "TLS": "what a browser receives from the demo host",
+    "PROBE": "identity probes (provision mode)",
+    "CANARY": "a canary host through external-dns and cert-manager (provision mode)",
 }
 
 

@@ -124,12 +124,18 @@ def _dns_server_map(value: str) -> str | None:
     return None
 
 
-def _seconds(value: str) -> str | None:
-    try:
-        seconds = float(value)
-    except ValueError:
-        return "is not a number of seconds"
-    return None if 0 < seconds <= 60 else "must be more than 0 and at most 60 seconds"
+def _seconds_up_to(limit: float) -> Callable[[str], str | None]:
+    def validate(value: str) -> str | None:
+        try:
+            seconds = float(value)
+        except ValueError:
+            return "is not a number of seconds"
+        return None if 0 < seconds <= limit else f"must be more than 0 and at most {limit:g} seconds"
+    return validate
+
+
+_seconds = _seconds_up_to(60)  # one network answer
+_wait_seconds = _seconds_up_to(86400)  # all of provision mode's waits
 
 
 def _port(value: str) -> str | None:
@@ -217,6 +223,15 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="minimum remaining lifetime of the served leaf, in days"),
     FieldSpec("tls_timeout", ("AKSID_TLS_TIMEOUT",), default="5", validate=_seconds,
               help="seconds to wait for each TLS/HTTP connection and answer"),
+    # Provision mode: what it creates and how long it waits for the cluster's controllers.
+    FieldSpec("probe_image", ("AKSID_PROBE_IMAGE",), default="mcr.microsoft.com/azurelinux/base/python:3.12",
+              help="image of the identity probes (any image with python3)"),
+    FieldSpec("canary_image", ("AKSID_CANARY_IMAGE",), default="paulbouwer/hello-kubernetes:1.10",
+              help="image of the canary app"),
+    FieldSpec("canary_host", ("AKSID_CANARY_HOST",), default="aksid-canary", validate=_dns_label,
+              help="the canary's host name in the zone (one per target: external-dns upsert-only keeps one record)"),
+    FieldSpec("provision_timeout", ("AKSID_PROVISION_TIMEOUT",), default="600", validate=_wait_seconds,
+              help="seconds provision mode waits, in all, for the controllers (teardown not included)"),
 )
 FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
 
@@ -234,6 +249,8 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
     "dns": {"parent_servers": "dns_parent_servers", "server_addresses": "dns_server_addresses", "timeout": "dns_timeout"},
     "tls": {"trust_store": "trust_store", "address": "tls_address", "https_port": "tls_https_port",
             "http_port": "tls_http_port", "min_days": "tls_min_days", "timeout": "tls_timeout"},
+    "provision": {"probe_image": "probe_image", "canary_image": "canary_image", "canary_host": "canary_host",
+                  "timeout": "provision_timeout"},
 }
 # Profile settings that may be YAML lists / mappings; they are stored as the comma-separated text of their field.
 _PROFILE_LISTS = {"dns_parent_servers"}
@@ -276,6 +293,10 @@ class Target:
     tls_http_port: str | None = "80"
     tls_min_days: str | None = "14"
     tls_timeout: str | None = "5"
+    probe_image: str | None = "mcr.microsoft.com/azurelinux/base/python:3.12"
+    canary_image: str | None = "paulbouwer/hello-kubernetes:1.10"
+    canary_host: str | None = "aksid-canary"
+    provision_timeout: str | None = "600"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -351,6 +372,10 @@ class Target:
     def tls_timeout_seconds(self) -> float:
         return float(self.tls_timeout or 5)
 
+    @property
+    def provision_timeout_seconds(self) -> float:
+        return float(self.provision_timeout or 600)
+
     def public_view(self) -> dict[str, Any]:
         """The settings as shown in reports: file paths and names only, never file contents."""
         return {spec.name: getattr(self, spec.name) for spec in FIELDS}
@@ -359,6 +384,24 @@ class Target:
 def identity_name_for(domain: str) -> str:
     """`${AZ_DNS_DOMAIN/./-}-identity`: bash replaces only the first dot."""
     return domain.rstrip(".").replace(".", "-", 1) + "-identity"
+
+
+# The team's own provisioning commands (profile `provision: {up, down}`), run around a provision run.
+PROFILE_HOOKS = (("provision", "up"), ("provision", "down"))
+
+
+def profile_hooks(path: Path | None) -> dict[str, str]:
+    """{"up": CMD, "down": CMD} from a profile, read before the target (`up` may write files the profile names)."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}  # load_profile reports it in one sentence when the target is resolved
+    section = document.get("provision") if isinstance(document, dict) else None
+    if not isinstance(section, dict):
+        return {}
+    return {name: str(section[name]) for _, name in PROFILE_HOOKS if section.get(name)}
 
 
 def load_profile(path: Path) -> dict[str, tuple[str, str]]:
@@ -387,6 +430,8 @@ def load_profile(path: Path) -> dict[str, tuple[str, str]]:
         if not isinstance(content, dict):
             raise ConfigError(f"the profile {path} section '{key}' must be a mapping")
         for sub_key, value in content.items():
+            if (key, sub_key) in PROFILE_HOOKS:
+                continue  # commands, not settings: read by profile_hooks() before anything else
             if sub_key not in _PROFILE_SECTIONS[key]:
                 raise ConfigError(f"the profile {path} has an unknown setting '{key}.{sub_key}'")
             name = _PROFILE_SECTIONS[key][sub_key]

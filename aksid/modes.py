@@ -6,5 +6,6 @@ runs in (every mode, unless its `check` marker names fewer).
 
 from __future__ import annotations
 
-# attach: read a live environment; replay: re-judge a saved snapshot (no network).
-MODES: tuple[str, ...] = ("attach", "replay")
+# attach: read a live environment; replay: re-judge a saved snapshot (no network);
+# provision: attach, then create labelled probes and a canary, observe, and remove them all.
+MODES: tuple[str, ...] = ("attach", "replay", "provision")

@@ -25,6 +25,7 @@ from aksid.activation import (
 )
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
+from aksid.redact import redact_provision
 from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
@@ -68,7 +69,7 @@ class AksidState:
 
     @property
     def mode(self) -> str:
-        return "replay" if self.replay else "attach"
+        return "replay" if self.replay else self.config.getoption("aksid_mode") or "attach"
 
 
 def _path_option(config: pytest.Config, name: str) -> Path | None:
@@ -103,12 +104,40 @@ def _activate(config: pytest.Config) -> AksidState:
     except WaiverError as exc:
         raise pytest.UsageError(f"aksid: {exc}") from None
     if not state.is_worker:
+        _run_infra_hooks(config)
         _resolve_target(state)
     return state
 
 
+def _run_infra_hooks(config: pytest.Config) -> None:
+    """Terratest's order: the `down` command is registered before `up` runs, so it runs whatever happens next."""
+    from aksid.config import profile_hooks
+    from aksid.infra_hooks import run_hook
+
+    hooks = profile_hooks(_path_option(config, "aksid_profile"))
+    up = config.getoption("aksid_provision_cmd") or hooks.get("up")
+    down = config.getoption("aksid_teardown_cmd") or hooks.get("down")
+    if down:
+        config.add_cleanup(lambda: run_hook("teardown", down, _say(config)))
+    if up and not run_hook("provision", up, _say(config)):
+        raise pytest.UsageError(f"aksid: the provision command failed: {up}" + (" (the teardown command runs next)"
+                                                                                 if down else ""))
+
+
+def _say(config: pytest.Config) -> Any:
+    def say(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"aksid: {line}")
+        else:
+            print(f"aksid: {line}", flush=True)
+    return say
+
+
 def _resolve_target(state: AksidState) -> None:
     config = state.config
+    if state.replay and config.getoption("aksid_mode"):
+        raise pytest.UsageError("aksid: --aksid-replay re-judges a saved snapshot; it takes no --aksid-mode")
     try:
         if state.replay:
             state.snapshot = Snapshot.load(state.replay)
@@ -229,12 +258,30 @@ def _collect(state: AksidState) -> None:
     assert state.target is not None
     state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
                                   read_secrets=config.getoption("aksid_read_secrets"))
+    if state.mode == "provision":
+        _provision(state, reporter)
     state.snapshot_path = state.reports_dir / "snapshot.json"
     state.snapshot.save(state.snapshot_path)
     if reporter is not None:
         reporter.write_line(f"aksid: evidence collected, snapshot written to {state.snapshot_path}")
         for problem in state.snapshot.errors:
             reporter.write_line(f"aksid: could not collect {problem}", yellow=True)
+
+
+def _provision(state: AksidState, reporter: Any) -> None:
+    """After the read-only collection: probes and a canary, observed and removed; their evidence joins the snapshot."""
+    from aksid.provision.run import provision
+    from aksid.provision.teardown import terminate_as_interrupt
+
+    def say(line: str) -> None:  # the timeline of the waits is always printed: it is what a nightly log needs
+        if reporter is not None:
+            reporter.write_line(f"aksid: {line}")
+
+    assert state.snapshot is not None and state.target is not None
+    with terminate_as_interrupt():
+        evidence = provision(state.target, state.kube_configuration, state.credential, state.snapshot.document, say)
+    state.snapshot.document["provision"] = redact_provision(evidence)
+    state.snapshot.document["mode"] = "provision"
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -65,3 +65,18 @@ def _is_env_var(value: dict[str, Any]) -> bool:
 def _redact_flag(arg: str) -> str:
     flag, sep, _ = arg.partition("=")
     return f"{flag}={REDACTED}" if sep and flag.startswith("-") and looks_secret(flag) else arg
+
+
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+
+def redact_provision(value: Any) -> Any:
+    """Provision evidence holds claims, never tokens; should a probe's line or an error body carry a JWT anyway
+    (a misbehaving endpoint echoing it), it is cut out wherever it stands."""
+    if isinstance(value, dict):
+        return {k: redact_provision(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_provision(item) for item in value]
+    if isinstance(value, str):
+        return _JWT.sub(REDACTED, value)
+    return value

@@ -228,6 +228,47 @@ class TlsEvidence:
         return entry["value"]
 
 
+class ProvisionEvidence:
+    """What provision mode created and observed (aksid/provision/run.py): `probes` {role: entry + namespace, pod,
+    selector}, `canary` {address, azure_record, servers, certificate, tls: entries whose status is ok, timeout (the
+    controller did not do it in time: a finding) or absent}, `teardown` {leftovers, records, problems}, `timeline`."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._document = document  # read when asked: provision mode adds its section after the attach collection
+
+    @property
+    def section(self) -> Mapping[str, Any]:
+        if not self._document.get("provision"):
+            raise EvidenceNotCollected("this snapshot was collected without provisioning (attach mode): "
+                                       "run with --aksid-mode provision")
+        return self._document["provision"]
+
+    def probe(self, role: str) -> dict[str, Any]:
+        record = (self.section.get("probes") or {}).get(role)
+        if record is None:
+            raise EvidenceUnavailable(f"the {role} probe was not created: {self.stopped}")
+        return record
+
+    def canary(self, key: str) -> dict[str, Any]:
+        """The entry of one canary step; raises when it was never observed (the run stopped first)."""
+        entry = (self.section.get("canary") or {}).get(key)
+        if entry is None:
+            raise EvidenceUnavailable(f"the canary's {key.replace('_', ' ')} was not observed: {self.stopped}")
+        return entry
+
+    @property
+    def stopped(self) -> str:
+        return str(self.section.get("stopped") or "the provision run stopped before it")
+
+    def teardown(self, key: str) -> Any:
+        entry = (self.section.get("teardown") or {}).get(key)
+        if entry is None:
+            raise EvidenceUnavailable(f"the teardown's {key} was not recorded (the run was interrupted)")
+        if isinstance(entry, dict) and entry.get("status") not in (None, "ok"):
+            raise EvidenceUnavailable(f"the teardown's {key} could not be read: {entry.get('reason')}")
+        return entry["value"] if isinstance(entry, dict) and "value" in entry else entry
+
+
 class Snapshot:
     """One run's evidence; built by collectors, read by checks."""
 
@@ -239,6 +280,7 @@ class Snapshot:
         self.azure = AzureEvidence(document.get("azure", {}))
         self.dns = DnsEvidence(document.get("dns"))
         self.tls = TlsEvidence(document.get("tls"))
+        self.provision = ProvisionEvidence(document)
 
     @property
     def target(self) -> dict[str, Any]:

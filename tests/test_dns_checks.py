@@ -20,6 +20,7 @@ import yaml
 
 import aksid.sandbox.dns as sandbox_dns
 from aksid.config import ConfigError, resolve_target
+from aksid.sandbox.processes import processes_under
 from aksid.sandbox.runtime import SandboxError, down, up
 from aksid.sandbox.scenario import ScenarioError, load_scenario
 
@@ -34,18 +35,7 @@ NS2 = "ns2-01.azure-dns.net."
 
 def knotd_pids_under(directory: Path) -> list[int]:
     """Running knotd processes whose command line names a file under `directory` (through /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"knotd") and state != "Z" and any(str(directory).encode() in a for a in argv):
-            found.append(int(entry.name))
-    return found
+    return processes_under(directory, program="knotd")
 
 
 def dns_results(run: Any) -> dict[tuple[str, str], dict[str, Any]]:

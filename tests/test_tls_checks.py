@@ -30,6 +30,7 @@ import aksid.sandbox.pebble as sandbox_pebble
 from aksid.collect.tls import collect_tls
 from aksid.config import ConfigError, resolve_target
 from aksid.sandbox.edge import Held, prepare_base, translate_acme_urls
+from aksid.sandbox.processes import processes_under  # live processes whose command line or cwd is under a directory
 from aksid.sandbox.runtime import SandboxError, down, up
 from aksid.sandbox.scenario import ScenarioError, load_scenario
 
@@ -45,23 +46,6 @@ SUBJECTS = {TRUST, ("TLS-002", f"host/{HOST}"), ("TLS-003", f"host/{HOST}"),
 
 def tls_results(run: Any) -> dict[tuple[str, str], dict[str, Any]]:
     return {(c["id"], c["subject"]): c for c in run.results["checks"] if c["id"].startswith("TLS-")}
-
-
-def processes_under(directory: Path) -> list[int]:
-    """Live processes (not zombies) whose command line or working directory is under `directory`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if state != "Z" and (str(directory).encode() in argv or cwd.startswith(str(directory))):
-            found.append(int(entry.name))
-    return found
 
 
 # --- settings -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ returns them; everything the server answers is derived from their ids:
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
 import re
@@ -260,6 +261,26 @@ class ArmStore:
     def index(self) -> _Index:
         with self._lock:
             return self._index
+
+    # What the controller models (external-dns writing record sets) use; each swaps in a new generation.
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Copies of every stored resource."""
+        with self._lock:
+            return [copy.deepcopy(item.raw) for item in self._index.items]
+
+    def put(self, resource: dict[str, Any]) -> None:
+        """Create or replace one resource (by id, compared as ARM compares ids)."""
+        key = id_key(resource["id"])
+        with self._lock:
+            kept = [item.raw for item in self._index.items if item.key != key]
+            self._index = _Index([*kept, copy.deepcopy(resource)])
+
+    def remove(self, resource_id: str) -> None:
+        """Delete one resource and what lives under it; a missing one is no error."""
+        key = id_key(resource_id)
+        with self._lock:
+            self._index = _Index([item.raw for item in self._index.items if item.key[:len(key)] != key])
 
     def take_fault(self, method: str, path: str) -> ArmError | None:
         """The error of the first fault matching this request, counting down its `times`."""

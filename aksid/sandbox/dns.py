@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import os
-import random
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -36,22 +34,24 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
+from aksid.sandbox.processes import (
+    BIND_ATTEMPTS,
+    Launcher,
+    PortTaken,
+    free_ports,
+    start_on_free_ports,
+    stop_processes,
+)
+
 PARENT_ADDRESS = "127.0.0.53"
 ZONE_ADDRESSES = {"a": "127.0.0.54", "b": "127.0.0.55"}
 UPDATE_KEY_NAME = "aksid-update."
 UPDATE_KEY_ALGORITHM = "hmac-sha256"
-# Below Linux's ephemeral range (32768-60999), so the kernel never hands "our" port to an outgoing socket.
-PORT_RANGE = (20000, 32767)
-BIND_ATTEMPTS = 5
-STOP_TIMEOUT = 3.0
 DELEGATION_TTL = 172800  # what TLD registries use for NS delegations
 DEFAULT_TTL = 3600
 STAGED_TTL = 300
 PARENT_NS_LABEL = "ns-aksid-parent"
 _ZONE_LOAD_FAILED = "zone event 'load' failed"
-
-# knotd processes this process started, by PID: Popen reaps them (no zombies) and never warns about them.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 _STAGING_KEYS = {"parent_delegation", "servers"}
 _SERVER_KEYS = {"soa_serial", "records"}
@@ -68,10 +68,6 @@ RRsets = dict[tuple[dns.name.Name, dns.rdatatype.RdataType], tuple[int, list[dns
 
 class DnsSandboxError(RuntimeError):
     """The DNS sandbox could not be built or started; the message says why."""
-
-
-class _PortTaken(Exception):
-    """Another process bound the chosen port between our probe and knotd's bind: pick another one."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ def start_dns(
     timeout: float = 10.0,
 ) -> DnsSandbox:
     """Start knotd for the zone (servers A and B) and its parent; return once all three answer SOA."""
-    staged = _validate_staging(staging)
+    staged = validate_staging(staging)
     if not name_servers:
         raise DnsSandboxError(f"no name servers given for the zone {zone}")
     knotd = _find_knotd()
@@ -123,50 +119,33 @@ def start_dns(
     instances += [_Instance(role, address, origin, root / role) for role, address in ZONE_ADDRESSES.items()]
     texts = {"parent": parent_text, **zone_texts}
     deadline = time.monotonic() + timeout
-    for attempt in range(1, BIND_ATTEMPTS + 1):
-        port = _free_port([instance.address for instance in instances])
-        try:
-            _launch_all(knotd, instances, texts, port, key)
-            _wait_ready(instances, port, deadline)
-        except _PortTaken:
-            _stop_instances(instances)
-            if attempt == BIND_ATTEMPTS:
-                raise DnsSandboxError(f"knotd could not bind a free port in {BIND_ATTEMPTS} attempts") from None
-            continue
-        except BaseException:
-            _stop_instances(instances)  # never leave a knotd behind, whatever went wrong
-            raise
-        return DnsSandbox(
-            pids=[instance.process.pid for instance in instances if instance.process is not None],
-            parent_servers=[f"{PARENT_ADDRESS}:{port}"],
-            server_addresses=_server_addresses(name_servers, port),
-            update_key=key,
-        )
-    raise AssertionError("unreachable")
+
+    def start(port: int, launch: Launcher) -> int:
+        _launch_all(launch, knotd, instances, texts, port, key)
+        _wait_ready(instances, port, deadline)
+        return port
+
+    # _free_port is looked up at each attempt: a test replaces it to stage a lost race.
+    port = start_on_free_ports(lambda: _free_port([instance.address for instance in instances]), start,
+                               error=DnsSandboxError,
+                               exhausted=f"knotd could not bind a free port in {BIND_ATTEMPTS} attempts")
+    return DnsSandbox(
+        pids=[instance.process.pid for instance in instances if instance.process is not None],
+        parent_servers=[f"{PARENT_ADDRESS}:{port}"],
+        server_addresses=_server_addresses(name_servers, port),
+        update_key=key,
+    )
 
 
 def stop_dns(pids: Iterable[int]) -> None:
     """SIGTERM every knotd, wait for it, SIGKILL what is left; reap our children so no zombie stays."""
-    pids = list(pids)
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for pid in pids:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-            kill_deadline = time.monotonic() + 1.0
-            while _alive(pid) and time.monotonic() < kill_deadline:
-                time.sleep(0.01)
-        if not _alive(pid):
-            _CHILDREN.pop(pid, None)
+    stop_processes(pids)
 
 
 # --- staging ------------------------------------------------------------------------------------
 
 
-def _validate_staging(staging: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_staging(staging: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check the scenario's `dns:` section up front, so a typo fails here and not as a silently ignored key."""
     if staging is None:
         return {}
@@ -460,7 +439,8 @@ def _knot_config(instance: _Instance, port: int, key: Mapping[str, str] | None) 
     return "\n".join(lines) + "\n"
 
 
-def _launch_all(knotd: str, instances: list[_Instance], texts: Mapping[str, str], port: int, key: Mapping[str, str]) -> None:
+def _launch_all(launch: Launcher, knotd: str, instances: list[_Instance], texts: Mapping[str, str], port: int,
+                key: Mapping[str, str]) -> None:
     for instance in instances:
         if instance.directory.exists():
             shutil.rmtree(instance.directory)  # a stale journal would be replayed over the new zone file
@@ -470,17 +450,8 @@ def _launch_all(knotd: str, instances: list[_Instance], texts: Mapping[str, str]
         config = instance.directory / "knot.conf"
         config.write_text(_knot_config(instance, port, None if instance.role == "parent" else key), encoding="utf-8")
         config.chmod(0o600)  # it holds the TSIG secret
-        instance.process = _launch(knotd, instance.directory)
-
-
-def _launch(knotd: str, directory: Path) -> subprocess.Popen[bytes]:
-    with (directory / "knotd.log").open("wb") as log:
-        process = subprocess.Popen(
-            [knotd, "-c", str(directory / "knot.conf")], cwd=directory / "run",
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    _CHILDREN[process.pid] = process
-    return process
+        instance.process = launch([knotd, "-c", str(config)], cwd=instance.directory / "run",
+                                  log=instance.directory / "knotd.log")
 
 
 def _wait_ready(instances: list[_Instance], port: int, deadline: float) -> None:
@@ -506,7 +477,7 @@ def _ready(instance: _Instance, port: int) -> bool:
     if code is not None:
         log = _read_log(instance.directory)
         if "cannot bind address" in log:
-            raise _PortTaken()
+            raise PortTaken()
         raise DnsSandboxError(f"{where} exited during start-up (code {code}): {_complaint(log)}")
     if _answers_soa(instance.address, port, instance.origin):
         return True
@@ -558,53 +529,6 @@ def _strip_timestamp(line: str) -> str:
 
 
 def _free_port(addresses: list[str]) -> int:
-    """A port free for both UDP and TCP on every address (knotd still may lose a race: see _PortTaken)."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randint(*PORT_RANGE)
-        if all(_bindable(address, port) for address in addresses):
-            return port
-    raise DnsSandboxError(f"no port in {PORT_RANGE[0]}-{PORT_RANGE[1]} is free on {', '.join(addresses)}")
+    """A port free for both UDP and TCP on every address (knotd still may lose a race: see PortTaken)."""
+    return free_ports(addresses, udp=True)[0]
 
-
-def _bindable(address: str, port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
-
-
-# --- stopping -----------------------------------------------------------------------------------
-
-
-def _stop_instances(instances: list[_Instance]) -> None:
-    stop_dns([instance.process.pid for instance in instances if instance.process is not None])
-    for instance in instances:
-        instance.process = None
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None  # poll() reaps the zombie
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our child lingers as a zombie until reaped
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child (another process started it), or already reaped
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -27,28 +27,28 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from aksid.config import LETSENCRYPT_PROD, LETSENCRYPT_STAGING
+from aksid.config import LETSENCRYPT_PROD, LETSENCRYPT_STAGING, is_loopback_host
 from aksid.sandbox.acme_client import AcmeError, IssuedCertificate, issue_certificate
 from aksid.sandbox.dns import ZONE_ADDRESSES, DnsSandbox
 from aksid.sandbox.pebble import AcmeCA, PebbleError, fetch_issuer, start_pebble
-from aksid.sandbox.web import _STAGING_KEYS as _WEB_KEYS
-from aksid.sandbox.web import WebSandboxError, _validate_staging, make_expired_leaf, start_nginx
+from aksid.sandbox.web import STAGING_KEYS as WEB_STAGING_KEYS
+from aksid.sandbox.web import WebSandboxError, make_expired_leaf, start_nginx
+from aksid.sandbox.web import validate_staging as validate_web_staging
 
 PUBLIC_ROOTS = "public-roots.pem"
 CAS = ("prod", "staging")
 _CERT_KEYS = {"issuer", "leaf_host", "key_type", "chain", "expired_leaf", "served_leaf_differs"}
-STAGING_KEYS = _CERT_KEYS | _WEB_KEYS
+STAGING_KEYS = _CERT_KEYS | WEB_STAGING_KEYS
 _CHOICES = {"issuer": CAS, "key_type": ("ec", "rsa"), "chain": ("default", "alternate")}
 INGRESS_LABEL = ("app.kubernetes.io/name", "ingress-nginx")
 CERT_MANAGER_GROUPS = ("cert-manager.io/", "acme.cert-manager.io/")
@@ -80,6 +80,8 @@ class Edge:
     https_port: int | None  # None: nginx was not started (no load balancer address on loopback)
     http_port: int | None
     not_before_ready: float = 0.0  # time.time() before which the suite must not collect (an expired leaf's end)
+    cas: dict[str, AcmeCA] = field(default_factory=dict)  # the pebbles, for the cert-manager model
+    nginx: dict[str, Any] | None = None  # {root, pid, address, https_port, http_port}: where new hosts are added
 
 
 # --- the scenario's `tls:` key ------------------------------------------------------------------
@@ -103,7 +105,7 @@ def validate_tls_staging(staging: Mapping[str, Any] | None) -> dict[str, Any]:
     if "leaf_host" in staging and not _is_dns_name(staging["leaf_host"]):
         raise EdgeError(f"tls.leaf_host must be a DNS name, not {staging['leaf_host']!r}")
     try:
-        _validate_staging({key: value for key, value in staging.items() if key in _WEB_KEYS})
+        validate_web_staging({key: value for key, value in staging.items() if key in WEB_STAGING_KEYS})
     except WebSandboxError as exc:
         raise EdgeError(str(exc)) from None
     return dict(staging)
@@ -158,8 +160,9 @@ def start_edge(
 
     address = load_balancer_ip(kube_objects)
     https_port = http_port = None
-    if address is not None and ipaddress.ip_address(address).is_loopback:
-        web_staging = {key: value for key, value in staging.items() if key in _WEB_KEYS}
+    nginx: dict[str, Any] | None = None
+    if address is not None and is_loopback_host(address):
+        web_staging = {key: value for key, value in staging.items() if key in WEB_STAGING_KEYS}
         try:
             web = start_nginx(state_dir, address, f"{target.get('demo_host', 'hello')}.{domain}", served.chain_pem,
                               served.key_pem, staging=web_staging)
@@ -167,8 +170,10 @@ def start_edge(
             raise EdgeError(f"the demo host could not start: {exc}") from None
         record_pid("nginx", web.pid)
         https_port, http_port = web.https_port, web.http_port
+        nginx = {"root": str(state_dir.resolve() / "web"), "pid": web.pid, "address": address,
+                 "https_port": https_port, "http_port": http_port}
     return Edge({name: cas[name].directory_url for name in CAS}, ca.directory_url, public_roots, held, served,
-                https_port, http_port, ready_after)
+                https_port, http_port, ready_after, dict(cas), nginx)
 
 
 def ca_name(ca: AcmeCA, cas: Mapping[str, AcmeCA]) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from aksid.config import is_loopback_host
 
 
 class LoopbackHTTPSServer(ThreadingHTTPServer):
@@ -23,7 +24,7 @@ def start_https_server(
     port: int = 0,
 ) -> LoopbackHTTPSServer:
     """Start serving; the caller stops it with `.shutdown()` and `.server_close()`."""
-    if not ipaddress.ip_address(host).is_loopback:
+    if not is_loopback_host(host):
         raise ValueError(f"the sandbox listens on loopback only, not on {host}")
     server = LoopbackHTTPSServer((host, port), handler_cls)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

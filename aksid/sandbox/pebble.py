@@ -15,13 +15,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,26 +26,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from aksid.sandbox.processes import BIND_ATTEMPTS, Launcher, PortTaken, free_ports, start_on_free_ports, stop_process
 from aksid.sandbox.tls import SandboxCA
 
-# Below Linux's ephemeral range (32768-60999), so the kernel never hands "our" port to an outgoing socket.
-PORT_RANGE = (20000, 32767)
-BIND_ATTEMPTS = 5
-STOP_TIMEOUT = 3.0
 # Let's Encrypt issues 90-day certificates; pebble 2.4 defaults to 5 years.
 CERTIFICATE_VALIDITY_SECONDS = 90 * 24 * 3600
 LISTEN_HOST = "127.0.0.1"
 
-# Processes this module (and web.py) started, by PID: Popen reaps them, so no zombie outlives stop.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
 
 class PebbleError(RuntimeError):
     """Pebble could not be started or queried; the message says why."""
-
-
-class _PortTaken(Exception):
-    """Another process bound a chosen port between our probe and pebble's bind: pick others."""
 
 
 @dataclass(frozen=True)
@@ -88,26 +74,20 @@ def start_pebble(
     bundle, cert, key = _https_identity(directory / "https")
     env = _pebble_env(chain_length, alternate_roots)
     deadline = time.monotonic() + timeout
-    for attempt in range(1, BIND_ATTEMPTS + 1):
-        acme_port, management_port = free_ports(LISTEN_HOST, 2)
+
+    def start(ports: list[int], launch: Launcher) -> AcmeCA:
+        acme_port, management_port = ports
         config = _write_config(directory, acme_port, management_port, cert, key)
-        process = launch_process([binary, "-config", str(config), "-dnsserver", dns_server, "-strict=false"],
-                                 cwd=directory, log=directory / "pebble.log", env=env)
-        try:
-            directory_url = f"https://{LISTEN_HOST}:{acme_port}/dir"
-            _wait_directory(process, directory_url, bundle, directory / "pebble.log", deadline)
-            management_url = f"https://{LISTEN_HOST}:{management_port}"
-            roots = _fetch_roots(management_url, bundle, alternate_roots)
-        except _PortTaken:
-            stop_process(process.pid)
-            if attempt == BIND_ATTEMPTS:
-                raise PebbleError(f"pebble could not bind free ports in {BIND_ATTEMPTS} attempts") from None
-            continue
-        except BaseException:
-            stop_process(process.pid)
-            raise
+        process = launch([binary, "-config", str(config), "-dnsserver", dns_server, "-strict=false"],
+                         cwd=directory, log=directory / "pebble.log", env=env)
+        directory_url = f"https://{LISTEN_HOST}:{acme_port}/dir"
+        _wait_directory(process, directory_url, bundle, directory / "pebble.log", deadline)
+        management_url = f"https://{LISTEN_HOST}:{management_port}"
+        roots = _fetch_roots(management_url, bundle, alternate_roots)
         return AcmeCA(process.pid, directory_url, bundle, roots, management_url)
-    raise AssertionError("unreachable")
+
+    return start_on_free_ports(lambda: free_ports([LISTEN_HOST], 2), start, error=PebbleError,
+                               exhausted=f"pebble could not bind free ports in {BIND_ATTEMPTS} attempts")
 
 
 def stop_pebble(pid: int) -> None:
@@ -126,44 +106,6 @@ def fetch_issuer(ca: AcmeCA) -> tuple[x509.Certificate, PrivateKeyTypes]:
     cert = x509.load_pem_x509_certificate(cert_response.content)
     key = serialization.load_pem_private_key(key_response.content, password=None)
     return cert, key
-
-
-# --- process helpers (shared with web.py) -------------------------------------------------------
-
-
-def launch_process(argv: list[str], *, cwd: Path, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a server in its own session (a Ctrl-C to the test run does not reach it; we stop it by PID)."""
-    with log.open("ab") as handle:
-        process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                                   env=dict(env) if env is not None else None, start_new_session=True)
-    _CHILDREN[process.pid] = process
-    return process
-
-
-def stop_process(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM, wait, then SIGKILL; reap it when it is our child."""
-    _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while process_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if process_alive(pid):
-        _signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 1.0
-        while process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    if not process_alive(pid):
-        _CHILDREN.pop(pid, None)
-
-
-def process_alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None  # poll() reaps the zombie
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -221,7 +163,7 @@ def _wait_directory(process: subprocess.Popen[bytes], url: str, bundle: Path, lo
         if code is not None:
             text = _read(log)
             if "address already in use" in text:
-                raise _PortTaken()
+                raise PortTaken()
             raise PebbleError(f"pebble exited during start-up (code {code}): {_last_line(text)}")
         try:
             if _get(url, bundle, timeout=1).status_code == 200:
@@ -263,34 +205,6 @@ def _check_loopback_endpoint(endpoint: str, what: str) -> None:
         loopback = False
     if not loopback:
         raise PebbleError(f"{what} must be a loopback 'ip:port' (the sandbox never dials outside it), not '{endpoint}'")
-
-
-def free_ports(address: str, count: int) -> list[int]:
-    rng = random.SystemRandom()
-    ports: list[int] = []
-    for _ in range(500):
-        port = rng.randint(*PORT_RANGE)
-        if port not in ports and _bindable(address, port):
-            ports.append(port)
-            if len(ports) == count:
-                return ports
-    raise PebbleError(f"no {count} free ports in {PORT_RANGE[0]}-{PORT_RANGE[1]} on {address}")
-
-
-def _bindable(address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _read(path: Path) -> str:

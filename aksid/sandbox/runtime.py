@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aksid.sandbox.controllers.world import ENDPOINTS_FILE
 from aksid.sandbox.dns import DnsSandbox, DnsSandboxError, start_dns, stop_dns
 from aksid.sandbox.edge import Edge, EdgeError, prepare_base, start_edge, translate_acme_urls, wait_until_expired
-from aksid.sandbox.pebble import free_ports, stop_process
+from aksid.sandbox.processes import (
+    PidRecord,
+    alive,
+    child_pids,
+    command_line,
+    free_ports,
+    launch_process,
+    send_signal,
+    stop_process,
+    wait_then_kill,
+)
 from aksid.sandbox.scenario import Scenario, load_scenario
 
 START_TIMEOUT = 30.0
@@ -56,21 +66,13 @@ class Sandbox:
         return [json.loads(line) for line in self.request_log.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _pids_file(state_dir: Path) -> Path:
-    return state_dir / "pids.json"
-
-
-def _write_pids(state_dir: Path, pids: dict[str, int]) -> None:
-    _pids_file(state_dir).write_text(json.dumps(pids), encoding="utf-8")
+def _pid_record(state_dir: Path) -> PidRecord:
+    return PidRecord(state_dir / "pids.json")
 
 
 def _knotd_role(pid: int, index: int) -> str:
     """`knotd-parent`, `knotd-a`, `knotd-b` (from the config path on its command line), for people and tests."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return f"knotd-{index}"
-    config = next((arg.decode(errors="replace") for arg in argv if arg.endswith(b"/knot.conf")), "")
+    config = next((arg for arg in command_line(pid) if arg.endswith("/knot.conf")), "")
     return f"knotd-{Path(config).parent.name}" if config else f"knotd-{index}"
 
 
@@ -126,10 +128,10 @@ def _tls_endpoints(edge: Edge | None) -> dict[str, Any]:
     """The profile's `tls:` section. Without a demo host, ports nothing listens on (never 443/80: a web server
     of the machine itself could answer there)."""
     if edge is None:
-        https_port, http_port = free_ports("127.0.0.1", 2)
+        https_port, http_port = free_ports(["127.0.0.1"], 2)
         return {"https_port": https_port, "http_port": http_port}
     if edge.https_port is None or edge.http_port is None:
-        https_port, http_port = free_ports("127.0.0.1", 2)
+        https_port, http_port = free_ports(["127.0.0.1"], 2)
     else:
         https_port, http_port = edge.https_port, edge.http_port
     return {"trust_store": edge.public_roots.name, "https_port": https_port, "http_port": http_port}
@@ -139,37 +141,29 @@ def up(scenario: str, state_dir: Path) -> Sandbox:
     """Start the sandbox for `scenario` (built-in name or path) and wait until it serves."""
     state_dir = state_dir.resolve()
     loaded = load_scenario(scenario)  # a malformed scenario fails here, in this process, with its message
-    if _pids_file(state_dir).exists():
+    record = _pid_record(state_dir)
+    if record.exists():
         raise SandboxError(f"a sandbox is already running in {state_dir}; run `aksid sandbox down --state-dir {state_dir}`")
     state_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("ready.json", "requests.jsonl", "scenario.json"):
         (state_dir / stale).unlink(missing_ok=True)
     reference = scenario if "/" not in scenario and not scenario.endswith((".yaml", ".yml")) else str(Path(scenario).resolve())
-    pids: dict[str, int] = {}
-
-    def record(name: str, pid: int) -> None:
-        pids[name] = pid
-        _write_pids(state_dir, pids)
-
     try:
         dns = _start_dns(loaded, state_dir)
         endpoints: dict[str, object] = {}
         if dns is not None:
             for index, pid in enumerate(dns.pids):
-                record(_knotd_role(pid, index), pid)
+                record.add(_knotd_role(pid, index), pid)
             endpoints = {"parent_servers": dns.parent_servers, "server_addresses": dns.server_addresses}
-        edge = _start_edge(loaded, state_dir, dns, record)
+        edge = _start_edge(loaded, state_dir, dns, record.add)
         prepared = _write_prepared(state_dir, _prepared(reference, loaded, edge))
-        log = (state_dir / "sandbox.log").open("w", encoding="utf-8")
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "aksid.sandbox.serve", "--prepared", str(prepared), "--state-dir", str(state_dir),
-                 "--dns-endpoints", json.dumps(endpoints), "--tls-endpoints", json.dumps(_tls_endpoints(edge))],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        finally:
-            log.close()
-        record("serve", process.pid)
+        _write_controller_endpoints(state_dir, loaded, dns, edge)
+        process = launch_process(
+            [sys.executable, "-m", "aksid.sandbox.serve", "--prepared", str(prepared), "--state-dir", str(state_dir),
+             "--dns-endpoints", json.dumps(endpoints), "--tls-endpoints", json.dumps(_tls_endpoints(edge))],
+            log=state_dir / "sandbox.log", append=False,
+        )
+        record.add("serve", process.pid)
         _wait_ready(process, state_dir)
         if edge is not None:
             wait_until_expired(edge)  # an expired leaf must be expired when the suite collects
@@ -177,6 +171,21 @@ def up(scenario: str, state_dir: Path) -> Sandbox:
         down(state_dir)
         raise
     return Sandbox(state_dir)
+
+
+def _write_controller_endpoints(state_dir: Path, scenario: Scenario, dns: DnsSandbox | None, edge: Edge | None) -> None:
+    """Where the controller models reach the real servers (0600: the DNS update key is a secret)."""
+    path = state_dir / ENDPOINTS_FILE
+    path.unlink(missing_ok=True)
+    if dns is None or edge is None:
+        return  # no zone served: the models have nothing to publish or issue through
+    cas = {name: {"pid": ca.pid, "directory_url": ca.directory_url, "https_ca_bundle": str(ca.https_ca_bundle),
+                  "roots_pem": ca.roots_pem, "management_url": ca.management_url} for name, ca in edge.cas.items()}
+    document = {"zone": str(scenario.target["domain"]).rstrip("."),
+                "dns_servers": sorted(set(dns.server_addresses.values())), "update_key": dns.update_key,
+                "cas": cas, "nginx": edge.nginx}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(document), encoding="utf-8")
 
 
 def _wait_ready(process: subprocess.Popen[bytes], state_dir: Path) -> None:
@@ -193,67 +202,24 @@ def _wait_ready(process: subprocess.Popen[bytes], state_dir: Path) -> None:
 def down(state_dir: Path) -> list[int]:
     """Stop every process recorded in the state dir; return the PIDs that were stopped."""
     state_dir = state_dir.resolve()
-    pids_file = _pids_file(state_dir)
-    if not pids_file.exists():
+    record = _pid_record(state_dir)
+    recorded = record.read()
+    if recorded is None:
         return []
-    recorded: dict[str, int] = json.loads(pids_file.read_text(encoding="utf-8"))
     pids = list(recorded.values())
     knotds = [pid for name, pid in recorded.items() if name.startswith("knotd")]
     edge = [pid for name, pid in recorded.items() if name.startswith(("nginx", "pebble"))]
     others = [pid for pid in pids if pid not in knotds and pid not in edge]
     workers = [child for pid in edge for child in child_pids(pid)]  # nginx's: a KILLed master would orphan them
     for pid in [*edge, *others]:
-        _signal(pid, signal.SIGTERM)  # all of them stop at once; the waits below overlap
+        send_signal(pid, signal.SIGTERM)  # all of them stop at once; the waits below overlap
     stop_dns(knotds)  # TERM, wait, KILL; reaps them when they are our children (up ran in this process)
     for pid in edge:
         stop_process(pid)  # waits, KILLs what is left, reaps our children (nginx: TERM is its fast shutdown)
     for pid in workers:
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for pid in others:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-            _reap(pid)
-    pids_file.unlink(missing_ok=True)
+        if alive(pid):
+            send_signal(pid, signal.SIGKILL)
+    wait_then_kill(others, STOP_TIMEOUT, interval=0.05)
+    record.remove()
     (state_dir / "ready.json").unlink(missing_ok=True)
     return pids
-
-
-def child_pids(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    _reap(pid)  # a child of ours lingers as a zombie until reaped
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -30,10 +30,12 @@ import yaml
 
 from aksid.paths import scenarios_dir
 from aksid.sandbox.dns import DnsSandboxError
-from aksid.sandbox.dns import _validate_staging as validate_dns_staging
+from aksid.sandbox.dns import validate_staging as validate_dns_staging
 from aksid.sandbox.edge import EdgeError, validate_tls_staging
 
-_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls"}
+_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls", "controllers"}
+# Knobs of the controller models (aksid.sandbox.controllers) for what the stores cannot express.
+_CONTROLLER_KNOBS = {"nmi": {"leaky": bool}}
 # libyaml when PyYAML has it: healthy.yaml reads in about a tenth of the time
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SECTION_KEYS = {"add", "remove", "patch", "faults"}
@@ -60,6 +62,7 @@ class Scenario:
     azure_faults: list[dict[str, Any]] = field(default_factory=list)
     dns: dict[str, Any] = field(default_factory=dict)  # the DNS sandbox's staging (aksid.sandbox.dns.start_dns)
     tls: dict[str, Any] = field(default_factory=dict)  # the certificate and edge staging (aksid.sandbox.edge)
+    controllers: dict[str, Any] = field(default_factory=dict)  # knobs of the controller models (provision mode)
 
     @property
     def dns_zone_id(self) -> str:
@@ -144,6 +147,7 @@ def load_scenario(
     _apply_azure(scenario, _mapping(document.get("azure"), path, "azure"), path)
     _apply_dns(scenario, _mapping(document.get("dns"), path, "dns"), path)
     _apply_tls(scenario, document.get("tls"), path)
+    scenario.controllers = merge_patch(scenario.controllers, _controller_knobs(document.get("controllers"), path))
     if prepare_base is not None and not document.get("base"):
         prepare_base(scenario)
     return scenario
@@ -280,6 +284,19 @@ def _apply_dns(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
     except DnsSandboxError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
     scenario.dns = merged
+
+
+def _controller_knobs(section: Any, path: Path) -> dict[str, Any]:
+    """`controllers: {nmi: {leaky: true}}`: keys and types checked when the file is read."""
+    knobs = _mapping(section, path, "controllers")
+    _known_keys(knobs, set(_CONTROLLER_KNOBS), path, "controllers")
+    for name, settings in knobs.items():
+        settings = _mapping(settings, path, f"controllers.{name}")
+        _known_keys(settings, set(_CONTROLLER_KNOBS[name]), path, f"controllers.{name}")
+        for key, value in settings.items():
+            if value is not None and not isinstance(value, _CONTROLLER_KNOBS[name][key]):
+                raise ScenarioError(f"{path}: controllers.{name}.{key} must be a {_CONTROLLER_KNOBS[name][key].__name__}")
+    return knobs
 
 
 def _apply_tls(scenario: Scenario, section: Any, path: Path) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 from aksid.sandbox.armapi import ArmStore, make_arm_handler
+from aksid.sandbox.controllers.loop import ControllerLoop
+from aksid.sandbox.controllers.world import Endpoints, World
 from aksid.sandbox.https import start_https_server
 from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
 from aksid.sandbox.scenario import Scenario, load_prepared, load_scenario
@@ -102,12 +104,13 @@ def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None
     _write_secret(state_dir / "arm-token", arm_token)
     log = RequestLog(state_dir / "requests.jsonl")
 
-    kube = start_https_server(
-        make_kube_handler(KubeStore(scenario.kube_objects, scenario.kube_faults), kube_token, log), kube_cert, kube_key
-    )
-    arm = start_https_server(
-        make_arm_handler(ArmStore(scenario.azure_resources, scenario.azure_faults), arm_token, log), arm_cert, arm_key
-    )
+    kube_store = KubeStore(scenario.kube_objects, scenario.kube_faults)
+    arm_store = ArmStore(scenario.azure_resources, scenario.azure_faults)
+    world = World(kube_store, arm_store, state_dir, Endpoints.load(state_dir), knobs=dict(scenario.controllers))
+    kube = start_https_server(make_kube_handler(kube_store, kube_token, log, world.log_of), kube_cert, kube_key)
+    arm = start_https_server(make_arm_handler(arm_store, arm_token, log), arm_cert, arm_key)
+    controllers = ControllerLoop(world)  # acts only on what provision mode creates through the API
+    controllers.start()
     kube_port, arm_port = kube.server_address[1], arm.server_address[1]
     write_kubeconfig(state_dir, scenario, kube_port, kube_token)
     write_profile(state_dir, scenario, arm_port, dns, tls)
@@ -118,6 +121,7 @@ def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None
     ready = {"scenario": scenario.name, "kube_port": kube_port, "arm_port": arm_port}
     (state_dir / "ready.json").write_text(json.dumps(ready), encoding="utf-8")
     stop.wait()
+    controllers.stop()
     for server in (kube, arm):
         server.shutdown()
         server.server_close()

@@ -8,7 +8,7 @@ Layout under `state_dir/web/`: `nginx.conf`, `tls/` (chain and key), `html/` (th
 (pid file), `temp/` (nginx's temp paths). The compiled-in paths (`/var/lib/nginx`, `/var/log/nginx`,
 `/run/nginx.pid`, `/etc/nginx`) are all overridden, so nothing is written outside `state_dir`.
 
-A scenario's `tls:` section stages the edge faults (see `_STAGING_KEYS`); the certificate faults are the
+A scenario's `tls:` section stages the edge faults (see `STAGING_KEYS`); the certificate faults are the
 caller's choice of `chain_pem`/`key_pem` (a staging chain, another host's leaf, an expired leaf from
 `make_expired_leaf`, a leaf other than the Certificate secret's).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import ipaddress
 import os
 import shutil
 import socket
@@ -34,9 +33,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from aksid.sandbox.pebble import free_ports, launch_process, stop_process
+from aksid.config import is_loopback_host
+from aksid.sandbox.processes import (
+    BIND_ATTEMPTS,
+    Launcher,
+    PortTaken,
+    alive,
+    free_ports,
+    start_on_free_ports,
+    stop_process,
+)
 
-BIND_ATTEMPTS = 5
 HSTS = "max-age=31536000; includeSubDomains"  # ingress-nginx's default (older releases: 15724800)
 # ingress-nginx's default ssl-ciphers for TLS 1.2 (ECDHE only: no dhparam is configured).
 INGRESS_CIPHERS = (
@@ -51,16 +58,12 @@ NODE_NAME = "aks-nodepool1-31718369-vmss000000"
 _LEAF_KEY_USAGE = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
                                 data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                                 encipher_only=False, decipher_only=False)
-_STAGING_KEYS = {"tls10", "redirect", "serve_intermediates", "page"}
+STAGING_KEYS = {"tls10", "redirect", "serve_intermediates", "page"}
 _PAGES = {"demo", "other"}
 
 
 class WebSandboxError(RuntimeError):
     """The demo host could not be configured or started; the message says why."""
-
-
-class _PortTaken(Exception):
-    """Another process bound a chosen port between our probe and nginx's bind: pick others."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def start_nginx(
     name: str = "web",
 ) -> DemoWeb:
     """Start nginx for `host` on `address` in `state_dir/<name>/`; return once it answers HTTP."""
-    staged = _validate_staging(staging)
+    staged = validate_staging(staging)
     _check_loopback(address)
     served_chain = _served_chain(chain_pem, key_pem, staged.serve_intermediates)
     binary = _find_nginx()
@@ -102,27 +105,21 @@ def start_nginx(
     _refuse_if_running(root)
     _prepare(root, served_chain, key_pem, staged.page)
     deadline = time.monotonic() + timeout
-    for attempt in range(1, BIND_ATTEMPTS + 1):
-        https_port, http_port = free_ports(address, 2)
+
+    def start(ports: list[int], launch: Launcher) -> DemoWeb:
+        https_port, http_port = ports
         conf = root / "nginx.conf"
         conf.write_text(_nginx_conf(root, address, host, https_port, http_port, staged), encoding="utf-8")
-        process = launch_process(
+        process = launch(
             # -e: the error log from the very start (the compiled-in default is stderr / /var/log/nginx).
             [binary, "-p", f"{root}/", "-c", str(conf), "-e", str(root / "logs" / "error.log")],
             cwd=root, log=root / "logs" / "nginx.out", env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         )
-        try:
-            _wait_ready(process, address, http_port, root, deadline)
-        except _PortTaken:
-            stop_process(process.pid)
-            if attempt == BIND_ATTEMPTS:
-                raise WebSandboxError(f"nginx could not bind free ports on {address} in {BIND_ATTEMPTS} attempts") from None
-            continue
-        except BaseException:
-            stop_process(process.pid)
-            raise
+        _wait_ready(process, address, http_port, root, deadline)
         return DemoWeb(process.pid, address, https_port, http_port)
-    raise AssertionError("unreachable")
+
+    return start_on_free_ports(lambda: free_ports([address], 2), start, error=WebSandboxError,
+                               exhausted=f"nginx could not bind free ports on {address} in {BIND_ATTEMPTS} attempts")
 
 
 def stop_nginx(pid: int) -> None:
@@ -184,16 +181,16 @@ def make_expired_leaf(
 # --- staging and input checks -------------------------------------------------------------------
 
 
-def _validate_staging(staging: Mapping[str, Any] | None) -> _Staging:
+def validate_staging(staging: Mapping[str, Any] | None) -> _Staging:
     """Check the scenario's `tls:` section up front, so a typo fails here and not as an ignored key."""
     if staging is None:
         return _Staging()
     if not isinstance(staging, Mapping):
         raise WebSandboxError(f"tls: must be a mapping, not {type(staging).__name__}")
-    unknown = sorted(set(staging) - _STAGING_KEYS)
+    unknown = sorted(set(staging) - STAGING_KEYS)
     if unknown:
         raise WebSandboxError(
-            f"tls: unknown key(s) {', '.join(map(str, unknown))}; supported: {', '.join(sorted(_STAGING_KEYS))}"
+            f"tls: unknown key(s) {', '.join(map(str, unknown))}; supported: {', '.join(sorted(STAGING_KEYS))}"
         )
     for key in ("tls10", "redirect", "serve_intermediates"):
         if key in staging and not isinstance(staging[key], bool):
@@ -206,11 +203,7 @@ def _validate_staging(staging: Mapping[str, Any] | None) -> _Staging:
 
 
 def _check_loopback(address: str) -> None:
-    try:
-        loopback = ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_host(address):
         raise WebSandboxError(f"the demo host must listen on a loopback address (127.0.0.0/8), not '{address}'")
 
 
@@ -233,9 +226,7 @@ def _refuse_if_running(root: Path) -> None:
         pid = int((root / "run" / "nginx.pid").read_text().strip())
     except (OSError, ValueError):
         return
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not alive(pid):
         return  # stale pid file of a killed nginx
     raise WebSandboxError(f"an nginx (PID {pid}) still runs from {root}: stop it, or start this one with another name")
 
@@ -349,6 +340,8 @@ http {{
     fastcgi_temp_path {root}/temp/fastcgi;
     uwsgi_temp_path {root}/temp/uwsgi;
     scgi_temp_path {root}/temp/scgi;
+    # Hosts the cert-manager model adds in provision mode (controllers/edge_hosts.py), reloaded by SIGHUP.
+    include {root}/hosts/*.conf;
 
     server {{
         listen {address}:{https_port} ssl http2;
@@ -391,7 +384,7 @@ def _wait_ready(process: subprocess.Popen[bytes], address: str, http_port: int, 
         if code is not None:
             log = _read(root / "logs" / "error.log") + _read(root / "logs" / "nginx.out")
             if "Address already in use" in log:
-                raise _PortTaken()
+                raise PortTaken()
             raise WebSandboxError(f"nginx exited during start-up (code {code}): {_complaint(log)}")
         if _answers_http(address, http_port):
             return

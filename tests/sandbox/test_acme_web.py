@@ -30,7 +30,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from aksid.sandbox.acme_client import AcmeError, IssuedCertificate, issue_certificate
 from aksid.sandbox.dns import DnsSandbox, start_dns, stop_dns
 from aksid.sandbox.pebble import AcmeCA, PebbleError, fetch_issuer, start_pebble, stop_pebble
-from aksid.sandbox.runtime import child_pids
+from aksid.sandbox.processes import child_pids
 from aksid.sandbox.web import DemoWeb, WebSandboxError, make_expired_leaf, start_nginx, stop_nginx
 
 ZONE = "example.test"

@@ -26,6 +26,7 @@ import pytest
 import aksid.sandbox.dns as sandbox_dns
 from aksid.collect.dns import collect_dns
 from aksid.sandbox.dns import DnsSandbox, DnsSandboxError, start_dns, stop_dns
+from aksid.sandbox.processes import processes_under
 
 ZONE = "example.test"
 HOST = "hello.example.test"
@@ -115,17 +116,7 @@ def referral(sandbox: DnsSandbox) -> dns.message.Message:
 
 def knotd_pids_for(directory: Path) -> list[int]:
     """knotd processes whose command line names a config under `directory` (found through /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"knotd") and any(str(directory).encode() in arg for arg in argv):
-            found.append(int(entry.name))
-    return found
+    return processes_under(directory, program="knotd")
 
 
 def pid_of(sandbox: DnsSandbox, role: str) -> int:

@@ -13,6 +13,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,8 +26,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from aksid.sandbox.https import start_https_server
+from aksid.sandbox.kube.selectors import SelectorError, fields_for, parse_field_selector, parse_label_selector
 from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
-from aksid.sandbox.kubeselectors import SelectorError, fields_for, parse_field_selector, parse_label_selector
 from aksid.sandbox.tls import SandboxCA
 
 TOKEN = "sandbox-token-d3f1e8"
@@ -748,6 +749,110 @@ def test_store_refuses_malformed_objects() -> None:
         KubeStore([namespace("a"), namespace("a")])
     with pytest.raises(ValueError, match="strings"):
         KubeStore([{**namespace("a"), "metadata": {"name": "a", "labels": {"enabled": True}}}])
+
+
+# --- the store's interface for code in the server process (controller models) ----------------------
+
+
+def stored(store: KubeStore, group: str, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+    found = store.get(group, kind, namespace, name)
+    assert found is not None, (group, kind, namespace, name)
+    return found
+
+
+def test_store_list_kind_orders_by_namespace_then_name_and_filters_by_namespace() -> None:
+    store = KubeStore(scenario_objects())
+    assert [p["metadata"]["name"] for p in store.list_kind("", "Pod")] == ALL_POD_NAMES
+    assert [p["metadata"]["name"] for p in store.list_kind("", "Pod", "kube-addons")] == ["pending-1"]
+    identities = store.list_kind("aadpodidentity.k8s.io", "AzureIdentity")
+    assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in identities] == [
+        ("default", "id-c"), ("kube-addons", "id-a"), ("kube-addons", "id-b")]
+    assert store.list_kind("apps", "Pod") == [] and store.list_kind("", "Pod", "nowhere") == []
+    identities[0]["metadata"]["name"] = "changed"
+    assert "changed" not in [i["metadata"]["name"] for i in store.list_kind("aadpodidentity.k8s.io", "AzureIdentity")]
+
+
+def test_store_get_returns_a_copy_or_none() -> None:
+    store = KubeStore(scenario_objects())
+    found = store.get("apps", "Deployment", "kube-system", "mic")
+    assert found is not None and found["spec"]["replicas"] == 2 and found["apiVersion"] == "apps/v1"
+    assert store.get("", "Node", None, "node-1") == store.get("", "Node", "", "node-1") is not None  # cluster-scoped
+    assert store.get("apps", "Deployment", "default", "mic") is None
+    found["spec"]["replicas"] = 9
+    assert stored(store, "apps", "Deployment", "kube-system", "mic")["spec"]["replicas"] == 2
+
+
+def test_store_put_creates_then_replaces_bumping_the_resource_version() -> None:
+    store = KubeStore(scenario_objects())
+    before = int(stored(store, "", "Node", None, "node-1")["metadata"]["resourceVersion"])
+    created = store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"},
+                         "data": {"a": "1"}})
+    meta = created["metadata"]
+    assert int(meta["resourceVersion"]) > before and meta["uid"] and meta["creationTimestamp"].endswith("Z")
+    assert store.get("", "ConfigMap", "default", "c") == created
+    replaced = store.put({**created, "data": {"a": "2"}})
+    assert replaced["data"] == {"a": "2"} and replaced["metadata"]["uid"] == meta["uid"]
+    assert int(replaced["metadata"]["resourceVersion"]) == int(meta["resourceVersion"]) + 1
+    assert replaced["metadata"]["creationTimestamp"] == meta["creationTimestamp"]
+    assert [c["data"] for c in store.list_kind("", "ConfigMap")] == [{"a": "2"}]
+
+
+def test_store_put_keeps_what_the_server_owns_and_counts_spec_generations() -> None:
+    store = KubeStore(scenario_objects())
+    mic = stored(store, "apps", "Deployment", "kube-system", "mic")
+    assert mic["metadata"]["generation"] == 1
+    status_only = store.put({**mic, "status": {**mic["status"], "readyReplicas": 2},
+                             "metadata": {**mic["metadata"], "uid": "forged", "resourceVersion": "1"}})
+    assert status_only["metadata"]["generation"] == 1 and status_only["metadata"]["uid"] == mic["metadata"]["uid"]
+    assert int(status_only["metadata"]["resourceVersion"]) > int(mic["metadata"]["resourceVersion"])
+    scaled = store.put({**status_only, "spec": {**status_only["spec"], "replicas": 3}})
+    assert scaled["metadata"]["generation"] == 2
+
+
+def test_store_put_of_a_crd_serves_its_kind_and_refuses_malformed_objects() -> None:
+    store = KubeStore([namespace("default")])
+    assert store.catalog().for_kind("aadpodidentity.k8s.io", "AzureIdentity") is None
+    store.put(AZURE_IDENTITY_CRD)
+    assert store.catalog().for_kind("aadpodidentity.k8s.io", "AzureIdentity") is not None
+    store.put(azure_identity("id-a", ns="default"))
+    assert stored(store, "aadpodidentity.k8s.io", "AzureIdentity", "default", "id-a")["metadata"]["generation"] == 1
+    count = len(store.objects())
+    with pytest.raises(ValueError, match="metadata.name"):
+        store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})
+    assert len(store.objects()) == count
+
+
+def test_store_remove_cascades_as_a_delete_does() -> None:
+    store = KubeStore(scenario_objects())
+    removed = store.remove("", "Pod", "default", "web-1")
+    assert removed is not None and removed["metadata"]["name"] == "web-1"
+    assert store.get("", "Pod", "default", "web-1") is None and store.remove("", "Pod", "default", "web-1") is None
+    assert store.remove("", "Namespace", None, "kube-addons") is not None
+    assert store.list_kind("", "Pod", "kube-addons") == [] and store.list_kind("", "Pod", "kube-system")
+    assert store.remove("apiextensions.k8s.io", "CustomResourceDefinition", "", "azureidentities.aadpodidentity.k8s.io")
+    assert store.list_kind("aadpodidentity.k8s.io", "AzureIdentity") == []
+    assert store.catalog().for_kind("aadpodidentity.k8s.io", "AzureIdentity") is None
+
+
+def test_store_interface_is_thread_safe() -> None:
+    store = KubeStore([namespace("default")])
+
+    def write(worker: int) -> None:
+        for index in range(50):
+            name = f"w{worker}-{index}"
+            store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}})
+            if index % 2:
+                store.remove("", "ConfigMap", "default", name)
+
+    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    maps = store.list_kind("", "ConfigMap", "default")
+    assert len(maps) == 4 * 25
+    versions = [int(m["metadata"]["resourceVersion"]) for m in maps]
+    assert len(set(versions)) == len(versions)  # every write got its own resourceVersion
 
 
 # --- selector parsing -------------------------------------------------------------------------------

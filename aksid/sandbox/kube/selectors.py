@@ -15,6 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aksid.sandbox.kube.jsonpath import jsonpath_values
+from aksid.sandbox.kube.resources import KubeObject, Resource
+
 
 class SelectorError(ValueError):
     """The selector is malformed or names an unsupported field; the API answers 400 BadRequest."""
@@ -369,3 +372,22 @@ def parse_field_selector(text: str | None, fields: Mapping[str, FieldGetter]) ->
 
 def fields_for(group: str, kind: str) -> dict[str, FieldGetter]:
     return {**COMMON_FIELDS, **KIND_FIELDS.get((group, kind), {})}
+
+
+def selectable_fields(resource: Resource) -> dict[str, FieldGetter]:
+    """The fields a fieldSelector may name: per built-in kind, or a CRD's selectableFields."""
+    fields = fields_for(resource.group, resource.kind)
+    for json_path in resource.selectable_fields:
+        fields[json_path.lstrip(".")] = _json_path_getter(json_path)
+    return fields
+
+
+def _json_path_getter(json_path: str) -> FieldGetter:
+    def get(obj: KubeObject) -> str:
+        values = jsonpath_values(obj, json_path)
+        if not values:
+            return ""
+        value = values[0]
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    return get

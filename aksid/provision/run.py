@@ -1,0 +1,307 @@
+"""One provision run: probes and a canary, bounded waits, teardown whatever happens; the result is evidence."""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as kclient
+from kubernetes.client.exceptions import ApiException
+
+from aksid.collect.arm import ArmCollector
+from aksid.collect.dns import collect_dns
+from aksid.collect.tls import collect_tls
+from aksid.config import Target
+from aksid.provision.manifests import (
+    CANARY_APP,
+    CANARY_SECRET,
+    RUN_LABEL,
+    canary_objects,
+    namespace,
+    probe_pod,
+    run_namespace,
+)
+from aksid.provision.teardown import KubeObjects, Teardown
+from aksid.provision.waits import Timeline, WaitTimeout
+from aksid.snapshot import error, ok, question
+
+PROBES = ("probe-bound", "probe-unbound", "probe-elsewhere")
+TEARDOWN_BUDGET = 120.0  # seconds to see the teardown through, on top of provision_timeout
+
+
+def new_run_id() -> str:
+    """Sortable and unique enough for a label value: 20261201t2350-1a2b3c."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dt%H%M}-{secrets.token_hex(3)}"
+
+
+def provision(target: Target, kube_configuration: Any, credential: Any, attach: dict[str, Any],
+              progress: Callable[[str], None], run_id: str | None = None) -> dict[str, Any]:
+    """Create, observe, tear down; return the snapshot's `provision` section (never raises for what it observed)."""
+    run = _Run(target, kube_configuration, credential, attach, progress, run_id or new_run_id())
+    return run.execute()
+
+
+class _Run:
+    def __init__(self, target: Target, kube_configuration: Any, credential: Any, attach: dict[str, Any],
+                 progress: Callable[[str], None], run_id: str) -> None:
+        self.target, self.attach, self.progress, self.run_id = target, attach, progress, run_id
+        self.api = kclient.ApiClient(kube_configuration)
+        self.objects = KubeObjects(self.api)
+        self.arm = ArmCollector(target, credential)
+        self.timeline = Timeline(deadline=_monotonic() + target.provision_timeout_seconds, progress=progress)
+        self.teardown = Teardown(self.objects, run_id, progress)
+        self.fqdn = f"{target.canary_host}.{target.domain.rstrip('.')}"
+        self.evidence: dict[str, Any] = {"run_id": run_id, "canary_host": self.fqdn, "probes": {}, "canary": {}}
+        self.records_seen: list[str] = []  # the canary's records still in Azure DNS at the last look
+
+    def execute(self) -> dict[str, Any]:
+        self.progress(f"provision: run {self.run_id}, objects labelled {RUN_LABEL}={self.run_id}")
+        atexit.register(self.teardown.close)  # the final sweep, should anything stop the run before `finally`
+        try:
+            self._create()
+            self._observe()
+        except WaitTimeout as exc:
+            self.evidence["stopped"] = str(exc)
+        except ApiException as exc:
+            self.evidence["stopped"] = f"the Kubernetes API refused {exc.status} {exc.reason}: {_api_message(exc)}"
+        finally:
+            self.teardown.close()  # on success, failure, exception, Ctrl-C and SIGTERM (turned into KeyboardInterrupt)
+            atexit.unregister(self.teardown.close)
+        self.evidence["teardown"] = self._after_teardown()
+        self.evidence["timeline"] = self.timeline.steps
+        return self.evidence
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def _create(self) -> None:
+        self._wait_for_other_runs_canary()
+        self.teardown.create(namespace(self.run_id))
+        selector = self._dns_selector()
+        if selector is None:
+            reason = f"no AzureIdentityBinding in namespace {self.target.addon_namespace} to take a selector from"
+            self.evidence["probes"] = {role: error(reason) for role in PROBES}
+        else:
+            homes = {"probe-bound": (self.target.addon_namespace, selector),
+                     "probe-unbound": (self.target.addon_namespace, None),
+                     "probe-elsewhere": (run_namespace(self.run_id), selector)}
+            for role, (ns, label) in homes.items():
+                self.teardown.create(probe_pod(self.run_id, role, ns, label, self.target.probe_image))
+                self.evidence["probes"][role] = {"namespace": ns, "selector": label}
+        for obj in canary_objects(self.run_id, self.fqdn, self.target.acme_issuer, self.target.canary_image):
+            self.teardown.create(obj)
+
+    def _dns_selector(self) -> str | None:
+        """The selector of a binding in the add-on namespace that an allowed workload carries (external-dns first)."""
+        entry = self.attach.get("kube", {}).get("aadpodidentity.k8s.io/v1/AzureIdentityBinding") or {}
+        selectors = [str((b.get("spec") or {}).get("selector")) for b in entry.get("value") or []
+                     if b["metadata"].get("namespace") == self.target.addon_namespace and (b.get("spec") or {}).get("selector")]
+        allowed = [s for s in self.target.allowed_bindings().values() if s in selectors]
+        return (allowed or selectors or [None])[0]
+
+    def _wait_for_other_runs_canary(self) -> None:
+        def attempt() -> tuple[bool | None, str]:
+            holders = [i for i in self.objects.net.list_ingress_for_all_namespaces(label_selector=RUN_LABEL).items
+                       if any(rule.host == self.fqdn for rule in i.spec.rules or [])]
+            if not holders:
+                return True, "free"
+            return None, f"run {holders[0].metadata.labels.get(RUN_LABEL)} holds it ({holders[0].metadata.namespace})"
+
+        try:
+            self.timeline.wait(f"the canary host {self.fqdn} to be free of another aksid run", attempt, interval=2)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; another aksid run is using the canary host: run again when it ends, or clean "
+                              "up after a killed run with `aksid sweep --run-id ID`") from None
+
+    # -- observe --------------------------------------------------------------------------------
+
+    def _observe(self) -> None:
+        """Every wait at once (they are independent but for the order noted): one deadline for the whole run."""
+        probes = {role: record for role, record in self.evidence["probes"].items() if "status" not in record}
+        attempts: dict[str, Any] = {
+            f"probe {r['namespace']}/aksid-{role}-{self.run_id}": (lambda _f, ns=r["namespace"], role=role:
+                                                                   self._probe_line(ns, f"aksid-{role}-{self.run_id}"))
+            for role, r in probes.items()
+        }
+        lb, record, servers, cert, served = (f"the load balancer address of ingress {CANARY_APP}",
+                                             f"the A record of {self.fqdn} in Azure DNS",
+                                             f"every name server to answer {self.fqdn}",
+                                             f"certificate {CANARY_SECRET} to be Ready", f"{self.fqdn} to serve its certificate")
+        attempts[lb] = lambda _f: self._lb_address()
+        attempts[record] = lambda f: self._after(f, lb, lambda: self._azure_record(f[lb]))
+        attempts[servers] = lambda f: self._after(f, record, lambda: self._servers_answer(f[lb]))
+        attempts[cert] = lambda _f: self._certificate()
+        attempts[served] = lambda f: self._after(f, cert, lambda: self._after(f, lb, lambda: self._served(f[lb])))
+        results = self.timeline.wait_all(attempts)
+        for (role, record_), description in zip(probes.items(), list(attempts)[:len(probes)], strict=True):
+            pod = f"aksid-{role}-{self.run_id}"
+            result = results[description]
+            self.evidence["probes"][role] = {**record_, "pod": pod, **(
+                ok(json.loads(result["value"])) if result["status"] == "ok" else error(result["reason"]))}
+        names = {"address": lb, "azure_record": record, "servers": servers, "certificate": cert, "tls": served}
+        self.evidence["canary"] = {key: results[description] for key, description in names.items()}
+
+    @staticmethod
+    def _after(found: Any, before: str, attempt: Callable[[], tuple[Any | None, str]]) -> tuple[Any | None, str]:
+        return attempt() if before in found else (None, f"waiting for {before}")
+
+    def _probe_line(self, ns: str, name: str) -> tuple[str | None, str]:
+        pod = self.objects.core.read_namespaced_pod(name, ns)
+        phase = pod.status.phase if pod.status else None
+        if phase not in ("Succeeded", "Failed"):
+            return None, f"phase {phase or 'unknown'}"
+        log = self.objects.core.read_namespaced_pod_log(name, ns)
+        lines = [text for text in log.splitlines() if text.startswith("{")]
+        return (lines[-1], phase) if lines else (None, f"phase {phase}, no JSON line in its log")
+
+    def _lb_address(self) -> tuple[str | None, str]:
+        ingress = self.objects.net.read_namespaced_ingress(CANARY_APP, run_namespace(self.run_id))
+        points = (ingress.status.load_balancer.ingress or []) if ingress.status and ingress.status.load_balancer else []
+        found = next((p.ip for p in points if p.ip), None)
+        return found, "no address in the Ingress status yet"
+
+    def _azure_record(self, address: str) -> tuple[dict[str, Any] | None, str]:
+        t = self.target
+        try:
+            record = self.arm.dns.record_sets.get(t.dns_resource_group, t.domain, t.canary_host, "A")
+        except Exception as exc:  # noqa: BLE001 - not there yet (404) or a transient fault: keep polling
+            return None, f"not in Azure DNS ({type(exc).__name__})"
+        addresses = [a.ipv4_address for a in record.a_records or []]
+        return ({"addresses": addresses, "ttl": record.ttl} if address in addresses else None), f"holds {addresses}"
+
+    def _servers_answer(self, address: str) -> tuple[dict[str, Any] | None, str]:
+        zone = (self.attach.get("azure", {}).get("dnsZone") or {}).get("value") or {}
+        name_servers = [str(n) for n in (zone.get("properties") or {}).get("nameServers") or []]
+        t = self.target
+        entries = collect_dns(t.domain.rstrip("."), self.fqdn, name_servers, parent_servers=t.parent_servers(),
+                              server_addresses=t.server_addresses(), loopback_only=t.network == "loopback-only",
+                              timeout=t.dns_timeout_seconds)
+        answers = answers_by_server(entries["servers"], self.fqdn)
+        lagging = [server for server, got in answers.items() if address not in got]
+        done = answers and not lagging
+        return (entries["servers"] if done else None), f"not yet from {', '.join(lagging) or 'any server'}"
+
+    def _certificate(self) -> tuple[dict[str, Any] | None, str]:
+        custom = kclient.CustomObjectsApi(self.api)
+        try:
+            cert = custom.get_namespaced_custom_object("cert-manager.io", "v1", run_namespace(self.run_id),
+                                                       "certificates", CANARY_SECRET)
+        except ApiException as exc:
+            return None, f"no Certificate yet ({exc.status})"
+        conditions = {c.get("type"): c for c in (cert.get("status") or {}).get("conditions") or []}
+        ready, issuing = conditions.get("Ready") or {}, conditions.get("Issuing") or {}
+        if ready.get("status") == "True":
+            return cert, "Ready"
+        seen = f"Ready={ready.get('status', 'unknown')} {ready.get('reason', '')}: {ready.get('message', '')}".strip()
+        if issuing.get("status") == "False" and issuing.get("message"):
+            seen += f"; Issuing={issuing.get('reason')}: {issuing['message']}"  # cert-manager says why it failed here
+        return None, seen
+
+    def _served(self, address: str) -> tuple[dict[str, Any] | None, str]:
+        t = self.target
+        tls = collect_tls(self.fqdn, address, https_port=t.tls_https_port_number, http_port=t.tls_http_port_number,
+                          loopback_only=t.network == "loopback-only", timeout=t.tls_timeout_seconds,
+                          address_origin="the canary Ingress's load balancer")
+        handshake = tls["handshake"]
+        if handshake["status"] != "ok":
+            return None, handshake.get("reason", "no handshake")
+        return (tls if _leaf_names_host(handshake["value"], self.fqdn) else None), "the served leaf does not name the host yet"
+
+    # -- after the teardown ---------------------------------------------------------------------
+
+    def _after_teardown(self) -> dict[str, Any]:
+        """What the teardown left: labelled objects (cluster-side deletion takes a while) and the canary's records."""
+        policy = external_dns_policy(self.attach, self.target.addon_namespace)
+        gone, records = f"every object labelled {RUN_LABEL}={self.run_id} to be gone", f"the canary's records ({policy})"
+        # its own budget: a run that spent provision_timeout waiting must still see its teardown through
+        after = Timeline(deadline=_monotonic() + min(TEARDOWN_BUDGET, self.target.provision_timeout_seconds),
+                         progress=self.progress)
+        results = after.wait_all({gone: lambda _f: self._labelled_gone(), records: lambda _f: self._records_left(policy)},
+                                 interval=2)
+        self.timeline.steps += after.steps
+        leftovers, left = results[gone], results[records]
+        return {
+            "problems": self.teardown.problems,
+            "leftovers": ok([]) if leftovers["status"] == "ok" else _timeout_value(leftovers, self._labelled_names()),
+            "records": ok({"policy": policy, "remaining": left["value"] if left["status"] == "ok" else self.records_seen}),
+        }
+
+    def _labelled_names(self) -> list[str] | None:
+        try:
+            return [str(created) for created in self.objects.labelled(f"{RUN_LABEL}={self.run_id}")]
+        except Exception:  # noqa: BLE001 - could not look: CANARY-003 is then an error, never a pass
+            return None
+
+    def _labelled_gone(self) -> tuple[bool | None, str]:
+        names = self._labelled_names()
+        if names is None:
+            return None, "the labelled objects could not be listed"
+        return (True if not names else None), f"still there: {', '.join(names)}"
+
+    def _records_left(self, policy: str) -> tuple[list[str] | None, str]:
+        """The canary's A/TXT records in Azure DNS; done at once unless external-dns' policy deletes them (sync)."""
+        if (self.evidence["canary"].get("address") or {}).get("status") != "ok":
+            return [], "no record was ever asked for"  # no Ingress address: external-dns had nothing to publish
+        t, remaining = self.target, []
+        self.records_seen = remaining
+        for kind in ("A", "TXT"):
+            for name in (t.canary_host, f"a-{t.canary_host}"):
+                try:
+                    self.arm.dns.record_sets.get(t.dns_resource_group, t.domain, name, kind)
+                    remaining.append(f"{name} {kind}")
+                except Exception:  # noqa: BLE001, S112 - 404: gone (other faults: the next poll asks again)
+                    continue
+        return (remaining if not remaining or policy != "sync" else None), f"still there: {', '.join(remaining)}"
+
+
+def _timeout_value(result: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
+    if names is None:
+        return error(result["reason"])
+    return ok(names)
+
+
+def answers_by_server(servers: dict[str, Any], fqdn: str) -> dict[str, list[str]]:
+    """{name server: [A answers for fqdn]} from a `servers` entry of collect_dns (errors answer nothing)."""
+    wanted = question(fqdn, "A").lower()
+    found: dict[str, list[str]] = {}
+    for name, server in (servers.get("value") or {}).items():
+        queries = (server.get("value") or {}).get("queries") or {}
+        entry = next((q for key, q in queries.items() if key.lower() == wanted), None) or {}
+        found[name] = list((entry.get("value") or {}).get("answers") or []) if entry.get("status") == "ok" else []
+    return found
+
+
+def external_dns_policy(attach: dict[str, Any], namespace_name: str) -> str:
+    """external-dns' --policy from its Deployment's args (its default is sync)."""
+    entry = attach.get("kube", {}).get("apps/v1/Deployment") or {}
+    for deployment in entry.get("value") or []:
+        if deployment["metadata"].get("namespace") != namespace_name or "external-dns" not in deployment["metadata"]["name"]:
+            continue
+        for container in deployment["spec"]["template"]["spec"].get("containers") or []:
+            for arg in container.get("args") or []:
+                if arg.startswith("--policy="):
+                    return arg.split("=", 1)[1]
+    return "sync"
+
+
+def _leaf_names_host(handshake: dict[str, Any], fqdn: str) -> bool:
+    from aksid.trust import dns_names, parse_chain
+
+    chain = parse_chain(handshake.get("chain") or [])
+    return bool(chain) and fqdn.lower() in [name.lower() for name in dns_names(chain[0])]
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()

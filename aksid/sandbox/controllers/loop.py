@@ -1,0 +1,58 @@
+"""The controllers' reconcile loop, a thread of the sandbox server process."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from typing import Any
+
+from aksid.sandbox.controllers import cert_manager, external_dns, ingress_nginx, kubelet
+from aksid.sandbox.controllers.world import World
+
+INTERVAL = 0.2
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return obj.get("kind", ""), obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+
+
+class ControllerLoop(threading.Thread):
+    """Reconciles what was created through the API; what the scenario loaded is a cluster at rest."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(daemon=True, name="sandbox-controllers")
+        self.world = world
+        self.stopping = threading.Event()
+        self.at_rest = {_key(obj) for obj in world.kube.objects()}
+        self.published: set[tuple[str, str]] = set()  # Ingresses (namespace, name) seen with an address
+
+    def run(self) -> None:
+        while not self.stopping.wait(INTERVAL):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - a model's bug must show in sandbox.log, not stop the loop
+                traceback.print_exc(file=sys.stdout)
+                sys.stdout.flush()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def tick(self) -> None:
+        world = self.world
+        for pod in world.kube.list_kind("", "Pod"):
+            if _key(pod) not in self.at_rest:
+                kubelet.reconcile(world, pod)
+        for ingress in self._new_ingresses():
+            ingress_nginx.reconcile(world, ingress)
+        ingresses = self._new_ingresses()
+        current = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in ingresses}
+        gone = sorted(self.published - current)
+        self.published = (self.published & current) | {
+            (i["metadata"]["namespace"], i["metadata"]["name"]) for i in ingresses
+            if ((i.get("status") or {}).get("loadBalancer") or {}).get("ingress")}
+        external_dns.reconcile(world, ingresses, gone)
+        cert_manager.reconcile(world, ingresses)
+
+    def _new_ingresses(self) -> list[dict[str, Any]]:
+        return [i for i in self.world.kube.list_kind("networking.k8s.io", "Ingress") if _key(i) not in self.at_rest]

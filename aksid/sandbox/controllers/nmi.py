@@ -1,0 +1,88 @@
+"""NMI as the AKS add-on runs it (managed mode), answering one pod's token request.
+
+A pod's traffic to 169.254.169.254 reaches NMI when NMI runs on its node and nothing lets it bypass
+the redirect (hostNetwork, an AzurePodIdentityException of its namespace); NMI then hands out the
+identity bound to the pod, or refuses (404). A pod that bypasses NMI reaches IMDS itself, which hands
+out the node pool's identities. The knob `nmi: {leaky: true}` stands for a broken NMI that answers
+every pod with the node pool's identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from aksid.sandbox.controllers.identities import (
+    GROUP,
+    bound_identity,
+    managed_cluster,
+    matched_identity_id,
+    node_pool_identities,
+)
+from aksid.sandbox.controllers.world import World
+from aksid.workloads import selector_matches
+
+ARM_RESOURCE = "https://management.azure.com/"
+
+
+def answer(world: World, pod: dict[str, Any], metadata_header: str | None) -> tuple[int, dict[str, Any] | str]:
+    """(HTTP status, JSON body or error text) for `GET /metadata/identity/oauth2/token` from this pod."""
+    if metadata_header != "true":
+        return 400, "Required metadata header not specified"
+    if (world.knobs.get("nmi") or {}).get("leaky") or _bypasses_nmi(world, pod):
+        pool = node_pool_identities(world)
+        if len(pool) == 1 or (pool and (world.knobs.get("nmi") or {}).get("leaky")):
+            return 200, _token(world, pool[0])
+        return 400, "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity"
+    namespace, name = pod["metadata"].get("namespace"), pod["metadata"]["name"]
+    resource_id = matched_identity_id(world, pod)
+    if resource_id is None:
+        return 404, f"no azure identity found for request clientID  (pod {namespace}/{name})"
+    identity = bound_identity(world, pod)
+    if identity is None:  # matched in the cluster, but the add-on did not assign it to the node pool
+        return 403, (f"failed to get service principal token for pod:{namespace}/{name}, error: adal: Refresh request "
+                     "failed. Status Code = '400'. Response body: {\"error\":\"invalid_request\","
+                     "\"error_description\":\"Identity not found\"}")
+    return 200, _token(world, identity)
+
+
+def _bypasses_nmi(world: World, pod: dict[str, Any]) -> bool:
+    if (pod.get("spec") or {}).get("hostNetwork"):
+        return True
+    namespace = pod["metadata"].get("namespace")
+    labels = pod["metadata"].get("labels") or {}
+    for exception in world.kube.list_kind(GROUP, "AzurePodIdentityException", namespace):
+        pod_labels = (exception.get("spec") or {}).get("podLabels") or {}
+        if pod_labels and selector_matches({"matchLabels": pod_labels}, labels):
+            return True
+    return not _nmi_ready_on(world, (pod.get("spec") or {}).get("nodeName"))
+
+
+def _nmi_ready_on(world: World, node: str | None) -> bool:
+    nmi = [pod for pod in world.kube.list_kind("", "Pod", "kube-system")
+           if ((pod["metadata"].get("labels") or {}).get("component") == "nmi"
+               or (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "nmi")
+           and (pod.get("spec") or {}).get("nodeName") == node]
+    return any(any(c.get("type") == "Ready" and c.get("status") == "True" for c in (p.get("status") or {}).get(
+        "conditions") or []) for p in nmi)
+
+
+def _token(world: World, identity: dict[str, Any]) -> dict[str, Any]:
+    """What IMDS returns: a JWT whose payload names the identity (the signature is a placeholder: never checked)."""
+    props = identity.get("properties") or {}
+    now = int(time.time())
+    cluster = managed_cluster(world) or {}
+    claims = {"aud": ARM_RESOURCE, "iss": f"https://sts.windows.net/{props.get('tenantId')}/", "iat": now, "nbf": now,
+              "exp": now + 86400, "oid": props.get("principalId"), "appid": props.get("clientId"),
+              "tid": props.get("tenantId"), "xms_mirid": identity.get("id"), "idtyp": "app",
+              "xms_az_rid": cluster.get("id")}
+    token = ".".join(_b64(part) for part in ({"typ": "JWT", "alg": "RS256"}, claims)) + ".c2FuZGJveA"
+    return {"access_token": token, "client_id": props.get("clientId"), "expires_in": "86399",
+            "expires_on": str(now + 86400), "ext_expires_in": "86399", "not_before": str(now),
+            "resource": ARM_RESOURCE, "token_type": "Bearer"}
+
+
+def _b64(document: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
