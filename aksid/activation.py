@@ -28,9 +28,17 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
                      "help": "override one target field; wins over every other source"}),
     ("--aksid-kube-context", {"metavar": "NAME", "help": "kubeconfig context to use (`aksid run` also takes --kube-context)"}),
     ("--aksid-replay", {"metavar": "PATH", "help": "check a saved snapshot; no network at all"}),
-    ("--aksid-mode", {"metavar": "MODE", "choices": ("attach", "provision"), "default": None,
-                      "help": "attach (default: read only) or provision (also create labelled probes and a canary, "
-                              "observe, remove them)"}),
+    ("--aksid-mode", {"metavar": "MODE", "choices": ("attach", "provision", "static"), "default": None,
+                      "help": "attach (default: read only), provision (also create labelled probes and a canary, "
+                              "observe, remove them) or static (read a repository's files: no cluster, no cloud)"}),
+    ("--aksid-manifests", {"metavar": "PATH", "action": "append", "default": [],
+                           "help": "static mode: a file or folder of Kubernetes YAML (helm/helmfile/kustomize output too)"}),
+    ("--aksid-plan", {"metavar": "FILE", "action": "append", "default": [],
+                      "help": "static mode: a Terraform plan as `terraform show -json tfplan` writes it"}),
+    ("--aksid-arm-template", {"metavar": "FILE", "action": "append", "default": [],
+                              "help": "static mode: an ARM template (e.g. `bicep build` output)"}),
+    ("--aksid-source-root", {"metavar": "DIR", "default": None,
+                             "help": "static mode: paths in findings are relative to it (default: the current folder)"}),
     ("--aksid-provision-cmd", {"metavar": "CMD", "help": "a command that creates the environment, run before anything "
                                                          "else (profile provision.up); its files may be the profile's"}),
     ("--aksid-teardown-cmd", {"metavar": "CMD", "help": "a command that destroys the environment, run after everything, "

@@ -131,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="attach (read only, default) or provision (probes and a canary, removed afterwards)")
     demo_p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest options, after --")
     sandbox = sub.add_parser("sandbox", help="bring the sandbox up or down")
-    sandbox.add_argument("action", choices=("up", "down"))
+    sandbox.add_argument("action", choices=("up", "down", "render"),
+                         help="up/down: the sandbox's servers; render: the scenario as a repository holds it (static mode)")
     sandbox.add_argument("--scenario", default="healthy")
-    sandbox.add_argument("--state-dir", type=Path, required=True)
+    sandbox.add_argument("--state-dir", type=Path, help="up/down: where the sandbox keeps its files")
+    sandbox.add_argument("--out", type=Path, help="render: where the manifests, plan.json and env.sh go")
     sweep = sub.add_parser("sweep", help="delete what a provision run left (objects labelled aksid.io/run)")
     which = sweep.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", help="the run whose objects to delete")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         reports_dir = _option_value(extra, "--aksid-reports-dir") or args.reports_dir  # the run's spelling wins
         return demo(args.scenario, Path(reports_dir).resolve(), extra, args.state_dir, args.mode)
     if args.command == "sandbox":
-        return _sandbox(args.action, args.scenario, args.state_dir)
+        return _sandbox(args.action, args.scenario, args.state_dir if args.action != "render" else args.out)
     if args.command == "checks":
         return _catalogue(args.format, args.paths)
     if args.command == "sweep":
@@ -201,11 +203,21 @@ def _catalogue(form: str, paths: list[Path]) -> int:
     return 0
 
 
-def _sandbox(action: str, scenario: str, state_dir: Path) -> int:
+def _sandbox(action: str, scenario: str, state_dir: Path | None) -> int:
     from aksid.sandbox.runtime import SandboxError, down, up
     from aksid.sandbox.scenario import ScenarioError
 
+    if state_dir is None:
+        print(f"aksid sandbox: {action} needs {'--out' if action == 'render' else '--state-dir'} DIR", file=sys.stderr)
+        return 4
     try:
+        if action == "render":
+            from aksid.sandbox.render import render
+            from aksid.sandbox.scenario import load_scenario
+
+            written = render(load_scenario(scenario), state_dir)
+            print(f"rendered: manifests {written['manifests']}, plan {written['plan']}, env file {written['env']}")
+            return 0
         if action == "up":
             sandbox = up(scenario, state_dir)
             print(f"sandbox up: profile {sandbox.profile}, kubeconfig {sandbox.kubeconfig}, "

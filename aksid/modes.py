@@ -8,4 +8,7 @@ from __future__ import annotations
 
 # attach: read a live environment; replay: re-judge a saved snapshot (no network);
 # provision: attach, then create labelled probes and a canary, observe, and remove them all.
-MODES: tuple[str, ...] = ("attach", "replay", "provision")
+# static: read a repository's files (manifests, a Terraform plan, an ARM template); no cluster, no cloud.
+MODES: tuple[str, ...] = ("attach", "replay", "provision", "static")
+# Where there is a live environment behind the evidence (checks of object status, nodes, DNS answers, handshakes).
+LIVE_MODES: tuple[str, ...] = ("attach", "replay", "provision")

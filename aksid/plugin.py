@@ -151,6 +151,8 @@ def _resolve_target(state: AksidState) -> None:
                 overrides=config.getoption("aksid_set"),
                 kube_context=config.getoption("aksid_kube_context"),
             )
+            if state.mode == "static":
+                return  # files only: no kube configuration, no credential, never a socket
             from aksid.collect.kube import kube_configuration
 
             state.kube_configuration = kube_configuration(state.target)
@@ -159,6 +161,13 @@ def _resolve_target(state: AksidState) -> None:
             state.credential = azure_credential(state.target)
     except (ConfigError, ValueError) as exc:
         raise pytest.UsageError(f"aksid: {exc}") from None
+
+
+def _mode_skip_reason(check_id: str, modes: tuple[str, ...], mode: str) -> str:
+    if mode == "static":
+        return f"{check_id} needs a live environment (static mode reads the repository's files)"
+    return (f"{check_id} applies in {', '.join(modes)} mode only (run with --aksid-mode {modes[0]}); "
+            f"this run is in {mode} mode")
 
 
 def _activate_late(config: pytest.Config) -> AksidState | None:
@@ -256,8 +265,11 @@ def _collect(state: AksidState) -> None:
             reporter.write_line(f"aksid: {line}")
 
     assert state.target is not None
-    state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
-                                  read_secrets=config.getoption("aksid_read_secrets"))
+    if state.mode == "static":
+        state.snapshot = _collect_static(state)
+    else:
+        state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
+                                      read_secrets=config.getoption("aksid_read_secrets"))
     if state.mode == "provision":
         _provision(state, reporter)
     state.snapshot_path = state.reports_dir / "snapshot.json"
@@ -266,6 +278,25 @@ def _collect(state: AksidState) -> None:
         reporter.write_line(f"aksid: evidence collected, snapshot written to {state.snapshot_path}")
         for problem in state.snapshot.errors:
             reporter.write_line(f"aksid: could not collect {problem}", yellow=True)
+
+
+def _collect_static(state: AksidState) -> Snapshot:
+    from aksid.collect.static.build import collect_static
+    from aksid.collect.static.errors import StaticInputError
+
+    config = state.config
+    paths = {name: [Path(p).expanduser() for p in config.getoption(name)]
+             for name in ("aksid_manifests", "aksid_plan", "aksid_arm_template")}
+    if not any(paths.values()):
+        raise pytest.UsageError("aksid: static mode needs at least one of --aksid-manifests, --aksid-plan, "
+                                "--aksid-arm-template")
+    assert state.target is not None
+    root = _path_option(config, "aksid_source_root") or Path.cwd()
+    try:
+        return collect_static(state.target, paths["aksid_manifests"], paths["aksid_plan"], paths["aksid_arm_template"],
+                              root)
+    except StaticInputError as exc:
+        raise pytest.UsageError(f"aksid: {exc}") from None
 
 
 def _provision(state: AksidState, reporter: Any) -> None:
@@ -337,6 +368,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "subject" in metafunc.fixturenames:
             metafunc.parametrize("subject", [Unavailable(problem)], ids=["evidence-unavailable"])
         return
+    state = _state(metafunc.config)
+    info = check_info(marker)
+    if state is not None and state.mode not in info.modes:
+        if "subject" in metafunc.fixturenames:  # its evidence may not exist in this mode: do not ask for subjects
+            metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(
+                reason=_mode_skip_reason(info.id, info.modes, state.mode)))], ids=["not-applicable"])
+        return
     if "subject" not in metafunc.fixturenames:
         return
     subjects_fn = marker.kwargs.get("subjects")
@@ -370,7 +408,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     info = check_info(marker)
     if state.mode not in info.modes:
-        pytest.skip(f"{info.id} applies in {', '.join(info.modes)} mode only; this run is in {state.mode} mode")
+        pytest.skip(_mode_skip_reason(info.id, info.modes, state.mode))
     callspec = getattr(item, "callspec", None)
     if callspec is not None and isinstance(callspec.params.get("subject"), Unavailable):
         raise EvidenceUnavailable(callspec.params["subject"].reason)
@@ -414,9 +452,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "id": info.id, "title": info.title, "severity": info.severity, "area": info.area,
         "subject": subject, "outcome": outcome, "message": message,
         "remediation": info.remediation, "nodeid": item.nodeid, "waiver": waiver_record,
+        "locations": _locations(item.config, outcome, message),
     }
     report.user_properties.append((_PROPERTY, json.dumps(record)))
     return report
+
+
+def _locations(config: pytest.Config, outcome: str, message: str) -> list[dict[str, Any]] | None:
+    """Static mode: the files and lines behind a finding (the snapshot records where each object came from)."""
+    state = _state(config)
+    sources = state.snapshot.document.get("sources") if state and state.snapshot else None
+    if not sources or outcome not in ("failed", "waived", "error"):
+        return None
+    from aksid.locations import locate
+
+    return locate(message, sources) or None
 
 
 def _cluster_subject(config: pytest.Config) -> str:

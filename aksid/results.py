@@ -26,6 +26,7 @@ class CheckResult:
     remediation: str
     nodeid: str
     waiver: dict[str, object] | None = None  # the waiver that applied (or expired), when one matched
+    locations: list[dict[str, object]] | None = None  # static mode: files and lines of the objects at fault
 
 
 def summary(results: Iterable[CheckResult]) -> dict[str, int]:
@@ -63,6 +64,13 @@ def write_json(path: Path, results: list[CheckResult], meta: dict[str, object]) 
     path.write_text(json.dumps(results_document(results, meta), indent=2) + "\n", encoding="utf-8")
 
 
+def where_text(place: dict[str, object]) -> str:
+    """`charts/x.yaml:12 (external-dns/templates/deployment.yaml)` or `plan.json:40 azurerm_role_assignment.x`."""
+    line = f":{place['line']}" if place.get("line") else ""
+    extra = place.get("address") or place.get("chart_source")
+    return f"{place['file']}{line}" + (f" ({extra})" if extra else "")
+
+
 def terminal_lines(results: list[CheckResult]) -> list[str]:
     """The short summary: one line per area, then one line per failure or error."""
     lines = []
@@ -73,4 +81,5 @@ def terminal_lines(results: list[CheckResult]) -> list[str]:
     for result in by_urgency(results):
         if result.outcome in ("failed", "error", "waived"):
             lines.append(f"{result.outcome.upper():<6} {result.id} [{result.subject}] {result.message}")
+            lines += [f"{'':<7}at {where_text(place)}" for place in result.locations or []]
     return lines

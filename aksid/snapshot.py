@@ -121,6 +121,8 @@ class AzureEvidence:
         entry = self._entries.get(key) or error(f"{what} was not collected")
         if entry["status"] == "error":
             raise EvidenceUnavailable(f"{what} could not be read from Azure: {entry['reason']}")
+        if entry["status"] == "skipped":
+            raise EvidenceNotCollected(entry["reason"])
         return entry["value"]
 
     def managed_cluster(self) -> dict[str, Any] | None:

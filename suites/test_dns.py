@@ -14,6 +14,7 @@ import pytest
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target, is_loopback_host
+from aksid.modes import LIVE_MODES
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match
 
 INGRESS_SERVICE = "ingress-nginx-controller"
@@ -138,6 +139,7 @@ def zone_and_name_servers(snapshot: Snapshot, target: Target) -> dict[str, tuple
                 "domain's NS records at the registrar / in the parent zone to exactly the zone's name servers "
                 "(`az network dns zone show -g <rg> -n <domain> --query nameServers`), no more, no fewer.",
     subjects=zone_and_name_servers,
+    modes=LIVE_MODES,
 )
 def test_zone_delegated(subject: tuple[str, str | None], snapshot: Snapshot, target: Target) -> None:
     what, name_server = subject
@@ -241,6 +243,7 @@ def demo_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
                 "(zone access, domain filter, ownership record: DNS-004) and that ingress-nginx runs with "
                 "--publish-service so the Ingress status carries the load balancer IP.",
     subjects=demo_record,
+    modes=LIVE_MODES,
 )
 def test_a_record_matches_load_balancer(subject: str, snapshot: Snapshot, target: Target) -> None:
     fqdn, domain, namespace = subject, _domain(target), target.addon_namespace
@@ -308,6 +311,7 @@ def _served(snapshot: Snapshot, name_server: str, fqdn: str) -> list[str] | None
                 "them within about a minute): a server that lags or differs is usually one the delegation names by "
                 "mistake - compare the parent's NS records with `az network dns zone show --query nameServers`.",
     subjects=zone_name_servers,
+    modes=LIVE_MODES,
 )
 def test_servers_answer_a_record(subject: str, snapshot: Snapshot, target: Target) -> None:
     name_server, fqdn, domain = subject, target.demo_fqdn, _domain(target)
@@ -414,6 +418,7 @@ def external_dns_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
                 "cluster sharing a zone its own owner id, and hand a record over by deleting the A and TXT records "
                 "(external-dns recreates both) or by rewriting the owner in the TXT value.",
     subjects=external_dns_record,
+    modes=LIVE_MODES,
 )
 def test_ownership_record(subject: str, snapshot: Snapshot, target: Target) -> None:
     fqdn, domain = subject, _domain(target)

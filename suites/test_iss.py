@@ -7,6 +7,7 @@ from typing import Any
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.modes import LIVE_MODES
 from aksid.snapshot import Snapshot
 
 CERT_MANAGER = "cert-manager.io/v1"
@@ -49,6 +50,7 @@ def cluster_issuers(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, 
     remediation="Read the issuer's condition (`kubectl describe clusterissuer <name>`): fix the ACME server URL or "
                 "e-mail, or delete the account key Secret so cert-manager registers again.",
     subjects=cluster_issuers,
+    modes=LIVE_MODES,
 )
 def test_cluster_issuer_ready(subject: tuple[str, dict[str, Any] | None]) -> None:
     name, issuer = subject
@@ -162,6 +164,7 @@ def _failing_acme(snapshot: Snapshot, namespace: str) -> list[str]:
     remediation="`kubectl -n <ns> describe certificate,certificaterequest,order,challenge`: fix what the failing "
                 "Order/Challenge reports (usually DNS-01 rights or delegation), then `cmctl renew`.",
     subjects=demo_certificate,
+    modes=LIVE_MODES,
 )
 def test_demo_certificate_current(subject: tuple[str, Any], snapshot: Snapshot) -> None:
     kind, (namespace, name) = subject

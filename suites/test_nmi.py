@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksid.checks import NotApplicable, check
+from aksid.modes import LIVE_MODES
 from aksid.nodes import admits, is_linux, is_pod_ready, is_virtual, why_not_admitted
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match, names
 
@@ -36,6 +37,7 @@ def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE)
     "NMI-001", "NMI DaemonSet exists in kube-system", "critical",
     remediation="Enable the pod-identity add-on: `az aks update -g <rg> -n <cluster> --enable-pod-identity`; "
                 "without NMI every pod can reach the node pool's identities through IMDS.",
+    modes=LIVE_MODES,
 )
 def test_nmi_daemonset_exists(snapshot: Snapshot) -> None:
     found = nmi_daemonsets(snapshot)
@@ -123,6 +125,7 @@ def _coverage_fix(coverage: NodeCoverage) -> str:
                 "tolerate, a selector that leaves the pool out) must run no pods: widen a self-installed NMI's "
                 "tolerations/nodeSelector, or move the workloads (the AKS add-on reconciles its own DaemonSet).",
     subjects=nmi_nodes,
+    modes=LIVE_MODES,
 )
 def test_nmi_ready_on_node(subject: NodeCoverage) -> None:
     node, pods = subject.node, subject.nmi_pods
@@ -173,6 +176,7 @@ def _established(crd: dict[str, Any]) -> bool:
     remediation="Re-enable the add-on (`az aks update --disable-pod-identity` then `--enable-pod-identity`) "
                 "so it reinstalls its CRDs and the aks-addon-exception; do not delete add-on objects by hand.",
     subjects=pod_identity_installation,
+    modes=LIVE_MODES,
 )
 def test_pod_identity_installed(subject: tuple[str, str, dict[str, Any] | None]) -> None:
     what, name, obj = subject

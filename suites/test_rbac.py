@@ -16,6 +16,7 @@ from aksid.arm_ids import (
 )
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.modes import LIVE_MODES
 from aksid.redact import looks_secret
 from aksid.snapshot import Snapshot
 
@@ -35,8 +36,10 @@ def _assignments_of(snapshot: Snapshot, principal: str) -> list[dict[str, Any]]:
 
 
 def _describe(snapshot: Snapshot, assignment: dict[str, Any]) -> str:
+    """Role, scope and the assignment's name: what `az role assignment delete --ids` needs."""
     props = assignment.get("properties") or {}
-    return f"{role_name(_role(assignment), snapshot.azure.role_definitions())} at {props.get('scope')}"
+    name = assignment.get("name") or str(assignment.get("id", "")).rsplit("/", 1)[-1]
+    return f"{role_name(_role(assignment), snapshot.azure.role_definitions())} at {props.get('scope')} (assignment {name})"
 
 
 def dns_identities(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any]]:
@@ -204,6 +207,7 @@ def control_plane(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any
                 "Operator' --scope <DNS identity id>; remove Managed Identity Operator at resource-group or "
                 "subscription scope.",
     subjects=control_plane,
+    modes=LIVE_MODES,
 )
 def test_control_plane_operates_only_identities(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
     operator = [

@@ -18,6 +18,7 @@ from cryptography import x509
 
 from aksid.checks import check
 from aksid.config import LETSENCRYPT_STAGING, Target
+from aksid.modes import LIVE_MODES
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 from aksid.trust import (
     TrustStoreError,
@@ -153,6 +154,7 @@ def _issued_by_staging(snapshot: Snapshot, target: Target) -> bool:
                 "cert-manager.io/cluster-issuer at it (then `cmctl renew`); make the server send the full chain "
                 "(cert-manager's tls.crt: leaf and intermediates).",
     subjects=served_host,
+    modes=LIVE_MODES,
 )
 def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Target) -> None:
     chain = _chain(snapshot)
@@ -190,6 +192,7 @@ def _covers(leaf: x509.Certificate, host: str) -> bool:
     remediation="Let cert-manager (re)issue for the Ingress host: check the Ingress tls.hosts and the Certificate's "
                 "dnsNames, then `cmctl renew`; a leaf this close to expiry means renewals are failing (see ISS-004).",
     subjects=served_host,
+    modes=LIVE_MODES,
 )
 def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot, target: Target) -> None:
     leaf = _chain(snapshot)[0]
@@ -215,6 +218,7 @@ def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot
     remediation="Point the Ingress's tls.secretName at the Certificate's Secret and let ingress-nginx reload; "
                 "serve tls.crt as cert-manager wrote it (leaf + intermediates), never a hand-made bundle.",
     subjects=served_host,
+    modes=LIVE_MODES,
 )
 def test_served_leaf_is_the_issued_one(subject: str, snapshot: Snapshot, target: Target) -> None:
     chain = _chain(snapshot)
@@ -244,6 +248,7 @@ def edge_behaviours(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
     remediation="Keep ingress-nginx's defaults (ssl-protocols TLSv1.2 TLSv1.3, ssl-redirect true) and the Ingress "
                 "backend hello-kubernetes:80.",
     subjects=edge_behaviours,
+    modes=LIVE_MODES,
 )
 def test_edge_behaviour(subject: str, snapshot: Snapshot, target: Target) -> None:
     host = target.demo_fqdn

@@ -41,7 +41,7 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
             "level": _LEVEL[r.severity] if r.outcome == "failed" else "note",
             "kind": "fail" if r.outcome == "failed" else ("review" if r.outcome == "error" else "informational"),
             "message": {"text": r.message},
-            "locations": [{"logicalLocations": [{"fullyQualifiedName": r.subject, "kind": r.subject.split("/", 1)[0]}]}],
+            "locations": _locations(r),
             "properties": {"outcome": r.outcome, "nodeid": r.nodeid},
         }
         if r.waiver:
@@ -56,6 +56,18 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
             "properties": {"mode": meta.get("mode"), "target": meta.get("target")},
         }],
     }
+
+
+def _locations(r: CheckResult) -> list[dict[str, object]]:
+    """Code scanning annotates the line a static finding points at; otherwise the subject is a logical location."""
+    logical = {"logicalLocations": [{"fullyQualifiedName": r.subject, "kind": r.subject.split("/", 1)[0]}]}
+    found = []
+    for place in r.locations or []:
+        physical: dict[str, object] = {"artifactLocation": {"uri": str(place["file"]), "uriBaseId": "%SRCROOT%"}}
+        if place.get("line"):
+            physical["region"] = {"startLine": place["line"]}
+        found.append({"physicalLocation": physical, **logical})
+    return found or [logical]
 
 
 def write_sarif(path: Path, results: list[CheckResult], meta: dict[str, object]) -> None:

@@ -1,0 +1,175 @@
+"""The static snapshot: what the repository's files declare, in the live snapshot's shape.
+
+Objects AKS creates (AzureIdentity/AzureIdentityBinding per pod identity) are made from the cluster's
+`podIdentityProfile` when the plan or template declares one, else from the settings (`identity_name`,
+`bind_allowed`), as the add-on would make them. Evidence only a live environment has (nodes, CRDs, object
+status, DNS answers, handshakes) is `not collected`: the checks that need it are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from aksid.collect.kube import KINDS
+from aksid.collect.static import arm_shapes as shapes
+from aksid.collect.static.arm_template import read_template
+from aksid.collect.static.manifests import Located, read_manifests
+from aksid.collect.static.plan import PlanResources, read_plan
+from aksid.config import Target
+from aksid.redact import redact_kube_object
+from aksid.snapshot import Snapshot, error, kind_key, new_document, not_collected, ok
+
+LIVE_ONLY = "needs a live environment (static mode reads the repository's files)"
+# Kinds a repository holds; every other kind the live collector reads is AKS-made or runtime state.
+REPO_KINDS = {"Namespace", "Pod", "Service", "ServiceAccount", "Secret", "DaemonSet", "Deployment", "ReplicaSet",
+              "Ingress", "ClusterIssuer", "Issuer", "Certificate", "AzurePodIdentityException"}
+_POD_TEMPLATES = {"Deployment": ("spec", "template"), "DaemonSet": ("spec", "template"),
+                  "StatefulSet": ("spec", "template"), "Job": ("spec", "template"),
+                  "CronJob": ("spec", "jobTemplate", "spec", "template")}
+ADDON_LABELS = {"kubernetes.azure.com/managedby": "aks", "addonmanager.kubernetes.io/mode": "Reconcile"}
+
+
+def collect_static(target: Target, manifests: list[Path], plans: list[Path], templates: list[Path],
+                   source_root: Path) -> Snapshot:
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    document = new_document(target.public_view(), "static", created)
+    located = read_manifests(manifests)
+    azure = PlanResources()
+    for plan in plans:
+        _merge(azure, read_plan(plan, target.subscription_id, target.tenant_id))
+    for template in templates:
+        _merge(azure, read_template(template, target.subscription_id, target.aks_resource_group, target.tenant_id))
+    document["azure"] = _azure_entries(target, azure, has_inputs=bool(plans or templates))
+    document["kube"] = _kube_entries(target, located, document["azure"])
+    document["dns"] = {"parent": not_collected(LIVE_ONLY), "servers": not_collected(LIVE_ONLY)}
+    document["tls"] = {key: not_collected(LIVE_ONLY) for key in ("handshake", "legacy", "http", "page")}
+    document["sources"] = _sources(located, azure, source_root)
+    return Snapshot(document)
+
+
+def _merge(into: PlanResources, more: PlanResources) -> None:
+    into.resources += more.resources
+    into.sources.update(more.sources)
+    into.problems += more.problems
+    into.pod_identity_profiles += more.pod_identity_profiles
+
+
+# -- Azure ---------------------------------------------------------------------------------------
+
+def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> dict[str, dict[str, Any]]:
+    def of_type(kind: str) -> list[dict[str, Any]]:
+        return [r for r in azure.resources if r["type"].lower() == kind.lower()]
+
+    missing = "not declared in the plan or template" if has_inputs else "no plan or template was given (--aksid-plan)"
+    clusters, zones = of_type("Microsoft.ContainerService/ManagedClusters"), of_type("Microsoft.Network/dnszones")
+    cluster = copy.deepcopy(clusters[0]) if clusters else None
+    if cluster is not None and azure.pod_identity_profiles:
+        cluster["properties"]["podIdentityProfile"] = azure.pod_identity_profiles[-1]["profile"]
+    assignments = (error("; ".join(azure.problems)) if azure.problems
+                   else ok(of_type("Microsoft.Authorization/roleAssignments")))
+    return {
+        "managedCluster": ok(cluster) if cluster else not_collected(f"the managed cluster is {missing}"),
+        "dnsZone": ok(zones[0]) if zones else not_collected(f"the DNS zone is {missing}"),
+        "recordSets": not_collected(LIVE_ONLY),
+        "identities": ok(of_type("Microsoft.ManagedIdentity/userAssignedIdentities")) if has_inputs
+        else not_collected(f"identities: {missing}"),
+        "roleAssignments": assignments if has_inputs else not_collected(f"role assignments: {missing}"),
+        "roleDefinitions": ok(shapes.builtin_definitions(target.subscription_id)),
+    }
+
+
+# -- Kubernetes ----------------------------------------------------------------------------------
+
+def _kube_entries(target: Target, located: list[Located], azure: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    objects = [_with_namespace(item.obj) for item in located]
+    objects += [_pod_of(obj) for obj in objects if obj.get("kind") in _POD_TEMPLATES and _template(obj)]
+    objects += _pod_identity_objects(target, azure)
+    entries: dict[str, dict[str, Any]] = {}
+    for spec in KINDS:
+        key = kind_key(spec.api_version, spec.kind)
+        if spec.kind in REPO_KINDS or spec.kind in ("AzureIdentity", "AzureIdentityBinding"):
+            entries[key] = ok([redact_kube_object(o) for o in objects if o.get("kind") == spec.kind
+                               and str(o.get("apiVersion", "")).split("/")[0] == spec.api_version.split("/")[0]])
+        else:
+            entries[key] = not_collected(LIVE_ONLY)
+    return entries
+
+
+def _with_namespace(obj: dict[str, Any]) -> dict[str, Any]:
+    """`helm template` leaves the namespace out where the release's applies; kubectl's default is `default`."""
+    cluster_scoped = obj.get("kind") in ("Namespace", "ClusterIssuer", "CustomResourceDefinition", "ClusterRole",
+                                        "ClusterRoleBinding", "IngressClass")
+    if cluster_scoped or obj.get("metadata", {}).get("namespace"):
+        return obj
+    return {**obj, "metadata": {**obj.get("metadata", {}), "namespace": "default"}}
+
+
+def _template(workload: dict[str, Any]) -> dict[str, Any] | None:
+    node: Any = workload
+    for key in _POD_TEMPLATES[workload["kind"]]:
+        node = (node or {}).get(key)
+    return node if isinstance(node, dict) else None
+
+
+def _pod_of(workload: dict[str, Any]) -> dict[str, Any]:
+    """A workload's pod template stands for the pods it will create (one is enough: they are alike)."""
+    template = _template(workload) or {}
+    meta = workload["metadata"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {**(template.get("metadata") or {}), "name": f"{meta['name']}-pod-template",
+                         "namespace": meta.get("namespace"),
+                         "ownerReferences": [{"apiVersion": workload.get("apiVersion"), "kind": workload["kind"],
+                                              "name": meta["name"], "controller": True}]},
+            "spec": copy.deepcopy(template.get("spec") or {})}
+
+
+def _pod_identity_objects(target: Target, azure: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The AzureIdentity and AzureIdentityBinding the add-on makes for each pod identity."""
+    cluster = azure["managedCluster"].get("value") or {}
+    profile = (cluster.get("properties") or {}).get("podIdentityProfile")
+    if profile is not None:
+        entries = [(e.get("namespace"), e.get("name"), e.get("bindingSelector"), e.get("identity") or {})
+                   for e in profile.get("userAssignedIdentities") or []]
+    else:
+        identity = next((i for i in azure["identities"].get("value") or []
+                         if str(i.get("name", "")).lower() == target.identity_name.lower()), None)
+        if identity is None:
+            return []
+        refs = {"resourceId": identity["id"], "clientId": identity["properties"].get("clientId")}
+        entries = [(ns, selector, selector, refs) for (ns, _deployment), selector in target.allowed_bindings().items()]
+    made = []
+    for namespace, name, selector, identity_ref in entries:
+        meta = {"namespace": namespace, "labels": dict(ADDON_LABELS)}
+        made.append({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
+                     "metadata": {**meta, "name": name},
+                     "spec": {"type": 0, "resourceID": identity_ref.get("resourceId"),
+                              "clientID": identity_ref.get("clientId")}})
+        made.append({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+                     "metadata": {**meta, "name": f"{name}-binding"},
+                     "spec": {"azureIdentity": name, "selector": selector}})
+    return made
+
+
+# -- where each piece of evidence came from ------------------------------------------------------
+
+def _sources(located: list[Located], azure: PlanResources, root: Path) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for item in located:
+        meta = _with_namespace(item.obj)["metadata"]
+        entry = {"file": _relative(item.path, root), "line": item.line}
+        if item.chart_source:
+            entry["chart_source"] = item.chart_source
+        found[f"{meta.get('namespace') or ''}/{meta.get('name')}".lstrip("/")] = {**entry, "kind": item.obj["kind"]}
+    for arm_id, where in azure.sources.items():
+        found[arm_id] = {**where, "file": _relative(Path(where["file"]), root)}
+    return found
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,91 @@
+"""Kubernetes YAML as repos hold it: plain files, multi-document streams, `List` kinds, `kubectl get -o yaml`,
+and `helm template` / `helmfile template` / `kustomize build` output, whose `# Source:` comments name the
+chart file each document came from. Every object keeps where it came from (file, line, chart source)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aksid.collect.static.errors import StaticInputError
+
+_SOURCE = re.compile(r"^# Source: (\S.*)$")
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class Located:
+    obj: dict[str, Any]
+    path: Path
+    line: int  # 1-based line of the object's first key
+    chart_source: str | None  # `# Source: chart/templates/file.yaml`, when rendered by helm
+
+
+def manifest_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise StaticInputError(f"the manifests path {path} does not exist")
+    return files
+
+
+def read_manifests(paths: Iterable[Path]) -> list[Located]:
+    """Every Kubernetes object in the files, in order; malformed YAML raises StaticInputError naming file:line."""
+    found: list[Located] = []
+    for path in manifest_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StaticInputError(f"the manifest file {path} cannot be read ({exc})") from None
+        found += list(_objects_of(path, text))
+    return found
+
+
+def _objects_of(path: Path, text: str) -> Iterator[Located]:
+    lines = text.splitlines()
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise StaticInputError(f"{path}{where} is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    for node in nodes:
+        if node is None:
+            continue
+        document = _construct(node)
+        if not isinstance(document, dict):
+            continue
+        source = _chart_source(lines, node.start_mark.line)
+        if document.get("kind") == "List" or (str(document.get("kind", "")).endswith("List") and "items" in document):
+            items = next((value for key, value in node.value if key.value == "items"), None)
+            for item_node, item in zip(getattr(items, "value", []) or [], document.get("items") or [], strict=False):
+                if isinstance(item, dict) and item.get("kind"):
+                    yield Located(item, path, item_node.start_mark.line + 1, source)
+        elif document.get("kind") and document.get("apiVersion"):
+            yield Located(document, path, node.start_mark.line + 1, source)
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    return loader.construct_document(node)
+
+
+def _chart_source(lines: list[str], start: int) -> str | None:
+    """The `# Source:` comment just above a document (helm writes it after the `---`)."""
+    for index in range(min(start, len(lines)) - 1, -1, -1):
+        line = lines[index].strip()
+        match = _SOURCE.match(line)
+        if match:
+            return match.group(1)
+        if line == "---" or (line and not line.startswith("#")):
+            return None
+    return None
