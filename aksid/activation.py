@@ -23,6 +23,8 @@ from aksid.paths import suites_dir
 # (flag, argparse keywords): every option of the plugin, spelled --aksid-*, so no other plugin's flag collides.
 OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--aksid-profile", {"metavar": "PATH", "help": "YAML profile (sections target, kube, azure, dns, tls)"}),
+    ("--aksid-target", {"metavar": "PROFILE", "action": "append", "default": [],
+                        "help": "one environment of a fleet (repeatable): its profile; named by its `name:` or file stem"}),
     ("--aksid-env-file", {"metavar": "PATH", "help": "the tutorial's env.sh, read without executing it"}),
     ("--aksid-set", {"metavar": "FIELD=VALUE", "action": "append", "default": [],
                      "help": "override one target field; wins over every other source"}),

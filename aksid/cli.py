@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("--aksid-profile", "--aksid-env-file", "--aksid-kube-context"):
         sweep.add_argument(flag, metavar="VALUE", help="as for `aksid run`")
     sweep.add_argument("--aksid-set", metavar="FIELD=VALUE", action="append", default=[], help="as for `aksid run`")
+    merge = sub.add_parser("merge", help="merge results.json of separate runs (one per target) into one report")
+    merge.add_argument("results", nargs="+", type=Path, metavar="RESULTS_JSON")
+    merge.add_argument("--reports-dir", type=Path, default=Path("reports"))
     sub.add_parser("scenarios", help="list the built-in scenarios")
     checks = sub.add_parser("checks", help="print the check catalogue (from the suites' check markers)")
     checks.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sandbox(args.action, args.scenario, args.state_dir if args.action != "render" else args.out)
     if args.command == "checks":
         return _catalogue(args.format, args.paths)
+    if args.command == "merge":
+        return _merge(args.results, args.reports_dir)
     if args.command == "sweep":
         from aksid.provision.sweep import sweep_command
 
@@ -173,6 +178,22 @@ def main(argv: list[str] | None = None) -> int:
         expected = ", ".join(scenario.expect_failed + scenario.expect_error) or "all green"
         print(f"{name:<32} {expected:<20} {scenario.description}")
     return 0
+
+
+def _merge(paths: list[Path], reports_dir: Path) -> int:
+    from aksid.merge import MergeError, merge
+    from aksid.reporting import REPORT_FILES
+    from aksid.results import terminal_lines
+
+    try:
+        results, meta = merge(paths, reports_dir)
+    except MergeError as exc:
+        print(f"aksid merge: {exc}", file=sys.stderr)
+        return 4
+    for line in terminal_lines(results):
+        print(line)
+    print(f"merged {len(paths)} runs ({len(meta['targets'])} targets) into {reports_dir}: {', '.join(REPORT_FILES)}")
+    return 1 if any(r.outcome in ("failed", "error") for r in results) else 0
 
 
 def _option_value(args: list[str], flag: str) -> str | None:

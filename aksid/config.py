@@ -421,6 +421,8 @@ def load_profile(path: Path) -> dict[str, tuple[str, str]]:
         raise ConfigError(f"the profile {path} must be a YAML mapping with sections target/kube/azure")
     values: dict[str, tuple[str, str]] = {}
     for key, content in document.items():
+        if key == "name":
+            continue  # the target's name in a fleet run (aksid.fleet), not a setting
         if key in _PROFILE_SCALARS:
             values[_PROFILE_SCALARS[key]] = (_scalar(content, f"{key}", source), source)
             continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ from aksid.activation import (
 )
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
+from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
+from aksid.memory import long_lived_allocations
+from aksid.progress import Progress
 from aksid.redact import redact_provision
 from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
@@ -33,6 +38,9 @@ from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
 
 _STATE = pytest.StashKey["AksidState"]()
 _LATE_USAGE_ERROR = pytest.StashKey[str]()
+WORKER_WAIT = 3600.0  # seconds a worker waits for the controller's snapshot
+HANDOVER = ".snapshot-handover.marshal"
+FLEET_PARAM = "aksid_target"  # the member a check runs for, in a fleet run
 _PROPERTY = "aksid"
 
 
@@ -55,6 +63,10 @@ class AksidState:
         self.results: dict[str, CheckResult] = {}
         self.started = dt.datetime.now(dt.UTC)
         self.late_testrunuid: str | None = None  # xdist controller activated by its workers' results
+        self.collector: threading.Thread | None = None  # with -n: the collection, beside the workers' start
+        self.fleet: list[Member] | None = None  # --aksid-target: every environment of the run
+        self.target_name: str | None = None  # a one-target run's name (see _target_name)
+        self.handover: Path | None = None  # with -n: the workers' copy of the snapshot (removed at the end)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Runs in the controller for every worker's reports too: results are gathered in one place."""
@@ -109,6 +121,28 @@ def _activate(config: pytest.Config) -> AksidState:
     return state
 
 
+def _resolve_fleet(state: AksidState) -> None:
+    """Every --aksid-target, resolved up front (one sentence naming the first bad one), before any request."""
+    config = state.config
+    if state.replay or state.mode != "attach":
+        raise pytest.UsageError("aksid: --aksid-target runs attach mode only (one replay or mode per run)")
+    from aksid.collect.arm import azure_credential
+    from aksid.collect.kube import kube_configuration
+
+    profiles = [Path(p).expanduser() for p in config.getoption("aksid_target")]
+    try:
+        names = unique_names(profiles)
+        state.fleet = []
+        for name, profile in zip(names, profiles, strict=True):
+            target = resolve_target(profile=profile, env_file=_path_option(config, "aksid_env_file"),
+                                    overrides=config.getoption("aksid_set"),
+                                    kube_context=config.getoption("aksid_kube_context"))
+            state.fleet.append(Member(name, target, kube_configuration(target), azure_credential(target)))
+    except (ConfigError, ValueError) as exc:
+        raise pytest.UsageError(f"aksid: {exc}") from None
+    state.target = state.fleet[0].target
+
+
 def _run_infra_hooks(config: pytest.Config) -> None:
     """Terratest's order: the `down` command is registered before `up` runs, so it runs whatever happens next."""
     from aksid.config import profile_hooks
@@ -138,6 +172,9 @@ def _resolve_target(state: AksidState) -> None:
     config = state.config
     if state.replay and config.getoption("aksid_mode"):
         raise pytest.UsageError("aksid: --aksid-replay re-judges a saved snapshot; it takes no --aksid-mode")
+    if config.getoption("aksid_target"):
+        _resolve_fleet(state)
+        return
     try:
         if state.replay:
             state.snapshot = Snapshot.load(state.replay)
@@ -250,19 +287,88 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state = _state(session.config)
     if state is None or state.is_worker or state.snapshot is not None:
         return
-    _collect(state)
+    if _under_xdist(session.config) and state.mode != "provision":  # provision handles signals: main thread only
+        _collect_beside_worker_start(state)
+        return
+    with long_lived_allocations():
+        _collect(state)
+
+
+def _under_xdist(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and config.pluginmanager.hasplugin("dsession")
+
+
+def _collect_beside_worker_start(state: AksidState) -> None:
+    """With -n, the workers start (interpreters, imports) while the controller collects; each waits for the
+    snapshot file, which appears whole (written, then renamed) or not at all (a `.failed` file says why)."""
+    if state.fleet is not None:
+        path = state.reports_dir / INDEX
+    else:  # the workers take the evidence over from a marshal copy written before the JSON snapshot
+        path = state.handover = state.reports_dir / HANDOVER
+    for stale in (path, _failed_marker(path)):
+        stale.unlink(missing_ok=True)
+    state.snapshot_path = path
+
+    def collect() -> None:
+        try:
+            with long_lived_allocations():
+                _collect(state)
+        except BaseException as exc:  # noqa: BLE001 - the workers must hear of it, or they would wait forever
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _failed_marker(path).write_text(f"the evidence collection failed: {type(exc).__name__}: {exc}",
+                                            encoding="utf-8")
+            raise
+
+    state.collector = threading.Thread(target=collect, name="aksid-collect", daemon=True)
+    state.collector.start()
+
+
+def _failed_marker(path: Path) -> Path:
+    return path.with_name(f".{path.name}.failed")
+
+
+def _await_snapshot(path: Path) -> None:
+    """A worker waits for the controller's snapshot (bounded: a collection is bounded by its own timeouts)."""
+    deadline = time.monotonic() + WORKER_WAIT
+    while not path.exists():
+        if _failed_marker(path).exists():
+            raise EvidenceUnavailable(_failed_marker(path).read_text(encoding="utf-8"))
+        if time.monotonic() > deadline:
+            raise EvidenceUnavailable(f"the controller wrote no snapshot to {path} within {WORKER_WAIT:.0f} s")
+        time.sleep(0.05)
+
+
+def _collect_fleet(state: AksidState) -> None:
+    """Each member's evidence, side by side with -n; the index of their snapshots is what workers wait for."""
+    assert state.fleet is not None
+    reporter = state.config.pluginmanager.get_plugin("terminalreporter")
+    from aksid.collect.live import collect_live
+
+    def collect(member: Member) -> None:
+        progress = Progress(reporter, verbose=state.config.getoption("verbose") > 0, prefix=f"{member.name}: ")
+        member.snapshot = collect_live(member.target, member.kube_configuration, member.credential, progress,
+                                       read_secrets=state.config.getoption("aksid_read_secrets"))
+        member.snapshot_path = state.reports_dir / "snapshots" / f"{member.name}.json"
+        member.snapshot.save(member.snapshot_path)
+        progress.done()
+
+    parallel = int(getattr(state.config.option, "numprocesses", 0) or 1)
+    state.snapshot_path = collect_members(state.fleet, collect, parallel, state.reports_dir)
+    state.snapshot = state.fleet[0].snapshot
+    if reporter is not None:
+        reporter.write_line(f"aksid: evidence of {len(state.fleet)} targets collected, index {state.snapshot_path}")
 
 
 def _collect(state: AksidState) -> None:
     """Collect the live evidence and write the snapshot every process of the run reads."""
+    if state.fleet is not None:
+        _collect_fleet(state)
+        return
     from aksid.collect.live import collect_live
 
     config = state.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-
-    def progress(line: str) -> None:
-        if reporter is not None and config.getoption("verbose") > 0:
-            reporter.write_line(f"aksid: {line}")
+    progress = Progress(reporter, verbose=config.getoption("verbose") > 0)
 
     assert state.target is not None
     if state.mode == "static":
@@ -272,8 +378,12 @@ def _collect(state: AksidState) -> None:
                                       read_secrets=config.getoption("aksid_read_secrets"))
     if state.mode == "provision":
         _provision(state, reporter)
+    progress("snapshot: writing")
+    if state.handover is not None:
+        state.snapshot.hand_over(state.handover)
     state.snapshot_path = state.reports_dir / "snapshot.json"
     state.snapshot.save(state.snapshot_path)
+    progress.done()
     if reporter is not None:
         reporter.write_line(f"aksid: evidence collected, snapshot written to {state.snapshot_path}")
         for problem in state.snapshot.errors:
@@ -320,7 +430,9 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: workers read the controller's snapshot instead of collecting again."""
     state = _state(node.config)
     if state is not None and state.snapshot_path is not None:
-        node.workerinput["aksid_snapshot"] = str(state.snapshot_path.resolve())
+        node.workerinput["aksid_snapshot"] = str((state.handover or state.snapshot_path).resolve())
+        node.workerinput["aksid_fleet"] = state.fleet is not None
+        node.workerinput["aksid_handover"] = state.handover is not None
 
 
 def snapshot_of(config: pytest.Config) -> Snapshot:
@@ -329,7 +441,17 @@ def snapshot_of(config: pytest.Config) -> Snapshot:
         raise pytest.UsageError("aksid: the snapshot and target fixtures serve aksid checks: mark the test with "
                                 "aksid.checks.check(...) or run it with an --aksid-* option")
     if state.snapshot is None and state.is_worker:
-        state.snapshot = Snapshot.load(Path(config.workerinput["aksid_snapshot"]))  # type: ignore[attr-defined]
+        path = Path(config.workerinput["aksid_snapshot"])  # type: ignore[attr-defined]
+        _await_snapshot(path)
+        if config.workerinput.get("aksid_fleet"):  # type: ignore[attr-defined]
+            state.fleet = [Member(name, None, snapshot=Snapshot.load(member_path), snapshot_path=member_path)  # type: ignore[arg-type]
+                           for name, member_path in read_index(path).items()]
+            for member in state.fleet:
+                member.target = target_from_snapshot(member.snapshot)
+            state.snapshot = state.fleet[0].snapshot
+            state.target = state.fleet[0].target
+            return state.snapshot
+        state.snapshot = Snapshot.take_over(path) if config.workerinput.get("aksid_handover") else Snapshot.load(path)  # type: ignore[attr-defined]
         # the controller validated the overrides already; in attach mode they are in the snapshot's target
         state.target = target_from_snapshot(state.snapshot, config.getoption("aksid_set") if state.replay else None)
     assert state.snapshot is not None
@@ -371,31 +493,59 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = _state(metafunc.config)
     info = check_info(marker)
     if state is not None and state.mode not in info.modes:
-        if "subject" in metafunc.fixturenames:  # its evidence may not exist in this mode: do not ask for subjects
-            metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(
-                reason=_mode_skip_reason(info.id, info.modes, state.mode)))], ids=["not-applicable"])
-        return
-    if "subject" not in metafunc.fixturenames:
+        # its evidence may not exist in this mode: do not ask for subjects
+        skip = pytest.mark.skip(reason=_mode_skip_reason(info.id, info.modes, state.mode))
+        if state.fleet is not None:
+            _parametrize_fleet(metafunc, state.fleet, _none_because(skip.kwargs["reason"]), info.id)
+        elif "subject" in metafunc.fixturenames:
+            metafunc.parametrize("subject", [pytest.param(None, marks=skip)], ids=["not-applicable"])
         return
     subjects_fn = marker.kwargs.get("subjects")
-    if subjects_fn is None:
+    if "subject" in metafunc.fixturenames and subjects_fn is None:
         raise pytest.UsageError(f"check {marker.kwargs.get('id')} takes `subject` but declares no subjects")
     snap = snapshot_of(metafunc.config)
     state = _state(metafunc.config)
     assert state is not None
+    if state.fleet is not None:
+        _parametrize_fleet(metafunc, state.fleet, subjects_fn, info.id)
+        return
+    if "subject" in metafunc.fixturenames:
+        params = _subject_params(subjects_fn, snap, state.target, info.id)
+        metafunc.parametrize("subject", params, ids=[p.id for p in params])
+
+
+def _none_because(reason: str) -> Any:
+    """A subjects function for a check that does not apply: every member reports it skipped, with the reason."""
+    def subjects(_snapshot: Snapshot, _target: Target) -> dict[str, Any]:
+        raise NotApplicable(reason)
+    return subjects
+
+
+def _subject_params(subjects_fn: Any, snap: Snapshot, target: Target | None, check_id: str) -> list[Any]:
+    """One pytest.param per subject (its id names it), or one that stands for why there are none."""
     try:
-        subjects = dict(subjects_fn(snap, state.target))
+        subjects = dict(subjects_fn(snap, target))
     except EvidenceUnavailable as exc:
-        metafunc.parametrize("subject", [Unavailable(str(exc))], ids=["evidence-unavailable"])
-        return
+        return [pytest.param(Unavailable(str(exc)), id="evidence-unavailable")]
     except (NotApplicable, EvidenceNotCollected) as exc:
-        metafunc.parametrize("subject", [pytest.param(None, marks=pytest.mark.skip(reason=str(exc)))],
-                             ids=["not-applicable"])
-        return
+        return [pytest.param(None, marks=pytest.mark.skip(reason=str(exc)), id="not-applicable")]
     if not subjects:
-        raise pytest.UsageError(f"check {marker.kwargs.get('id')}: subjects function returned nothing; "
+        raise pytest.UsageError(f"check {check_id}: subjects function returned nothing; "
                                 "raise NotApplicable with a reason instead")
-    metafunc.parametrize("subject", list(subjects.values()), ids=list(subjects))
+    return [pytest.param(value, id=subject_id) for subject_id, value in subjects.items()]
+
+
+def _parametrize_fleet(metafunc: pytest.Metafunc, fleet: list[Member], subjects_fn: Any, check_id: str) -> None:
+    """Every subject of every member; test ids start with the member's name (`prod/node/aks-1`)."""
+    metafunc.fixturenames.append(FLEET_PARAM)  # a parameter the check does not take: the plugin hands it the member
+    if "subject" not in metafunc.fixturenames:
+        metafunc.parametrize(FLEET_PARAM, [m.name for m in fleet], ids=[m.name for m in fleet])
+        return
+    params = []
+    for member in fleet:
+        for param in _subject_params(subjects_fn, member.snapshot, member.target, check_id):
+            params.append(pytest.param(member.name, param.values[0], marks=param.marks, id=f"{member.name}/{param.id}"))
+    metafunc.parametrize((FLEET_PARAM, "subject"), params)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -416,7 +566,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
-    """Evidence left out on purpose (an opt-in such as Secret reading) makes a check skip, with the reason."""
+    """Evidence left out on purpose (an opt-in such as Secret reading) makes a check skip, with the reason.
+
+    In a fleet run the check gets its member's snapshot and target, whatever the session fixtures hold."""
+    member = _member_of(pyfuncitem)
+    if member is not None:
+        for name, value in (("snapshot", member.snapshot), ("target", member.target)):
+            if name in pyfuncitem.funcargs:
+                pyfuncitem.funcargs[name] = value
     try:
         return (yield)
     except EvidenceNotCollected as exc:
@@ -436,7 +593,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"{message}"  # one sentence, not a traceback: the evidence was missing
     info = check_info(marker)
     callspec = getattr(item, "callspec", None)
-    subject = callspec.id if callspec is not None else _cluster_subject(item.config)
+    member = _member_of(item)
+    subject = callspec.id if callspec is not None and "subject" in callspec.params else _cluster_subject(item.config)
+    if member is not None:
+        subject = subject.removeprefix(f"{member.name}/") if "subject" in callspec.params else (
+            f"cluster/{member.target.cluster_name}")
     state = _state(item.config)
     waiver = find_waiver(state.waivers, info.id, subject) if state and outcome == "failed" else None
     waiver_record = None
@@ -453,9 +614,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "subject": subject, "outcome": outcome, "message": message,
         "remediation": info.remediation, "nodeid": item.nodeid, "waiver": waiver_record,
         "locations": _locations(item.config, outcome, message),
+        "target": member.name if member is not None else _target_name(item.config),
     }
     report.user_properties.append((_PROPERTY, json.dumps(record)))
     return report
+
+
+def _member_of(item: pytest.Item) -> Member | None:
+    callspec = getattr(item, "callspec", None)
+    state = _state(item.config)
+    if callspec is None or state is None or state.fleet is None or FLEET_PARAM not in callspec.params:
+        return None
+    return next(m for m in state.fleet if m.name == callspec.params[FLEET_PARAM])
 
 
 def _locations(config: pytest.Config, outcome: str, message: str) -> list[dict[str, Any]] | None:
@@ -467,6 +637,21 @@ def _locations(config: pytest.Config, outcome: str, message: str) -> list[dict[s
     from aksid.locations import locate
 
     return locate(message, sources) or None
+
+
+def _target_name(config: pytest.Config) -> str | None:
+    """A one-target run's name: its profile's `name:` or stem, else its cluster's name (`aksid merge` keys on it).
+    Worked out once per run: every result carries it."""
+    state = _state(config)
+    if state is None:
+        return None
+    if state.target_name is None:
+        profile = _path_option(config, "aksid_profile")
+        if profile is not None and profile.is_file():
+            state.target_name = member_name(profile)
+        elif state.target is not None:
+            state.target_name = state.target.cluster_name
+    return state.target_name
 
 
 def _cluster_subject(config: pytest.Config) -> str:
@@ -508,6 +693,10 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
+    if state is not None and state.collector is not None:
+        state.collector.join()  # its lines belong before the summary; the workers already waited for it
+    if state is not None and state.handover is not None:
+        state.handover.unlink(missing_ok=True)
     if state is None or state.is_worker or not state.results:
         return
     if state.late_testrunuid is not None:
@@ -518,7 +707,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "mode": state.mode,
         "started": state.started.isoformat(timespec="seconds"),
         "snapshot": str(state.snapshot_path) if state.snapshot_path else None,
-        "target": state.target.public_view() if state.target else None,
+        "target": state.target.public_view() if state.target and state.fleet is None else None,
+        "targets": _targets_meta(state),
         "fail_on": state.fail_on,
         "waivers": [w.describe() for w in state.waivers],
         "stale_waivers": [w.describe() for w in state.waivers if w.index not in used],
@@ -536,6 +726,15 @@ def _adopt_workers_snapshot(state: AksidState, testrunuid: str) -> None:
     if path is not None and path.exists():
         state.snapshot_path = path
         state.target = target_from_snapshot(Snapshot.load(path))
+
+
+def _targets_meta(state: AksidState) -> list[dict[str, Any]]:
+    if state.fleet is not None:
+        return [{"name": m.name, "target": m.target.public_view() if m.target else None,
+                 "snapshot": str(m.snapshot_path) if m.snapshot_path else None} for m in state.fleet]
+    name = _target_name(state.config)
+    return [{"name": name, "target": state.target.public_view() if state.target else None,
+             "snapshot": str(state.snapshot_path) if state.snapshot_path else None}] if name else []
 
 
 def exit_code(results: list[CheckResult], fail_on: str) -> int:

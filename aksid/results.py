@@ -27,6 +27,7 @@ class CheckResult:
     nodeid: str
     waiver: dict[str, object] | None = None  # the waiver that applied (or expired), when one matched
     locations: list[dict[str, object]] | None = None  # static mode: files and lines of the objects at fault
+    target: str | None = None  # the environment (a fleet member's name, or the one target's)
 
 
 def summary(results: Iterable[CheckResult]) -> dict[str, int]:
@@ -64,6 +65,15 @@ def write_json(path: Path, results: list[CheckResult], meta: dict[str, object]) 
     path.write_text(json.dumps(results_document(results, meta), indent=2) + "\n", encoding="utf-8")
 
 
+def is_fleet(results: Iterable[CheckResult]) -> bool:
+    return len({result.target for result in results}) > 1
+
+
+def labelled_subject(result: CheckResult, fleet: bool) -> str:
+    """The subject, with its environment's name in front when the results cover several."""
+    return f"{result.target}: {result.subject}" if fleet else result.subject
+
+
 def where_text(place: dict[str, object]) -> str:
     """`charts/x.yaml:12 (external-dns/templates/deployment.yaml)` or `plan.json:40 azurerm_role_assignment.x`."""
     line = f":{place['line']}" if place.get("line") else ""
@@ -78,8 +88,9 @@ def terminal_lines(results: list[CheckResult]) -> list[str]:
         counts = summary(area_results)
         parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
         lines.append(f"{area:<6} {', '.join(parts)}")
+    fleet = is_fleet(results)
     for result in by_urgency(results):
         if result.outcome in ("failed", "error", "waived"):
-            lines.append(f"{result.outcome.upper():<6} {result.id} [{result.subject}] {result.message}")
+            lines.append(f"{result.outcome.upper():<6} {result.id} [{labelled_subject(result, fleet)}] {result.message}")
             lines += [f"{'':<7}at {where_text(place)}" for place in result.locations or []]
     return lines

@@ -153,18 +153,35 @@ class ArmCollector:
                 raw = _raw(identity)
                 found[raw["id"].lower()] = raw
         # Identities referenced elsewhere (the kubelet's lives in the MC_ group) are read one by one.
-        for resource_id in [*_referenced_identity_ids(entries), *extra_ids]:
+        self._read_missing(found, [*_referenced_identity_ids(entries), *extra_ids])
+        return list(found.values())
+
+    def _read_missing(self, found: dict[str, dict[str, Any]], resource_ids: Iterable[str]) -> None:
+        for resource_id in resource_ids:
             if resource_id.lower() in found:
                 continue
             try:
                 group, name = _group_and_name(resource_id)
             except ValueError:
                 continue  # not a resource id at all: BIND-001 reports it
+            try:
                 raw = _raw(self.msi.user_assigned_identities.get(group, name))
             except ResourceNotFoundError:
                 continue  # a dangling reference is evidence for BIND-001, not a collection error
             found[raw["id"].lower()] = raw
-        return list(found.values())
+
+    def add_identities(self, entries: dict[str, dict[str, Any]], resource_ids: Iterable[str]) -> None:
+        """Identities the cluster's AzureIdentity objects name, read once the kube side is known (the ARM reads
+        run beside the kube LISTs); they add no principal of interest, so the role assignments stay as read."""
+        if entries.get("identities", {}).get("status") != "ok" or self.unreachable:
+            return
+        found = {i["id"].lower(): i for i in entries["identities"]["value"]}
+        try:
+            self._read_missing(found, resource_ids)
+        except Exception as exc:  # noqa: BLE001 - keep the cause, as _fetch does
+            entries["identities"] = error(_describe(exc, "user-assigned identities"))
+            return
+        entries["identities"]["value"] = list(found.values())
 
     def _assignments(self, principals: Iterable[str]) -> list[dict[str, Any]]:
         scope = f"/subscriptions/{self.target.subscription_id}"

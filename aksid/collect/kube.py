@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,6 +101,7 @@ def collect_kube(
     """Return snapshot entries keyed by `apiVersion/Kind`."""
     entries: dict[str, dict[str, Any]] = {}
     unreachable: str | None = None
+    listed = 0
     with kclient.ApiClient(configuration) as api:
         api.user_agent = "aksid/0.1 (read-only)"
         for spec in KINDS:
@@ -111,9 +112,12 @@ def collect_kube(
             if unreachable:
                 entries[key] = error(unreachable)
                 continue
-            progress(f"kube: listing {spec.plural} from {configuration.host}")
+            progress(f"kube: listing {spec.plural} from {configuration.host} ({listed:,} objects so far)")
             try:
-                entries[key] = ok([redact_kube_object(_with_kind(item, spec)) for item in _list_all(api, spec)])
+                # page by page: a page's raw objects are freed once redacted, so both copies of a kind never coexist
+                entries[key] = ok([redact_kube_object(_with_kind(item, spec)) for page in _pages(api, spec)
+                                   for item in page])
+                listed += len(entries[key]["value"])
             except ApiException as exc:
                 if exc.status == 404 and spec.custom:
                     entries[key] = absent(f"{spec.plural}.{spec.api_version.split('/')[0]} is not served "
@@ -123,11 +127,12 @@ def collect_kube(
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 unreachable = f"the Kubernetes API server {configuration.host} is unreachable ({_root_cause(exc)})"
                 entries[key] = error(unreachable)
+    progress(f"kube: {len(KINDS)} kinds listed, {listed:,} objects")
     return entries
 
 
-def _list_all(api: kclient.ApiClient, spec: KindSpec) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def _pages(api: kclient.ApiClient, spec: KindSpec) -> Iterator[list[dict[str, Any]]]:
+    """One LIST, page after page (limit PAGE_SIZE, following `continue`)."""
     token = None
     while True:
         query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
@@ -142,10 +147,10 @@ def _list_all(api: kclient.ApiClient, spec: KindSpec) -> list[dict[str, Any]]:
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         page = json.loads(response.data)
-        items.extend(page.get("items") or [])
+        yield page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
         if not token:
-            return items
+            return
 
 
 def _with_kind(item: dict[str, Any], spec: KindSpec) -> dict[str, Any]:

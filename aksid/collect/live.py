@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -116,8 +117,17 @@ def collect_live(
 ) -> Snapshot:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
-    document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
-    document["azure"] = ArmCollector(target, credential, progress).collect(_identity_ids_in_cluster(document["kube"]))
-    document["dns"] = collect_dns_evidence(target, document["azure"], progress)
-    document["tls"] = collect_tls_evidence(target, document["azure"], document["dns"], progress)
+    arm = ArmCollector(target, credential, progress)
+
+    def azure_dns_tls() -> None:
+        """Network-bound, independent of the kube side: runs while the kube LISTs are parsed."""
+        document["azure"] = arm.collect()
+        document["dns"] = collect_dns_evidence(target, document["azure"], progress)
+        document["tls"] = collect_tls_evidence(target, document["azure"], document["dns"], progress)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aksid-collect") as pool:
+        beside = pool.submit(azure_dns_tls)
+        document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
+        beside.result()
+    arm.add_identities(document["azure"], _identity_ids_in_cluster(document["kube"]))
     return Snapshot(document)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from aksid.results import CheckResult, by_area, by_urgency, summary
+from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:70rem}
@@ -19,17 +19,20 @@ th{background:#f6f8fa} code{font-size:12px;word-break:break-all}
 """
 
 
-def _row(r: CheckResult) -> str:
+def _row(r: CheckResult, fleet: bool = False) -> str:
     fix = escape(r.remediation) if r.outcome in ("failed", "error") else ""
     return (f'<tr class="{r.outcome}" data-check="{escape(r.id)}"><td class="outcome">{r.outcome}</td>'
             f"<td><b>{escape(r.id)}</b> <small>{escape(r.severity)}</small><br>{escape(r.title)}</td>"
-            f"<td><code>{escape(r.subject)}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
+            f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
 
 
 def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
     counts = summary(results)
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     heading = f"{escape(str(target.get('cluster_name', '?')))} / {escape(str(target.get('domain', '?')))}"  # type: ignore[union-attr]
+    fleet = is_fleet(results)
+    if fleet:
+        heading = escape(", ".join(sorted({str(r.target) for r in results})))
     head = "<tr><th>outcome</th><th>check</th><th>subject</th><th>evidence</th><th>remediation</th></tr>"
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
@@ -40,9 +43,9 @@ def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
     ]
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
-        parts += ['<h2 id="attention">Needs attention</h2><table>', head, *map(_row, urgent), "</table>"]
+        parts += ['<h2 id="attention">Needs attention</h2><table>', head, *(_row(r, fleet) for r in urgent), "</table>"]
     for area, area_results in by_area(results).items():
-        rows = map(_row, by_urgency(area_results))
+        rows = (_row(r, fleet) for r in by_urgency(area_results))
         parts += [f'<h2 id="area-{escape(area)}">{escape(area)}</h2><table>', head, *rows, "</table>"]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from aksid.results import CheckResult, by_area, summary
+from aksid.results import CheckResult, by_area, is_fleet, labelled_subject, summary
 
 
 def write_junit(path: Path, results: list[CheckResult]) -> None:
     root = ET.Element("testsuites", name="aksid")
+    fleet = is_fleet(results)
     for area, area_results in by_area(results).items():
         counts = summary(area_results)
         suite = ET.SubElement(
@@ -17,9 +18,11 @@ def write_junit(path: Path, results: list[CheckResult]) -> None:
             errors=str(counts["error"]), skipped=str(counts["skipped"] + counts["waived"]),
         )
         for result in area_results:
-            case = ET.SubElement(suite, "testcase", classname=f"aksid.{area}", name=f"{result.id} {result.subject}")
+            case = ET.SubElement(suite, "testcase", classname=f"aksid.{area}",
+                                 name=f"{result.id} {labelled_subject(result, fleet)}")
             props = ET.SubElement(case, "properties")
-            for name, value in (("check_id", result.id), ("severity", result.severity), ("nodeid", result.nodeid)):
+            for name, value in (("check_id", result.id), ("severity", result.severity), ("nodeid", result.nodeid),
+                                ("target", result.target or "")):
                 ET.SubElement(props, "property", name=name, value=value)
             if result.waiver:
                 waiver = f"{result.waiver['reason']} (expires {result.waiver['expires']})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aksid.results import CheckResult, by_area, by_urgency, summary
+from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
 
 _ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "waived": "🟡"}
 
@@ -13,13 +13,17 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
     counts = summary(results)
     target = meta.get("target") or {}
     title = f"aksid: {target.get('cluster_name', '?')} / {target.get('domain', '?')}" if isinstance(target, dict) else "aksid"
+    fleet = is_fleet(results)
+    if fleet:
+        title = "aksid: " + ", ".join(sorted({str(r.target) for r in results}))
     lines = [f"## {title}", "", " · ".join(f"{_ICON[o]} {counts[o]} {o}" for o in counts if counts[o]), ""]
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
         lines += ["| | check | subject | finding | fix |", "|---|---|---|---|---|"]
         for r in urgent:
             fix = r.remediation if r.outcome == "failed" else ""
-            lines.append(f"| {_ICON[r.outcome]} | {r.id} ({r.severity}) | `{r.subject}` | {_cell(r.message)} | {_cell(fix)} |")
+            lines.append(f"| {_ICON[r.outcome]} | {r.id} ({r.severity}) | `{labelled_subject(r, fleet)}` | {_cell(r.message)} "
+                         f"| {_cell(fix)} |")
         lines.append("")
     lines += ["| area | " + " | ".join(counts) + " |", "|---|" + "---|" * len(counts)]
     for area, area_results in by_area(results).items():

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from aksid import __version__
-from aksid.results import CheckResult
+from aksid.results import CheckResult, is_fleet, labelled_subject
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # SARIF levels; `security-severity` lets code-scanning UIs rank them like CVSS.
@@ -32,6 +32,7 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
         for check_id, r in checks.items()
     ]
     sarif_results = []
+    fleet = is_fleet(results)
     for r in results:
         if r.outcome not in ("failed", "error", "waived"):
             continue
@@ -41,8 +42,8 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
             "level": _LEVEL[r.severity] if r.outcome == "failed" else "note",
             "kind": "fail" if r.outcome == "failed" else ("review" if r.outcome == "error" else "informational"),
             "message": {"text": r.message},
-            "locations": _locations(r),
-            "properties": {"outcome": r.outcome, "nodeid": r.nodeid},
+            "locations": _locations(r, fleet),
+            "properties": {"outcome": r.outcome, "nodeid": r.nodeid, "target": r.target},
         }
         if r.waiver:
             entry["suppressions"] = [{"kind": "external", "justification": str(r.waiver["reason"])}]
@@ -58,9 +59,10 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
     }
 
 
-def _locations(r: CheckResult) -> list[dict[str, object]]:
+def _locations(r: CheckResult, fleet: bool) -> list[dict[str, object]]:
     """Code scanning annotates the line a static finding points at; otherwise the subject is a logical location."""
-    logical = {"logicalLocations": [{"fullyQualifiedName": r.subject, "kind": r.subject.split("/", 1)[0]}]}
+    name = labelled_subject(r, fleet)  # in a fleet, the environment first: one name per place
+    logical = {"logicalLocations": [{"fullyQualifiedName": name, "kind": r.subject.split("/", 1)[0]}]}
     found = []
     for place in r.locations or []:
         physical: dict[str, object] = {"artifactLocation": {"uri": str(place["file"]), "uriBaseId": "%SRCROOT%"}}

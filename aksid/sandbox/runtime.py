@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aksid.memory import gc_paused
 from aksid.sandbox.controllers.world import ENDPOINTS_FILE
 from aksid.sandbox.dns import DnsSandbox, DnsSandboxError, start_dns, stop_dns
 from aksid.sandbox.edge import Edge, EdgeError, prepare_base, start_edge, translate_acme_urls, wait_until_expired
@@ -101,14 +102,17 @@ def _start_edge(scenario: Scenario, state_dir: Path, dns: DnsSandbox | None, rec
         raise SandboxError(f"the ACME/TLS sandbox for scenario {scenario.path} could not start: {exc}") from None
 
 
-def _prepared(reference: str, loaded: Scenario, edge: Edge | None) -> Scenario:
+def _prepared(reference: str, loaded: Scenario, edge: Edge | None, documents: dict[Path, dict[str, Any]]) -> Scenario:
     """The scenario as the fake APIs serve it: what was issued goes into the base's objects before the scenario's
-    patches (which keep their explicit values), Let's Encrypt's URLs become the pebbles' after them."""
+    patches (which keep their explicit values), Let's Encrypt's URLs become the pebbles' after them.
+
+    `documents` holds the files as `up` already read them: a large scenario's YAML is parsed once, not twice."""
     if edge is None:
         return loaded
     fqdn = f"{loaded.target.get('demo_host', 'hello')}.{str(loaded.target['domain']).rstrip('.')}"
     prepared = load_scenario(
-        reference, prepare_base=lambda base: prepare_base(base.kube_objects, fqdn, edge.held, edge.issuer_directory))
+        reference, prepare_base=lambda base: prepare_base(base.kube_objects, fqdn, edge.held, edge.issuer_directory),
+        documents=documents)
     translate_acme_urls(prepared.kube_objects, edge.directories)
     prepared.target = {**prepared.target, "acme_prod_server": edge.directories["prod"],
                        "acme_staging_server": edge.directories["staging"]}
@@ -116,9 +120,11 @@ def _prepared(reference: str, loaded: Scenario, edge: Edge | None) -> Scenario:
 
 
 def _write_prepared(state_dir: Path, scenario: Scenario) -> Path:
-    """The scenario for serve.py, as JSON (it holds the demo's private key, as the fake API's Secret does: 0600)."""
+    """The scenario for serve.py, as JSON (it holds the demo's private key, as the fake API's Secret does: 0600).
+
+    The fields as they are, not `dataclasses.asdict`: that deep-copies every object first, seconds at scale."""
     path = state_dir / "scenario.json"
-    document = {**dataclasses.asdict(scenario), "path": str(scenario.path)}
+    document = {**{f.name: getattr(scenario, f.name) for f in dataclasses.fields(scenario)}, "path": str(scenario.path)}
     path.write_text(json.dumps(document), encoding="utf-8")
     path.chmod(0o600)
     return path
@@ -139,8 +145,16 @@ def _tls_endpoints(edge: Edge | None) -> dict[str, Any]:
 
 def up(scenario: str, state_dir: Path) -> Sandbox:
     """Start the sandbox for `scenario` (built-in name or path) and wait until it serves."""
+    # A large scenario is millions of objects while `up` holds it: each full collection would walk them all
+    # (a second apiece at 20,000 pods) to find no garbage. They are freed, by reference counting, as it returns.
+    with gc_paused():
+        return _up(scenario, state_dir)
+
+
+def _up(scenario: str, state_dir: Path) -> Sandbox:
     state_dir = state_dir.resolve()
-    loaded = load_scenario(scenario)  # a malformed scenario fails here, in this process, with its message
+    documents: dict[Path, dict[str, Any]] = {}  # each file parsed once, for both loads below
+    loaded = load_scenario(scenario, documents=documents)  # a malformed scenario fails here, with its message
     record = _pid_record(state_dir)
     if record.exists():
         raise SandboxError(f"a sandbox is already running in {state_dir}; run `aksid sandbox down --state-dir {state_dir}`")
@@ -156,7 +170,7 @@ def up(scenario: str, state_dir: Path) -> Sandbox:
                 record.add(_knotd_role(pid, index), pid)
             endpoints = {"parent_servers": dns.parent_servers, "server_addresses": dns.server_addresses}
         edge = _start_edge(loaded, state_dir, dns, record.add)
-        prepared = _write_prepared(state_dir, _prepared(reference, loaded, edge))
+        prepared = _write_prepared(state_dir, _prepared(reference, loaded, edge, documents))
         _write_controller_endpoints(state_dir, loaded, dns, edge)
         process = launch_process(
             [sys.executable, "-m", "aksid.sandbox.serve", "--prepared", str(prepared), "--state-dir", str(state_dir),

@@ -1,5 +1,8 @@
 """Scenarios: a base environment (`healthy`) and small patches over it, in plain YAML.
 
+A generated scenario of tens of thousands of objects is best written as JSON (which is YAML): it then reads
+in about a second instead of ten (aksid.sandbox.bulk), with the same values.
+
 Format (documented in the README):
     name, description, base (built-in name or path relative to this file), target (overrides),
     expect {failed: [IDs], error: [IDs]},
@@ -28,7 +31,9 @@ from typing import Any
 
 import yaml
 
+from aksid.memory import gc_paused
 from aksid.paths import scenarios_dir
+from aksid.sandbox.bulk import json_copy, load_document
 from aksid.sandbox.dns import DnsSandboxError
 from aksid.sandbox.dns import validate_staging as validate_dns_staging
 from aksid.sandbox.edge import EdgeError, validate_tls_staging
@@ -36,8 +41,6 @@ from aksid.sandbox.edge import EdgeError, validate_tls_staging
 _TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls", "controllers"}
 # Knobs of the controller models (aksid.sandbox.controllers) for what the stores cannot express.
 _CONTROLLER_KNOBS = {"nmi": {"leaky": bool}}
-# libyaml when PyYAML has it: healthy.yaml reads in about a tenth of the time
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SECTION_KEYS = {"add", "remove", "patch", "faults"}
 _EXPECT_KEYS = {"failed", "error", "mentions"}
 
@@ -87,8 +90,9 @@ class Scenario:
 
 
 def load_prepared(path: Path) -> Scenario:
-    """A scenario runtime.up prepared and wrote as JSON (dataclasses.asdict, path as text)."""
-    document = json.loads(path.read_text(encoding="utf-8"))
+    """A scenario runtime.up prepared and wrote as JSON (its fields, path as text)."""
+    with gc_paused():
+        document = json.loads(path.read_text(encoding="utf-8"))
     return Scenario(**{**document, "path": Path(document["path"])})
 
 
@@ -121,15 +125,20 @@ def load_scenario(
     _seen: tuple[Path, ...] = (),
     *,
     prepare_base: Callable[[Scenario], None] | None = None,
+    documents: dict[Path, dict[str, Any]] | None = None,
 ) -> Scenario:
     """Read a scenario and its bases; `prepare_base` is applied to the root base (the file without `base`)
-    once it is built, before any scenario over it applies its patches."""
+    once it is built, before any scenario over it applies its patches.
+
+    `documents` (path -> parsed file) lets a caller that loads the same scenario twice read each file once;
+    the scenario built never shares its objects with those documents."""
     path = resolve_path(reference, relative_to)
     if path in _seen:
         raise ScenarioError(f"the scenario {path} is its own base (cycle through {', '.join(map(str, _seen))})")
-    document = _read(path)
+    document = _read(path, documents)
     if document.get("base"):
-        scenario = load_scenario(str(document["base"]), path.parent, (*_seen, path), prepare_base=prepare_base)
+        scenario = load_scenario(str(document["base"]), path.parent, (*_seen, path), prepare_base=prepare_base,
+                                 documents=documents)
     elif "base" in document:
         raise ScenarioError(f"{path}: 'base' is empty")
     else:
@@ -137,7 +146,7 @@ def load_scenario(
     scenario.path = path
     scenario.name = str(document.get("name") or path.stem)
     scenario.description = str(document.get("description") or "")
-    scenario.target = {**scenario.target, **_mapping(document.get("target"), path, "target")}
+    scenario.target = {**scenario.target, **json_copy(_mapping(document.get("target"), path, "target"))}
     expect = _mapping(document.get("expect"), path, "expect")
     _known_keys(expect, _EXPECT_KEYS, path, "expect")
     scenario.expect_failed = _ids(expect.get("failed"), path, "expect.failed")
@@ -153,9 +162,11 @@ def load_scenario(
     return scenario
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, documents: dict[Path, dict[str, Any]] | None = None) -> dict[str, Any]:
+    if documents is not None and path in documents:
+        return documents[path]
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 - a safe loader
+        document = load_document(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -163,6 +174,8 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ScenarioError(f"the scenario {path} must be a YAML mapping")
     _known_keys(document, _TOP_KEYS, path, "the top level")
+    if documents is not None:
+        documents[path] = document
     return document
 
 
@@ -221,33 +234,44 @@ def _kube_identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def _apply_kube(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
+    """remove, then patch, then add; objects are found through an index by identity (a scenario of tens of
+    thousands of objects would otherwise take minutes to scan for each one), and keep their order."""
     _known_keys(section, _SECTION_KEYS, path, "kube")
-    objects = scenario.kube_objects
+    objects: list[dict[str, Any] | None] = list(scenario.kube_objects)
+    index: dict[tuple[str, str, str, str], int] = {}
+    for position, obj in enumerate(objects):
+        index.setdefault(_kube_identity(obj), position)
     for ref in _list(section.get("remove"), path, "kube.remove"):
-        index = _find_kube(objects, ref, path, "kube.remove")
-        objects.pop(index)
+        objects[index.pop(_find_kube(index, ref, path, "kube.remove"))] = None
     for ref in _list(section.get("patch"), path, "kube.patch"):
         if not isinstance(ref, dict) or not isinstance(ref.get("merge"), dict):
             raise ScenarioError(f"{path}: each kube.patch entry needs apiVersion, kind, name and a 'merge' mapping")
-        index = _find_kube(objects, ref, path, "kube.patch")
-        objects[index] = merge_patch(objects[index], ref["merge"])
-    for obj in _list(section.get("add"), path, "kube.add"):
-        if not isinstance(obj, dict) or not {"apiVersion", "kind"} <= set(obj) or not obj.get("metadata", {}).get("name"):
-            raise ScenarioError(f"{path}: each kube.add entry must be an object with apiVersion, kind, metadata.name")
-        if any(_kube_identity(existing) == _kube_identity(obj) for existing in objects):
-            raise ScenarioError(f"{path}: kube.add {'/'.join(_kube_identity(obj))} already exists; use kube.patch")
-        objects.append(copy.deepcopy(obj))
-    scenario.kube_faults = [*scenario.kube_faults, *_list(section.get("faults"), path, "kube.faults")]
+        identity = _find_kube(index, ref, path, "kube.patch")
+        position = index.pop(identity)
+        objects[position] = merge_patch(objects[position], ref["merge"])
+        renamed = _kube_identity(objects[position])  # a merge may rename the object; the first one wins
+        if index.get(renamed, position) >= position:
+            index[renamed] = position
+    with gc_paused():
+        for obj in _list(section.get("add"), path, "kube.add"):
+            if not isinstance(obj, dict) or not {"apiVersion", "kind"} <= set(obj) or not obj.get("metadata", {}).get("name"):
+                raise ScenarioError(f"{path}: each kube.add entry must be an object with apiVersion, kind, metadata.name")
+            identity = _kube_identity(obj)
+            if identity in index:
+                raise ScenarioError(f"{path}: kube.add {'/'.join(identity)} already exists; use kube.patch")
+            index[identity] = len(objects)
+            objects.append(json_copy(obj))
+    scenario.kube_objects = [obj for obj in objects if obj is not None]
+    scenario.kube_faults = [*scenario.kube_faults, *json_copy(_list(section.get("faults"), path, "kube.faults"))]
 
 
-def _find_kube(objects: list[dict[str, Any]], ref: Any, path: Path, where: str) -> int:
+def _find_kube(index: dict[tuple[str, str, str, str], int], ref: Any, path: Path, where: str) -> tuple[str, str, str, str]:
     if not isinstance(ref, dict) or not {"apiVersion", "kind", "name"} <= set(ref):
         raise ScenarioError(f"{path}: each {where} entry needs apiVersion, kind, name (and namespace if namespaced)")
     wanted = _kube_identity(ref)
-    for index, obj in enumerate(objects):
-        if _kube_identity(obj) == wanted:
-            return index
-    raise ScenarioError(f"{path}: {where} names {'/'.join(part for part in wanted if part)}, which the base does not have")
+    if wanted not in index:
+        raise ScenarioError(f"{path}: {where} names {'/'.join(part for part in wanted if part)}, which the base does not have")
+    return wanted
 
 
 def _apply_azure(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
@@ -266,13 +290,15 @@ def _apply_azure(scenario: Scenario, section: dict[str, Any], path: Path) -> Non
         if index is None:
             raise ScenarioError(f"{path}: azure.patch names {ref['id']}, which the base does not have")
         resources[index] = merge_patch(resources[index], ref["merge"])
+    known = {r["id"].lower() for r in resources}  # a set, not a scan per added resource
     for resource in _list(section.get("add"), path, "azure.add"):
         if not isinstance(resource, dict) or not resource.get("id"):
             raise ScenarioError(f"{path}: each azure.add entry must be a resource with an 'id'")
-        if any(r["id"].lower() == resource["id"].lower() for r in resources):
+        if resource["id"].lower() in known:
             raise ScenarioError(f"{path}: azure.add {resource['id']} already exists; use azure.patch")
-        resources.append(copy.deepcopy(resource))
-    scenario.azure_faults = [*scenario.azure_faults, *_list(section.get("faults"), path, "azure.faults")]
+        known.add(resource["id"].lower())
+        resources.append(json_copy(resource))
+    scenario.azure_faults = [*scenario.azure_faults, *json_copy(_list(section.get("faults"), path, "azure.faults"))]
 
 
 def _apply_dns(scenario: Scenario, section: dict[str, Any], path: Path) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -26,8 +27,16 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from aksid.sandbox.https import start_https_server
-from aksid.sandbox.kube.selectors import SelectorError, fields_for, parse_field_selector, parse_label_selector
-from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
+from aksid.sandbox.kube.handler import Response
+from aksid.sandbox.kube.pagination import paginate
+from aksid.sandbox.kube.selectors import (
+    SelectorError,
+    fields_for,
+    parse_field_selector,
+    parse_label_selector,
+    selectable_fields,
+)
+from aksid.sandbox.kubeapi import KubeStore, Resource, make_kube_handler
 from aksid.sandbox.tls import SandboxCA
 
 TOKEN = "sandbox-token-d3f1e8"
@@ -855,6 +864,135 @@ def test_store_interface_is_thread_safe() -> None:
     assert len(set(versions)) == len(versions)  # every write got its own resourceVersion
 
 
+# --- LIST pages joined from pre-encoded items --------------------------------------------------------
+
+
+def list_from_copies(store: KubeStore, resource: Resource, namespace: str | None, query: dict[str, str]) -> bytes:
+    """A JSON list as the handler built it before items were pre-encoded: served copies of every object,
+    filtered, paginated, then the whole document encoded (the Table and metadata forms still go this way)."""
+    labels = parse_label_selector(query.get("labelSelector"))
+    fields = parse_field_selector(query.get("fieldSelector"), selectable_fields(resource))
+    items, revision = store.list_objects(resource, namespace)
+    items = [o for o in items if labels.matches(o["metadata"].get("labels")) and fields.matches(o)]
+    page, meta = paginate(resource, items, query, revision, filtered=not (labels.empty and fields.empty))
+    if not resource.custom:
+        page = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in page]
+    return Response.json(200, {"kind": resource.list_kind_name, "apiVersion": resource.group_version,
+                               "metadata": meta, "items": page}).body
+
+
+def list_path(resource: Resource, namespace: str | None, query: dict[str, str]) -> str:
+    prefix = f"/apis/{resource.group}/{resource.version}" if resource.group else f"/api/{resource.version}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{prefix}{scope}/{resource.plural}" + (f"?{urlencode(query)}" if query else "")
+
+
+def assert_pages_as_from_copies(sandbox: Sandbox, group: str, kind: str, namespace: str | None,
+                                query: dict[str, str]) -> int:
+    """Walk every page over HTTP; each response is byte for byte the list built from copies. Returns the item count."""
+    resource = sandbox.store.catalog().for_kind(group, kind)
+    assert resource is not None, (group, kind)
+    connection, query, count = sandbox.connection(), dict(query), 0
+    try:
+        for _ in range(50):
+            status, headers, body = request(connection, "GET", list_path(resource, namespace, query))
+            assert status == 200 and headers["content-type"] == "application/json"
+            assert body == list_from_copies(sandbox.store, resource, namespace, query), query
+            document = json.loads(body)
+            count += len(document["items"])
+            if not document["metadata"].get("continue"):
+                return count
+            query["continue"] = document["metadata"]["continue"]
+    finally:
+        connection.close()
+    raise AssertionError("the pages never ended")
+
+
+@pytest.mark.parametrize(("group", "kind", "namespace", "query", "items"), [
+    ("", "Pod", None, {}, 7),
+    ("", "Pod", None, {"limit": "1"}, 7),
+    ("", "Pod", None, {"limit": "3"}, 7),
+    ("", "Pod", None, {"limit": "7"}, 7),
+    ("", "Pod", None, {"limit": "0"}, 7),
+    ("", "Pod", "kube-system", {"limit": "2"}, 5),
+    ("", "Pod", "kube-addons", {"limit": "1"}, 1),
+    ("", "Pod", "nowhere", {"limit": "1"}, 0),
+    ("", "Pod", None, {"limit": "1", "labelSelector": "component"}, 4),
+    ("", "Pod", None, {"limit": "2", "labelSelector": "tier in (node,frontend)"}, 3),
+    ("", "Pod", None, {"limit": "1", "fieldSelector": "spec.nodeName=node-2"}, 3),
+    ("", "Pod", "kube-system", {"labelSelector": "component=mic", "fieldSelector": "metadata.name!=mic-a"}, 1),
+    ("", "Pod", None, {"limit": "1", "labelSelector": "app=nothing"}, 0),
+    ("", "Node", None, {"limit": "1"}, 2),
+    ("", "Namespace", None, {}, 3),
+    ("apps", "Deployment", "kube-system", {"limit": "1"}, 1),
+    ("aadpodidentity.k8s.io", "AzureIdentity", None, {"limit": "2"}, 3),
+    ("aadpodidentity.k8s.io", "AzureIdentity", "kube-addons", {"limit": "1"}, 2),
+    ("cert-manager.io", "ClusterIssuer", None, {"limit": "1"}, 1),
+    ("apiextensions.k8s.io", "CustomResourceDefinition", None, {"limit": "1"}, 2),
+])
+def test_pages_joined_from_encoded_items_equal_lists_built_from_copies(
+        sandbox: Sandbox, group: str, kind: str, namespace: str | None, query: dict[str, str], items: int) -> None:
+    assert assert_pages_as_from_copies(sandbox, group, kind, namespace, query) == items
+    # The second walk is served from the items encoded by the first.
+    assert assert_pages_as_from_copies(sandbox, group, kind, namespace, query) == items
+
+
+def test_custom_resource_items_are_encoded_per_served_version(start: Callable[..., Sandbox]) -> None:
+    two_versions = copy.deepcopy(AZURE_IDENTITY_CRD)
+    two_versions["spec"]["versions"] = [{**two_versions["spec"]["versions"][0], "name": "v1", "storage": True},
+                                        {**two_versions["spec"]["versions"][0], "name": "v1beta1", "storage": False}]
+    sandbox = start([namespace("kube-addons"), two_versions, azure_identity("id-a")])
+    resources = sandbox.store.catalog().resources("aadpodidentity.k8s.io", "v1beta1")
+    assert resources is not None
+    beta = resources["azureidentities"]
+    for _ in range(2):
+        for version in ("v1", "v1beta1", "v1"):
+            status, _, body = sandbox.raw("GET", f"/apis/aadpodidentity.k8s.io/{version}/azureidentities")
+            assert status == 200 and body["items"][0]["apiVersion"] == f"aadpodidentity.k8s.io/{version}"
+    assert (sandbox.raw("GET", list_path(beta, None, {}))[2]
+            == json.loads(list_from_copies(sandbox.store, beta, None, {})))
+
+
+def test_a_write_replaces_the_encoded_item_of_what_it_wrote(sandbox: Sandbox) -> None:
+    store = sandbox.store
+
+    def names(path: str = "/api/v1/namespaces/kube-system/pods?limit=3") -> list[str]:
+        status, _, body = sandbox.raw("GET", path)
+        assert status == 200
+        return [item["metadata"]["name"] for item in body["items"]]
+
+    assert names() == ["coredns-a", "mic-a", "mic-b"]  # encodes these three
+    coredns = stored(store, "", "Pod", "kube-system", "coredns-a")
+    store.put({**coredns, "metadata": {**coredns["metadata"], "labels": {"k8s-app": "changed"}}})
+    first = sandbox.raw("GET", "/api/v1/namespaces/kube-system/pods?limit=3")[2]["items"][0]
+    assert first["metadata"]["labels"] == {"k8s-app": "changed"}
+    assert first["metadata"]["resourceVersion"] == stored(store, "", "Pod", "kube-system", "coredns-a")[
+        "metadata"]["resourceVersion"]
+    assert names("/api/v1/pods?labelSelector=k8s-app%3Dchanged") == ["coredns-a"]
+    assert names("/api/v1/pods?labelSelector=k8s-app%3Dkube-dns") == []
+    store.remove("", "Pod", "kube-system", "mic-a")
+    store.put(pod("aaa", "kube-system", {"component": "new"}))
+    assert names() == ["aaa", "coredns-a", "mic-b"]
+    status, _, _ = sandbox.raw("DELETE", "/api/v1/namespaces/kube-system/pods/aaa")
+    assert status == 200 and names() == ["coredns-a", "mic-b", "nmi-a"]
+    assert sandbox.raw("DELETE", "/api/v1/namespaces/kube-addons")[0] == 200
+    assert "pending-1" not in names("/api/v1/pods")
+    store.reset([namespace("kube-system"), pod("zzz", "kube-system", {})])
+    assert names() == ["zzz"]
+    for query in ({}, {"limit": "1"}, {"labelSelector": "component"}):
+        assert_pages_as_from_copies(sandbox, "", "Pod", None, query)
+
+
+def test_store_names_and_keys_without_copying_objects() -> None:
+    store = KubeStore(scenario_objects())
+    assert [name for _, name in store.names("", "Pod")] == ALL_POD_NAMES
+    assert store.names("", "Pod", "kube-addons") == [("kube-addons", "pending-1")]
+    assert store.names("", "Node") == [("", "node-1"), ("", "node-2")] and store.names("apps", "Pod") == []
+    keys = store.object_keys()
+    assert keys[:2] == [("", "Namespace", "", "default"), ("", "Namespace", "", "kube-system")]
+    assert len(keys) == len(store.objects()) == len(scenario_objects())
+
+
 # --- selector parsing -------------------------------------------------------------------------------
 
 
@@ -870,6 +1008,18 @@ def test_store_interface_is_thread_safe() -> None:
 ])
 def test_label_selector_semantics(text: str, labels: dict[str, str], matches: bool) -> None:
     assert parse_label_selector(text).matches(labels) is matches
+
+
+@pytest.mark.parametrize("text", [
+    "a", "!a", "a=b", "a==b", "a!=b", "a in (b,c)", "a notin (b,c)", "a in (b,)", "a=", "a>3", "a<3", "a,b=c",
+    "a=b,c!=d,!e", "example.com/a=b",
+])
+def test_a_label_predicate_matches_as_the_selector_does(text: str) -> None:
+    selector = parse_label_selector(text)
+    predicate = selector.predicate()
+    for labels in (None, {}, {"a": "b"}, {"a": ""}, {"a": "c"}, {"a": "4"}, {"a": "2"}, {"a": "x"}, {"b": "c"},
+                   {"a": "b", "b": "c", "c": "x"}, {"a": "b", "c": "d"}, {"e": ""}, {"example.com/a": "b"}):
+        assert predicate(labels) is selector.matches(labels), (text, labels)
 
 
 def test_field_selector_escaping() -> None:

@@ -24,7 +24,7 @@ class ControllerLoop(threading.Thread):
         super().__init__(daemon=True, name="sandbox-controllers")
         self.world = world
         self.stopping = threading.Event()
-        self.at_rest = {_key(obj) for obj in world.kube.objects()}
+        self.at_rest = {key[1:] for key in world.kube.object_keys()}  # (kind, namespace, name), as _key gives
         self.published: set[tuple[str, str]] = set()  # Ingresses (namespace, name) seen with an address
 
     def run(self) -> None:
@@ -40,8 +40,11 @@ class ControllerLoop(threading.Thread):
 
     def tick(self) -> None:
         world = self.world
-        for pod in world.kube.list_kind("", "Pod"):
-            if _key(pod) not in self.at_rest:
+        # Names first, then copies of the few pods created through the API: a copy of every pod five times a
+        # second would hold the store (and every LIST) for seconds in a cluster of tens of thousands of pods.
+        for namespace, name in world.kube.names("", "Pod"):
+            pod = None if ("Pod", namespace, name) in self.at_rest else world.kube.get("", "Pod", namespace, name)
+            if pod is not None:  # deleted meanwhile: nothing to do
                 kubelet.reconcile(world, pod)
         for ingress in self._new_ingresses():
             ingress_nginx.reconcile(world, ingress)

@@ -27,9 +27,16 @@ from aksid.sandbox.kube.discovery import (
 )
 from aksid.sandbox.kube.errors import ApiError, error_details, method_not_allowed, no_such_path, not_found
 from aksid.sandbox.kube.negotiation import JSON_MEDIA_TYPE, choose_discovery_format, choose_object_format
-from aksid.sandbox.kube.pagination import paginate
+from aksid.sandbox.kube.pagination import encode_list, list_meta, page_request, paginate
 from aksid.sandbox.kube.resources import CRD_KEY, Catalog, KubeObject, Resource
-from aksid.sandbox.kube.selectors import SelectorError, parse_field_selector, parse_label_selector, selectable_fields
+from aksid.sandbox.kube.selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+    selectable_fields,
+)
 from aksid.sandbox.kube.store import KubeStore
 from aksid.sandbox.kube.tables import partial_metadata, table_document
 from aksid.sandbox.kube.validation import check_new_object
@@ -349,27 +356,34 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         return Response.json(200, obj)
 
     def _list(self, target: Target, query: dict[str, str]) -> Response:
+        """A JSON list is joined from the store's encoded items (the clients' LISTs, at any scale); the Table
+        and PartialObjectMetadata forms, which only kubectl asks for, are built from copies."""
         resource = target.resource
         try:
             labels = parse_label_selector(query.get("labelSelector"))
             fields = parse_field_selector(query.get("fieldSelector"), selectable_fields(resource))
         except SelectorError as exc:
             raise ApiError(400, str(exc)) from None
+        filtered = not (labels.empty and fields.empty)
+        form, version = choose_object_format(self.headers.get("Accept"))
+        if form != "json":
+            return self._list_form(target, query, labels, fields, form, version)
+        after, limit = page_request(resource, query)
+        page = self.store.list_page(resource, target.namespace, after, limit, _matcher(resource, labels, fields))
+        meta = list_meta(resource, page.revision, page.last, page.more, page.remaining, filtered)
+        return Response(200, encode_list(resource, meta, page.items))
+
+    def _list_form(self, target: Target, query: dict[str, str], labels: LabelSelector, fields: FieldSelector,
+                   form: str, version: str) -> Response:
+        resource = target.resource
         items, revision = self.store.list_objects(resource, target.namespace)
         items = [obj for obj in items if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)]
-        page, list_meta = paginate(resource, items, query, revision, filtered=not (labels.empty and fields.empty))
-        form, version = choose_object_format(self.headers.get("Accept"))
+        page, meta = paginate(resource, items, query, revision, filtered=not (labels.empty and fields.empty))
         if form == "table":
-            return Response.json(200, table_document(resource, page, list_meta, version,
+            return Response.json(200, table_document(resource, page, meta, version,
                                                      query.get("includeObject", "Metadata")))
-        if form == "partial":
-            return Response.json(200, {"kind": "PartialObjectMetadataList", "apiVersion": f"meta.k8s.io/{version}",
-                                       "metadata": list_meta, "items": [partial_metadata(o, version) for o in page]})
-        if not resource.custom:
-            # Items of built-in lists carry no apiVersion/kind on a real API server; custom resources do.
-            page = [{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")} for obj in page]
-        return Response.json(200, {"kind": resource.list_kind_name, "apiVersion": resource.group_version,
-                                   "metadata": list_meta, "items": page})
+        return Response.json(200, {"kind": "PartialObjectMetadataList", "apiVersion": f"meta.k8s.io/{version}",
+                                   "metadata": meta, "items": [partial_metadata(o, version) for o in page]})
 
     def _delete(self, target: Target, dry_run: bool) -> Response:
         assert target.name is not None
@@ -383,6 +397,21 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         details = {**error_details(resource, target.name), "uid": deleted["metadata"]["uid"]}
         return Response.json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                    "details": details})
+
+
+def _matcher(resource: Resource, labels: LabelSelector, fields: FieldSelector) -> Callable[[KubeObject], bool] | None:
+    """The selectors as a test of objects as stored; None when nothing is selected (every object matches)."""
+    if labels.empty and fields.empty:
+        return None
+    labels_match = labels.predicate()
+
+    def matches(obj: KubeObject) -> bool:
+        if not labels_match(obj["metadata"].get("labels")):
+            return False
+        # Field getters see the object as served, in the requested version (a shallow view: nothing is copied).
+        return fields.empty or fields.matches({**obj, "apiVersion": resource.group_version})
+
+    return matches
 
 
 def _require_get(method: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import uuid
 
+from aksid.sandbox.bulk import json_copy
 from aksid.sandbox.kube.resources import CRD_KEY, Catalog, KubeObject, ObjectKey, Resource, split_api_version
 
 # Objects loaded without a creationTimestamp get this one, so that reruns see identical objects.
@@ -86,7 +88,7 @@ def prepare_object(obj: KubeObject, catalog: Catalog, resource_version: str,
                    creation_timestamp: str = FIXED_CREATION_TIMESTAMP) -> KubeObject:
     """A filled-in deep copy: namespace default, uid, resourceVersion, creationTimestamp, generation."""
     api_version, kind, name = _identity(obj)
-    obj = copy.deepcopy(obj)
+    obj = json_copy(obj)
     meta = obj["metadata"]
     group, _ = split_api_version(api_version)
     resource = catalog.for_kind(group, kind)
@@ -114,6 +116,22 @@ def object_key(obj: KubeObject) -> ObjectKey:
 
 def served_copy(obj: KubeObject, resource: Resource) -> KubeObject:
     """A copy in the requested version; custom resources are served in any version without conversion."""
-    served = copy.deepcopy(obj)
+    served = json_copy(obj)
     served["apiVersion"] = resource.group_version
     return served
+
+
+def list_item_variant(resource: Resource) -> str:
+    """What a LIST item's encoding depends on besides the object: the served version for custom resources
+    (their items carry apiVersion and kind), nothing for built-ins (their items carry neither)."""
+    return resource.group_version if resource.custom else ""
+
+
+def encode_list_item(obj: KubeObject, variant: str) -> bytes:
+    """The object as an item of a LIST in JSON, byte for byte what encoding the whole list would give it."""
+    if variant:
+        served = {**obj, "apiVersion": variant}  # keeps apiVersion where the object has it, as served_copy does
+    else:
+        # Items of built-in lists carry no apiVersion/kind on a real API server; custom resources do.
+        served = {key: value for key, value in obj.items() if key not in ("apiVersion", "kind")}
+    return json.dumps(served, separators=(",", ":")).encode()

@@ -40,20 +40,41 @@ def _sort_key(obj: KubeObject) -> tuple[str, str]:
     return obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
 
 
+def page_request(resource: Resource, query: dict[str, str]) -> tuple[tuple[str, str] | None, int]:
+    """Where a page starts (after this position, from `continue`; None: at the start) and its limit (0: none).
+    400 for a malformed token (checked first, as before) or limit."""
+    token = query.get("continue")
+    after = _decode_continue(resource, token) if token else None
+    return after, _parse_limit(query.get("limit"))
+
+
+def list_meta(resource: Resource, revision: str, last: tuple[str, str] | None, more: bool, remaining: int,
+              filtered: bool) -> KubeObject:
+    """A page's ListMeta: a continue token after `last` when `more` matching items follow."""
+    meta: KubeObject = {"resourceVersion": revision}
+    if more and last is not None:
+        meta["continue"] = _encode_continue(resource, last, revision)
+        if not filtered:
+            # As upstream: the count is only known (and only reported) when no selector filtered the list.
+            meta["remainingItemCount"] = remaining
+    return meta
+
+
 def paginate(resource: Resource, items: list[KubeObject], query: dict[str, str], revision: str,
              filtered: bool) -> tuple[list[KubeObject], KubeObject]:
     """One page and its ListMeta. Continue tokens are positions (namespace, name), stable across writes."""
-    token = query.get("continue")
-    if token:
-        after = _decode_continue(resource, token)
+    after, limit = page_request(resource, query)
+    if after is not None:
         items = [obj for obj in items if _sort_key(obj) > after]
-    limit = _parse_limit(query.get("limit"))
-    meta: KubeObject = {"resourceVersion": revision}
     if limit and len(items) > limit:
         page = items[:limit]
-        meta["continue"] = _encode_continue(resource, _sort_key(page[-1]), revision)
-        if not filtered:
-            # As upstream: the count is only known (and only reported) when no selector filtered the list.
-            meta["remainingItemCount"] = len(items) - limit
-        return page, meta
-    return items, meta
+        return page, list_meta(resource, revision, _sort_key(page[-1]), True, len(items) - limit, filtered)
+    return items, list_meta(resource, revision, None, False, 0, filtered)
+
+
+def encode_list(resource: Resource, meta: KubeObject, items: list[bytes]) -> bytes:
+    """A list document whose items are already encoded: byte for byte what `json.dumps` of the whole list
+    (separators "," and ":", then a newline) would give, without encoding any item again."""
+    head = json.dumps({"kind": resource.list_kind_name, "apiVersion": resource.group_version, "metadata": meta},
+                      separators=(",", ":"))
+    return b"".join((head[:-1].encode(), b',"items":[', b",".join(items), b"]}\n"))

@@ -13,10 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from aksid.sandbox.kube.jsonpath import jsonpath_values
 from aksid.sandbox.kube.resources import KubeObject, Resource
+
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})  # what a selector sees of an object without labels
 
 
 class SelectorError(ValueError):
@@ -67,6 +70,19 @@ class Requirement:
     operator: str  # exists, !, =, !=, in, notin, gt, lt
     values: tuple[str, ...] = ()
 
+    def test(self) -> Callable[[Mapping[str, str]], bool]:
+        """`matches` as one small function: a selector scanning tens of thousands of objects calls it for each."""
+        key, values = self.key, frozenset(self.values)
+        if self.operator == "exists":
+            return lambda labels: key in labels
+        if self.operator == "!":
+            return lambda labels: key not in labels
+        if self.operator in ("=", "in"):
+            return lambda labels: labels.get(key) in values  # an absent label gives None, in no set of strings
+        if self.operator in ("!=", "notin"):
+            return lambda labels: labels.get(key) not in values
+        return self.matches
+
     def matches(self, labels: Mapping[str, str]) -> bool:
         present = self.key in labels
         value = labels.get(self.key, "")
@@ -94,6 +110,14 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str] | None) -> bool:
         labels = labels or {}
         return all(requirement.matches(labels) for requirement in self.requirements)
+
+    def predicate(self) -> Callable[[Mapping[str, str] | None], bool]:
+        """`matches`, with each requirement made a small function once rather than interpreted per object."""
+        tests = [requirement.test() for requirement in self.requirements]
+        if len(tests) == 1:
+            only = tests[0]
+            return lambda labels: only(labels or _NO_LABELS)
+        return lambda labels: all(test(labels or _NO_LABELS) for test in tests)
 
     @property
     def empty(self) -> bool:

@@ -1,0 +1,59 @@
+"""`aksid merge`: runs made on different machines (a CI matrix, one job per cluster) as one fleet report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from aksid.reporting import write_reports
+from aksid.results import RESULTS_SCHEMA, CheckResult
+
+_FIELDS = {f.name for f in fields(CheckResult)}
+
+
+class MergeError(ValueError):
+    """An input that is not an aksid results.json, or two runs of one target; one sentence."""
+
+
+def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Every run's results, each tagged with its target's name; written in every report format."""
+    documents = [_read(path) for path in paths]
+    results: list[CheckResult] = []
+    targets: list[dict[str, Any]] = []
+    for path, document in zip(paths, documents, strict=True):
+        fallback = (document.get("target") or {}).get("cluster_name") or path.parent.name  # results of before `targets`
+        run_targets = document.get("targets") or [{"name": fallback}]
+        taken = {t["name"] for t in targets} & {t["name"] for t in run_targets}
+        if taken:
+            raise MergeError(f"{path} reports target {', '.join(sorted(map(str, taken)))} again: merge one run per target")
+        targets += run_targets
+        default = run_targets[0]["name"] if len(run_targets) == 1 else None
+        for entry in document["checks"]:
+            values = {k: v for k, v in entry.items() if k in _FIELDS}
+            values.setdefault("target", default)
+            values["target"] = values["target"] or default
+            results.append(CheckResult(**values))
+    modes = {str(d.get("mode")) for d in documents}
+    meta = {"mode": modes.pop() if len(modes) == 1 else "mixed",
+            "started": min(str(d.get("started")) for d in documents), "snapshot": None,
+            "target": documents[0].get("target") if len(targets) == 1 else None, "targets": targets,
+            "fail_on": documents[0].get("fail_on", "low"),
+            "waivers": [w for d in documents for w in d.get("waivers") or []],
+            "stale_waivers": [w for d in documents for w in d.get("stale_waivers") or []],
+            "merged_from": [str(path) for path in paths]}
+    write_reports(reports_dir, results, meta)
+    return results, meta
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MergeError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise MergeError(f"{path} is not valid JSON (line {exc.lineno})") from None
+    if not isinstance(document, dict) or document.get("schema") != RESULTS_SCHEMA:
+        raise MergeError(f"{path} is not an aksid results.json (schema {RESULTS_SCHEMA})")
+    return document

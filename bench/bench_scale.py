@@ -1,0 +1,201 @@
+"""Scale: audit a large cluster at the speed of reading it.
+
+    .venv/bin/python bench/bench_scale.py [--sizes 2000,20000] [--repeat 3] [--out bench/results/scale.json]
+
+For each size, the cluster (healthy + generated nodes with NMI pods + namespaces of app pods, see
+aksid/sandbox/large_cluster.py) is served by a minimal server of pre-encoded LIST pages (never the bottleneck; it counts
+requests); ARM, DNS and TLS come from the healthy sandbox. Measured, each as wall time (median of
+--repeat runs), peak RSS (the process; for -n 2 the controller and, beside it, the largest worker) and
+requests served:
+  floor   one paginated LIST per kind the collector reads (limit=250) + json.loads, nothing else
+  naive   the `kubernetes` client's models, pods only (list_pod_for_all_namespaces, paginated)
+  aksid   `aksid run` (collect, snapshot, checks, reports), serial and with -n 2
+Prints a table with the ratios to the floor and writes it as JSON. Everything runs on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aksid.collect.kube import KINDS, PAGE_SIZE
+from aksid.sandbox.large_cluster import PageServer, generate
+from aksid.sandbox.runtime import down, up
+from aksid.sandbox.scenario import load_prepared
+
+FLOOR = """
+import http.client, json, sys
+from urllib.parse import urlsplit
+host = urlsplit(sys.argv[1]); paths = sys.argv[2:]
+conn = http.client.HTTPConnection(host.hostname, host.port)
+items = []  # kept, as any collector must keep what it listed
+for path in paths:
+    token = None
+    while True:
+        conn.request("GET", f"{path}?limit=%d" % {limit} + (f"&continue={token}" if token else ""),
+                     headers={"Authorization": "Bearer bench", "Accept": "application/json"})
+        response = conn.getresponse(); body = response.read()
+        if response.status != 200: break
+        page = json.loads(body); items.extend(page["items"]); token = page["metadata"].get("continue")
+        if not token: break
+print(len(items))
+"""
+
+NAIVE = """
+import sys
+from kubernetes import client, config
+api = client.CoreV1Api(config.new_client_from_config(sys.argv[1]))
+token, items = None, []
+while True:
+    page = api.list_pod_for_all_namespaces(limit=%d, _continue=token)
+    items += page.items; token = page.metadata._continue
+    if not token: break
+print(len(items))
+"""
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time and peak RSS (MB) of a command and of its descendants (sampled from /proc)."""
+    peaks: dict[int, int] = {}
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            for pid in [process.pid, *_descendants(process.pid)]:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+                peaks[pid] = max(peaks.get(pid, 0), hwm)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    began = time.monotonic()
+    sampler.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - began
+    stop.set()
+    sampler.join()
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    workers = [kb for pid, kb in peaks.items() if pid != process.pid]
+    # VmHWM of the process itself, sampled: the kernel's ru_maxrss would count the bench's own pages the child
+    # shared between fork and exec (the bench holds the whole cluster)
+    own = peaks.get(process.pid) or usage.ru_maxrss
+    return {"wall": wall, "rss_mb": own / 1024, "workers_rss_mb": max(workers) / 1024 if workers else None,
+            "exit": code, "stderr": stderr[-500:]}
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(c) for c in children]
+        frontier += [int(c) for c in children]
+    return found
+
+
+def measure(name: str, argv: list[str], server: PageServer, repeat: int, env: dict[str, str] | None = None) -> dict:
+    runs = []
+    for _ in range(repeat):
+        before = server.requests
+        result = run(argv, env)
+        result["requests"] = server.requests - before
+        runs.append(result)
+        if result["exit"] not in (0, 1):
+            print(f"  {name}: exit {result['exit']}: {result['stderr']}", file=sys.stderr)
+    return {"name": name, "wall": statistics.median(r["wall"] for r in runs),
+            "rss_mb": statistics.median(r["rss_mb"] for r in runs),
+            "workers_rss_mb": max((r["workers_rss_mb"] or 0) for r in runs) or None,
+            "requests": runs[-1]["requests"], "exit": runs[-1]["exit"], "walls": [round(r["wall"], 2) for r in runs]}
+
+
+def bench_size(pods: int, sandbox: Any, repeat: int, tmp: Path) -> list[dict]:
+    namespaces = max(1, pods // 10)
+    # the sandbox's objects as it prepared them (the certificate really issued), so the checks stay green
+    prepared = load_prepared(sandbox.state_dir / "scenario.json").kube_objects
+    objects = generate(nodes=max(1, namespaces // 4), namespaces=namespaces, pods_per_namespace=10, base=prepared)
+    server = PageServer(objects)
+    url = server.start()
+    kubeconfig = tmp / f"kubeconfig-{pods}"
+    kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "bench",
+                                          "clusters": [{"name": "bench", "cluster": {"server": url}}],
+                                          "users": [{"name": "bench", "user": {"token": "bench"}}],
+                                          "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
+    profile = yaml.safe_load(sandbox.profile.read_text())
+    profile["kube"] = {"kubeconfig": str(kubeconfig)}
+    for section in ("azure",):
+        for key in ("ca_bundle", "token_file"):
+            profile[section][key] = str(sandbox.state_dir / profile[section][key])
+    profile["tls"]["trust_store"] = str(sandbox.state_dir / profile["tls"]["trust_store"])
+    profile_path = tmp / f"profile-{pods}.yaml"
+    profile_path.write_text(yaml.safe_dump(profile))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "AZ_", "ACME_", "AKSID_", "AZURE_"))}
+    paths = [spec.path for spec in KINDS if not spec.sensitive]
+    aksid = [sys.executable, "-m", "aksid", "run", "--aksid-profile", str(profile_path), "-q", "-p", "no:cacheprovider",
+             "--aksid-reports-dir", str(tmp / f"reports-{pods}")]
+    rows = [
+        measure("floor", [sys.executable, "-c", FLOOR.replace("{limit}", str(PAGE_SIZE)), url, *paths], server, repeat),
+        measure("naive", [sys.executable, "-c", NAIVE % PAGE_SIZE, str(kubeconfig)], server, repeat),
+        measure("aksid run", aksid, server, repeat, env),
+        measure("aksid run -n 2", [*aksid, "-n", "2"], server, repeat, env),
+    ]
+    server.stop()
+    pod_count = sum(1 for o in objects if o["kind"] == "Pod")
+    for row in rows:
+        row["pods"] = pod_count
+        row["ratio"] = row["wall"] / rows[0]["wall"]
+        row["rss_ratio"] = row["rss_mb"] / rows[0]["rss_mb"]
+    return rows
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # so `finally` stops the sandbox on SIGTERM too
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scale.json")
+    args = parser.parse_args()
+    table = []
+    with tempfile.TemporaryDirectory(prefix="aksid-scale-") as tmp_name:
+        tmp = Path(tmp_name)
+        sandbox = up("healthy", tmp / "sandbox")
+        try:
+            for size in (int(s) for s in args.sizes.split(",")):
+                table += bench_size(size, sandbox, args.repeat, tmp)
+        finally:
+            down(sandbox.state_dir)
+    print(f"{'pods':>6}  {'path':<15} {'wall s':>7} {'x floor':>7} {'RSS MB':>7} {'x floor':>7} {'workers MB':>10} "
+          f"{'requests':>8}")
+    for row in table:
+        workers = f"{row['workers_rss_mb']:.0f}" if row["workers_rss_mb"] else "-"
+        print(f"{row['pods']:>6}  {row['name']:<15} {row['wall']:>7.2f} {row['ratio']:>7.2f} {row['rss_mb']:>7.0f} "
+              f"{row['rss_ratio']:>7.2f} {workers:>10} {row['requests']:>8}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(table, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Scale levers keep behaviour: narrowed redaction equals the full walk; a large cluster still hides a secret."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from aksid.collect.kube import collect_kube, kube_configuration
+from aksid.config import resolve_target
+from aksid.redact import (
+    _PUBLIC_SECRET_KEYS,
+    _SECRET_ANNOTATIONS,
+    REDACTED,
+    _redact_flag,
+    _redact_secret_value,
+    looks_secret,
+    redact_kube_object,
+)
+from aksid.sandbox.large_cluster import PageServer, generate
+from aksid.sandbox.scenario import builtin_names, load_scenario
+
+PLANTED = "scale-Planted-secret-5e1d"
+
+
+def _before(value, kind, key=None):
+    """The redaction walk as it was before the scale work (every field visited), kept here as the reference."""
+    if isinstance(value, dict):
+        if kind == "Secret" and key in ("data", "stringData"):
+            return {k: (v if k in _PUBLIC_SECRET_KEYS else _redact_secret_value(v, key == "data")) for k, v in value.items()}
+        if key == "annotations":
+            return {k: (REDACTED if k in _SECRET_ANNOTATIONS else v) for k, v in value.items()}
+        if isinstance(value.get("name"), str) and "value" in value and isinstance(value.get("value"), str):
+            return {**value, "value": REDACTED} if looks_secret(str(value["name"])) else dict(value)
+        return {k: _before(v, kind, k) for k, v in value.items()}
+    if isinstance(value, list):
+        redacted = [_before(item, kind, key) for item in value]
+        if key in ("args", "command"):
+            redacted = [_redact_flag(item) if isinstance(item, str) else item for item in redacted]
+        return redacted
+    return value
+
+
+def redact_everywhere(obj: dict) -> dict:
+    return _before(obj, obj.get("kind"))
+
+
+def _without_managed_fields(obj: dict) -> dict:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_narrowed_redaction_equals_the_full_walk(name: str) -> None:
+    for obj in load_scenario(name).kube_objects:
+        assert redact_kube_object(obj) == redact_everywhere(_without_managed_fields(obj)), obj["metadata"]
+
+
+def _large_cluster_with_planted_secrets() -> list[dict]:
+    objects = generate(nodes=20, namespaces=200, pods_per_namespace=10)
+    pods = [o for o in objects if o["kind"] == "Pod" and o["metadata"]["namespace"].startswith("team-")]
+    leaky = pods[777]
+    leaky["spec"]["containers"][0]["env"] = [{"name": "AZURE_CLIENT_SECRET", "value": PLANTED}]
+    leaky["spec"]["containers"][0]["args"] = [f"--azure-client-secret={PLANTED}"]
+    leaky["metadata"].setdefault("annotations", {})["kubectl.kubernetes.io/last-applied-configuration"] = PLANTED
+    return objects
+
+
+def test_the_large_cluster_redacts_like_the_full_walk() -> None:
+    objects = _large_cluster_with_planted_secrets()
+    assert sum(o["kind"] == "Pod" for o in objects) > 2000
+    for obj in objects:
+        assert redact_kube_object(obj) == redact_everywhere(_without_managed_fields(copy.deepcopy(obj)))
+
+
+def test_a_large_cluster_collected_still_hides_a_planted_secret(tmp_path) -> None:
+    server = PageServer(_large_cluster_with_planted_secrets())
+    url = server.start()
+    try:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(json.dumps({"apiVersion": "v1", "kind": "Config", "current-context": "c",
+                                          "clusters": [{"name": "c", "cluster": {"server": url}}],
+                                          "users": [{"name": "u", "user": {"token": "t"}}],
+                                          "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        target = resolve_target(environ={"AZ_DNS_DOMAIN": "example.test", "AZ_RESOURCE_GROUP": "rg",
+                                         "AZ_AKS_CLUSTER_NAME": "c", "AZ_SUBSCRIPTION_ID": "5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13",
+                                         "KUBECONFIG": str(kubeconfig)})
+        entries = collect_kube(target, kube_configuration(target))
+    finally:
+        server.stop()
+    pods = entries["v1/Pod"]["value"]
+    assert len(pods) > 2000 and all("managedFields" not in p["metadata"] for p in pods)
+    assert PLANTED not in json.dumps(entries)
