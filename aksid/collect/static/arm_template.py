@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aksid.collect.static import arm_shapes as shapes
-from aksid.collect.static.errors import StaticInputError
+from aksid.collect.static.errors import StaticInputError, read_json_input
 from aksid.collect.static.plan import PlanResources
 
 _TOKEN = re.compile(r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.\[\]]))")
@@ -27,13 +27,7 @@ class _Context:
 
 
 def read_template(path: Path, subscription: str, group: str, tenant: str | None) -> PlanResources:
-    try:
-        text = path.read_text(encoding="utf-8")
-        template = json.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StaticInputError(f"the ARM template {path} cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise StaticInputError(f"{path}:{exc.lineno} is not valid JSON (an ARM template, e.g. `bicep build` output)") from None
+    text, template = read_json_input(path, "the ARM template", "an ARM template, e.g. `bicep build` output")
     if not isinstance(template, dict) or "resources" not in template:
         raise StaticInputError(f"{path} is not an ARM template (no `resources`)")
     parameters = {k: (v or {}).get("defaultValue") for k, v in (template.get("parameters") or {}).items()}

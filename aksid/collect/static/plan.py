@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aksid.collect.static import arm_shapes as shapes
-from aksid.collect.static.errors import StaticInputError
+from aksid.collect.static.errors import StaticInputError, read_json_input
 
 _INDEX = re.compile(r"\[[^\]]*\]$")
 
@@ -29,13 +29,7 @@ class PlanResources:
 
 
 def read_plan(path: Path, subscription: str, tenant: str | None) -> PlanResources:
-    try:
-        text = path.read_text(encoding="utf-8")
-        plan = json.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StaticInputError(f"the Terraform plan {path} cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise StaticInputError(f"{path}:{exc.lineno} is not valid JSON (a plan is `terraform show -json tfplan`)") from None
+    text, plan = read_json_input(path, "the Terraform plan", "a plan is `terraform show -json tfplan`")
     version = str(plan.get("format_version", "")) if isinstance(plan, dict) else ""
     if not version.startswith("1."):
         raise StaticInputError(f"the Terraform plan {path} has format_version {version or 'none'}; aksid reads 1.x")
