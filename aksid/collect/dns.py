@@ -27,7 +27,7 @@ import dns.resolver
 import dns.rrset
 
 from aksid.config import parse_dns_address
-from aksid.snapshot import error, ok
+from aksid.snapshot import error, ok, question
 
 MAX_WORKERS = 32
 EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no fragmentation, larger answers fall back to TCP
@@ -277,3 +277,14 @@ def _format_address(address: Address) -> str:
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def answers_by_server(servers: dict[str, Any], fqdn: str) -> dict[str, list[str]]:
+    """{name server: [A answers for fqdn]} from a `servers` entry of collect_dns (errors answer nothing)."""
+    wanted = question(fqdn, "A").lower()
+    found: dict[str, list[str]] = {}
+    for name, server in (servers.get("value") or {}).items():
+        queries = (server.get("value") or {}).get("queries") or {}
+        entry = next((q for key, q in queries.items() if key.lower() == wanted), None) or {}
+        found[name] = list((entry.get("value") or {}).get("answers") or []) if entry.get("status") == "ok" else []
+    return found

@@ -10,11 +10,11 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 
 from aksid.collect.arm import ArmCollector
-from aksid.collect.dns import collect_dns
+from aksid.collect.dns import answers_by_server, collect_dns
 from aksid.collect.kube import collect_kube
 from aksid.collect.tls import collect_tls, unavailable
 from aksid.config import Target
-from aksid.snapshot import Snapshot, error, new_document, question
+from aksid.snapshot import Snapshot, error, new_document
 
 
 def _identity_ids_in_cluster(kube: dict[str, Any]) -> list[str]:
@@ -59,14 +59,9 @@ def collect_dns_evidence(target: Target, azure: dict[str, Any], progress: Callab
 
 def _answered_addresses(target: Target, dns: dict[str, Any]) -> list[str]:
     """The demo host's A answers, server by server in the zone's NS order: what a resolver would hand a browser."""
-    wanted = question(target.demo_fqdn, "A").lower()
-    servers = (dns.get("servers") or {}).get("value") or {}
-    found = []
-    for server in servers.values():
-        queries = (server.get("value") or {}).get("queries") or {}
-        answer = next((entry for key, entry in queries.items() if key.lower() == wanted), None)
-        if answer and answer.get("status") == "ok":
-            found += [address for address in answer["value"].get("answers") or [] if address not in found]
+    found: list[str] = []
+    for answers in answers_by_server(dns.get("servers") or {}, target.demo_fqdn).values():
+        found += [address for address in answers if address not in found]
     return found
 
 

@@ -13,7 +13,7 @@ from kubernetes import client as kclient
 from kubernetes.client.exceptions import ApiException
 
 from aksid.collect.arm import ArmCollector
-from aksid.collect.dns import collect_dns
+from aksid.collect.dns import answers_by_server, collect_dns
 from aksid.collect.tls import collect_tls
 from aksid.config import Target
 from aksid.provision.manifests import (
@@ -27,7 +27,7 @@ from aksid.provision.manifests import (
 )
 from aksid.provision.teardown import KubeObjects, Teardown
 from aksid.provision.waits import Timeline, WaitTimeout
-from aksid.snapshot import error, ok, question
+from aksid.snapshot import error, ok
 
 PROBES = ("probe-bound", "probe-unbound", "probe-elsewhere")
 TEARDOWN_BUDGET = 120.0  # seconds to see the teardown through, on top of provision_timeout
@@ -261,17 +261,6 @@ def _timeout_value(result: dict[str, Any], names: list[str] | None) -> dict[str,
     if names is None:
         return error(result["reason"])
     return ok(names)
-
-
-def answers_by_server(servers: dict[str, Any], fqdn: str) -> dict[str, list[str]]:
-    """{name server: [A answers for fqdn]} from a `servers` entry of collect_dns (errors answer nothing)."""
-    wanted = question(fqdn, "A").lower()
-    found: dict[str, list[str]] = {}
-    for name, server in (servers.get("value") or {}).items():
-        queries = (server.get("value") or {}).get("queries") or {}
-        entry = next((q for key, q in queries.items() if key.lower() == wanted), None) or {}
-        found[name] = list((entry.get("value") or {}).get("answers") or []) if entry.get("status") == "ok" else []
-    return found
 
 
 def external_dns_policy(attach: dict[str, Any], namespace_name: str) -> str:
