@@ -52,7 +52,20 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--aksid-fail-on", {"metavar": "SEVERITY", "default": "low", "choices": SEVERITIES,
                          "help": "exit non-zero only for failures/errors at or above this severity (default: low)"}),
     ("--aksid-reports-dir", {"metavar": "DIR", "default": "reports", "help": "where reports go (default: reports)"}),
+    ("--aksid-timeout", {"metavar": "SECONDS", "default": None,
+                         "help": "deadline of the whole evidence collection, retries included (default: 300; "
+                                 "the setting collect_timeout)"}),
+    ("--aksid-min-coverage", {"metavar": "PERCENT", "type": float, "default": None,
+                              "help": "exit 1 when less than this share of the evidence could be collected"}),
 )
+
+
+def settings_overrides(config: Any) -> list[str]:
+    """`--aksid-set` pairs, with `--aksid-timeout` as the field it sets (the last word, like --aksid-set's)."""
+    pairs = list(config.getoption("aksid_set") or [])
+    if config.getoption("aksid_timeout") is not None:
+        pairs.append(f"collect_timeout={config.getoption('aksid_timeout')}")
+    return pairs
 
 
 def dest(flag: str) -> str:

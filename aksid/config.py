@@ -136,6 +136,7 @@ def _seconds_up_to(limit: float) -> Callable[[str], str | None]:
 
 _seconds = _seconds_up_to(60)  # one network answer
 _wait_seconds = _seconds_up_to(86400)  # all of provision mode's waits
+_request_seconds = _seconds_up_to(300)  # one HTTP request to an API
 
 
 def _port(value: str) -> str | None:
@@ -232,6 +233,13 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="the canary's host name in the zone (one per target: external-dns upsert-only keeps one record)"),
     FieldSpec("provision_timeout", ("AKSID_PROVISION_TIMEOUT",), default="600", validate=_wait_seconds,
               help="seconds provision mode waits, in all, for the controllers (teardown not included)"),
+    # Resilience: retries of transient faults draw on one deadline for the whole collection (aksid/collect/budget.py).
+    FieldSpec("collect_timeout", ("AKSID_TIMEOUT",), default="300", validate=_wait_seconds,
+              help="seconds the whole evidence collection may take, retries included (--aksid-timeout)"),
+    FieldSpec("request_timeout", ("AKSID_REQUEST_TIMEOUT",), default="30", validate=_request_seconds,
+              help="seconds to wait for one answer of the Kubernetes API or ARM"),
+    FieldSpec("retry_after_max", ("AKSID_RETRY_AFTER_MAX",), default="30", validate=_wait_seconds,
+              help="longest Retry-After a run waits out; a longer one gives up at once"),
 )
 FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
 
@@ -251,6 +259,7 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
             "http_port": "tls_http_port", "min_days": "tls_min_days", "timeout": "tls_timeout"},
     "provision": {"probe_image": "probe_image", "canary_image": "canary_image", "canary_host": "canary_host",
                   "timeout": "provision_timeout"},
+    "collect": {"timeout": "collect_timeout", "request_timeout": "request_timeout", "retry_after_max": "retry_after_max"},
 }
 # Profile settings that may be YAML lists / mappings; they are stored as the comma-separated text of their field.
 _PROFILE_LISTS = {"dns_parent_servers"}
@@ -297,6 +306,9 @@ class Target:
     canary_image: str | None = "paulbouwer/hello-kubernetes:1.10"
     canary_host: str | None = "aksid-canary"
     provision_timeout: str | None = "600"
+    collect_timeout: str | None = "300"
+    request_timeout: str | None = "30"
+    retry_after_max: str | None = "30"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -375,6 +387,18 @@ class Target:
     @property
     def provision_timeout_seconds(self) -> float:
         return float(self.provision_timeout or 600)
+
+    @property
+    def collect_timeout_seconds(self) -> float:
+        return float(self.collect_timeout or 300)
+
+    @property
+    def request_timeout_seconds(self) -> float:
+        return float(self.request_timeout or 30)
+
+    @property
+    def retry_after_max_seconds(self) -> float:
+        return float(self.retry_after_max or 30)
 
     def public_view(self) -> dict[str, Any]:
         """The settings as shown in reports: file paths and names only, never file contents."""

@@ -24,6 +24,7 @@ from aksid.activation import (
     collected_snapshot_path,
     include_bundled_suites,
     remove_shared_folder,
+    settings_overrides,
 )
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
@@ -58,6 +59,7 @@ class AksidState:
         self.credential: Any = None
         self.waivers: list[Waiver] = []
         self.stale: list[dict[str, Any]] = []
+        self.collection: dict[str, Any] = {}  # coverage, retries, and the min-coverage verdict, for the summary
         self.fail_on: str = config.getoption("aksid_fail_on")
         self.today = dt.datetime.now(dt.UTC).date()
         self.results: dict[str, CheckResult] = {}
@@ -135,7 +137,7 @@ def _resolve_fleet(state: AksidState) -> None:
         state.fleet = []
         for name, profile in zip(names, profiles, strict=True):
             target = resolve_target(profile=profile, env_file=_path_option(config, "aksid_env_file"),
-                                    overrides=config.getoption("aksid_set"),
+                                    overrides=settings_overrides(config),
                                     kube_context=config.getoption("aksid_kube_context"))
             state.fleet.append(Member(name, target, kube_configuration(target), azure_credential(target)))
     except (ConfigError, ValueError) as exc:
@@ -180,12 +182,12 @@ def _resolve_target(state: AksidState) -> None:
             state.snapshot = Snapshot.load(state.replay)
             state.snapshot_path = state.replay
             # --aksid-set re-judges the saved evidence with other settings (e.g. another trust store)
-            state.target = target_from_snapshot(state.snapshot, config.getoption("aksid_set"))
+            state.target = target_from_snapshot(state.snapshot, settings_overrides(config))
         else:
             state.target = resolve_target(
                 profile=_path_option(config, "aksid_profile"),
                 env_file=_path_option(config, "aksid_env_file"),
-                overrides=config.getoption("aksid_set"),
+                overrides=settings_overrides(config),
                 kube_context=config.getoption("aksid_kube_context"),
             )
             if state.mode == "static":
@@ -712,11 +714,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "fail_on": state.fail_on,
         "waivers": [w.describe() for w in state.waivers],
         "stale_waivers": [w.describe() for w in state.waivers if w.index not in used],
+        **_collection_meta(state),
     }
     write_reports(state.reports_dir, results, meta)
     state.stale = meta["stale_waivers"]
+    state.collection = {"coverage": meta.get("coverage"), "retries": meta.get("retries")}
     if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = exit_code(results, state.fail_on)
+        minimum = session.config.getoption("aksid_min_coverage")
+        percent = (meta.get("coverage") or {}).get("percent")
+        if minimum is not None and percent is not None and percent < minimum:
+            state.collection["below"] = (f"aksid: evidence coverage {percent:g}% is below --aksid-min-coverage "
+                                         f"{minimum:g}%: the environment was not fully verified")
+            session.exitstatus = int(pytest.ExitCode.TESTS_FAILED)
+
+
+def _collection_meta(state: AksidState) -> dict[str, Any]:
+    """Coverage and retries of the run's evidence, from its snapshot(s) (a replay reports what was collected then)."""
+    from aksid.coverage import coverage, merged
+
+    if state.fleet is not None:
+        named = [(m.name, m.snapshot.document) for m in state.fleet if m.snapshot is not None]
+    elif state.snapshot is not None:
+        named = [("", state.snapshot.document)]
+    elif state.snapshot_path is not None and state.snapshot_path.suffix == ".json" and state.snapshot_path.exists():
+        named = [("", Snapshot.load(state.snapshot_path).document)]
+    else:
+        return {}
+    if not named:
+        return {}
+    reports = [coverage(document) for _, document in named]
+    retries = [{**({"target": name} if name else {}), **retry}
+               for name, document in named for retry in (document.get("collection") or {}).get("retries") or []]
+    return {"coverage": reports[0] if len(reports) == 1 else merged(reports), "retries": retries}
 
 
 def _adopt_workers_snapshot(state: AksidState, testrunuid: str) -> None:
@@ -760,4 +790,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for stale in state.stale:
         terminalreporter.write_line(f"stale waiver {stale['check']} {stale['subject']!r}: matches no failure ({stale['reason']})",
                                     yellow=True)
+    _write_collection_lines(terminalreporter, state.collection)
     terminalreporter.write_line(f"reports in {state.reports_dir}: {', '.join(REPORT_FILES)}")
+
+
+def _write_collection_lines(terminalreporter: Any, collection: dict[str, Any]) -> None:
+    from aksid.coverage import describe, describe_retries
+
+    if collection.get("coverage"):
+        complete = collection["coverage"]["percent"] >= 100
+        terminalreporter.write_line(describe(collection["coverage"]), yellow=not complete)
+    retries = describe_retries({"retries": collection.get("retries")})
+    if retries:
+        terminalreporter.write_line(retries)
+    if collection.get("below"):
+        terminalreporter.write_line(collection["below"], red=True, bold=True)

@@ -16,17 +16,22 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceRequestTimeoutError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
+from aksid.collect.budget import Budget, DeadlinePassed, RetryAfterTooLong
+from aksid.collect.retry_policies import ArmRetryPolicy
 from aksid.config import Target
 from aksid.snapshot import absent, error, ok
 
 ARM_SCOPE = "https://management.azure.com/.default"
+ARM_ENTRIES = ("managedCluster", "dnsZone", "recordSets", "identities", "roleAssignments", "roleDefinitions")
 
 
 def azure_credential(target: Target) -> TokenCredential:
@@ -51,17 +56,24 @@ def _raw(model: Any) -> dict[str, Any]:
     return model.serialize(keep_readonly=True)
 
 
-def _describe(exc: Exception, what: str) -> str:
+def _describe(exc: Exception, what: str, attempts: int = 1) -> str:
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
     if isinstance(exc, ClientAuthenticationError):
         return f"Azure refused the credentials while reading {what} ({_first_line(exc)})"
+    if isinstance(exc, (RetryAfterTooLong, DeadlinePassed)):
+        return f"reading {what}: {exc}{tries}"
+    if isinstance(exc, (ServiceRequestTimeoutError, ServiceResponseTimeoutError)):
+        return f"ARM did not answer while reading {what} before the collection deadline{tries}"
     if isinstance(exc, HttpResponseError) and exc.status_code == 429:
         retry = exc.response.headers.get("Retry-After") if exc.response is not None else None
         hint = f"; retry after {retry} s" if retry else ""
-        return f"ARM throttled the request for {what} (429 Too Many Requests{hint})"
+        return f"ARM throttled the request for {what} (429 Too Many Requests{hint}){tries}"
+    if isinstance(exc, HttpResponseError) and exc.status_code is None:  # the body broke off (IncompleteReadError)
+        return f"ARM's answer was cut short while reading {what} ({_first_line(exc)}){tries}"
     if isinstance(exc, HttpResponseError):
         code = getattr(getattr(exc, "error", None), "code", None) or exc.reason
-        return f"ARM answered {exc.status_code} {code} while reading {what}: {_first_line(exc)}"
-    return f"ARM is unreachable while reading {what} ({_first_line(exc)})"
+        return f"ARM answered {exc.status_code} {code} while reading {what}: {_first_line(exc)}{tries}"
+    return f"ARM is unreachable while reading {what} ({_first_line(exc)}){tries}"
 
 
 def _first_line(exc: Exception) -> str:
@@ -71,17 +83,20 @@ def _first_line(exc: Exception) -> str:
 
 class ArmCollector:
     def __init__(
-        self, target: Target, credential: TokenCredential, progress: Callable[[str], None] = lambda _: None
+        self, target: Target, credential: TokenCredential, progress: Callable[[str], None] = lambda _: None,
+        budget: Budget | None = None,
     ) -> None:
         self.target = target
         self.progress = progress
+        self.budget = budget or Budget(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
+                                       retry_after_max=target.retry_after_max_seconds)
         kwargs: dict[str, Any] = {
             "base_url": target.arm_endpoint,
             "credential_scopes": [ARM_SCOPE],
-            # azure-core honours Retry-After without a cap; we report throttling instead of sleeping.
-            "retry_total": 0,
+            # azure-core's own RetryPolicy, bound to the collection's deadline and Retry-After cap
+            "retry_policy": ArmRetryPolicy(self.budget),
             "connection_timeout": 10,
-            "read_timeout": 60,
+            "read_timeout": target.request_timeout_seconds,
             "user_agent": "aksid/0.1 (read-only)",
         }
         if target.arm_ca_bundle:
@@ -96,18 +111,31 @@ class ArmCollector:
     def _fetch(self, what: str, call: Callable[[], Any]) -> dict[str, Any]:
         if self.unreachable:
             return error(self.unreachable)
+        if self.budget.expired():
+            return error(f"not read: the collection deadline ({self.budget.seconds:g} s) passed before {what}")
         self.progress(f"azure: reading {what} from {self.target.arm_endpoint}")
+        retried_before = self.budget.retries_of_family("arm")  # ARM reads run one after another
+
+        def attempts() -> int:
+            return self.budget.retries_of_family("arm") - retried_before + 1
+
         try:
             return ok(call())
         except ResourceNotFoundError as exc:
             return absent(f"{what} does not exist ({_first_line(exc)})")
         except (ServiceRequestError, ServiceResponseError) as exc:
+            self.unreachable = _describe(exc, what, attempts())
+            return error(self.unreachable)
+        except ClientAuthenticationError as exc:  # not retried, and every further read would be refused too
             self.unreachable = _describe(exc, what)
             return error(self.unreachable)
-        except (HttpResponseError, ClientAuthenticationError) as exc:
-            return error(_describe(exc, what))
+        except HttpResponseError as exc:
+            if exc.status_code == 401:
+                self.unreachable = f"ARM rejected the credentials (401 Unauthorized) while reading {what}"
+                return error(self.unreachable)
+            return error(_describe(exc, what, attempts()))
         except Exception as exc:  # noqa: BLE001 - credential chains raise many types; keep the cause
-            return error(_describe(exc, what))
+            return error(_describe(exc, what, attempts()))
 
     def collect(self, extra_identity_ids: list[str] | tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
         """`extra_identity_ids`: identities referenced in the cluster, read one by one if not listed otherwise."""
@@ -136,14 +164,16 @@ class ArmCollector:
                 f"role assignments of {len(principals)} principals", lambda: self._assignments(principals)
             )
         else:
-            entries["roleAssignments"] = error("not read: the identities could not be read")
+            entries["roleAssignments"] = error(f"not read: the identities could not be read "
+                                               f"({entries['identities'].get('reason')})")
         if entries["roleAssignments"]["status"] == "ok":
             definition_ids = sorted({a["properties"]["roleDefinitionId"] for a in entries["roleAssignments"]["value"]})
             entries["roleDefinitions"] = self._fetch(
                 "role definitions", lambda: [_raw(self.auth.role_definitions.get_by_id(i)) for i in definition_ids]
             )
         else:
-            entries["roleDefinitions"] = error("not read: the role assignments could not be read")
+            entries["roleDefinitions"] = error(f"not read: the role assignments could not be read "
+                                               f"({entries['roleAssignments'].get('reason')})")
         return entries
 
     def _identities(self, entries: dict[str, dict[str, Any]], extra_ids: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:

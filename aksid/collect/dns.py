@@ -11,6 +11,7 @@ asked, and an address outside loopback becomes an error entry instead of a query
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +27,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
+from aksid.collect.budget import Budget, GaveUp, retrying
 from aksid.config import parse_dns_address
 from aksid.snapshot import error, ok, question
 
@@ -49,8 +51,13 @@ def collect_dns(
     loopback_only: bool,
     timeout: float = 2.0,
     txt_names: tuple[str, ...] = (),
+    budget: Budget | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Snapshot entries `parent` (the delegation as the parent serves it) and `servers` (per zone NS name)."""
+    """Snapshot entries `parent` (the delegation as the parent serves it) and `servers` (per zone NS name).
+
+    A query that times out, is reset or answers SERVFAIL is asked again within `budget` (attempts, backoff,
+    deadline); a server that refuses TCP after a UDP timeout is not running, and is not asked again."""
+    budget = budget or Budget(max(timeout * 8, 30), request_timeout=timeout)
     try:
         origin = dns.name.from_text(zone.rstrip(".") + ".")
         questions = _questions(origin, host, txt_names)
@@ -64,11 +71,12 @@ def collect_dns(
         server_targets = {name: future.result() for name, future in lookups.items()}
         # Phase 2: the queries themselves, all in parallel; targets without an address keep their error entry.
         parent_futures = {
-            label: pool.submit(_parent_query, target, origin, timeout)
+            label: pool.submit(_parent_query, target, origin, timeout, budget)
             for label, target in parent_targets.items() if isinstance(target, tuple)
         }
         query_futures = {
-            name: {key: pool.submit(_server_query, target, qname, rdtype, timeout) for key, (qname, rdtype) in questions.items()}
+            name: {key: pool.submit(_server_query, target, qname, rdtype, timeout, budget)
+                   for key, (qname, rdtype) in questions.items()}
             for name, target in server_targets.items() if isinstance(target, tuple)
         }
         return {
@@ -168,14 +176,66 @@ def _exchange(address: Address, qname: dns.name.Name, rdtype: int, timeout: floa
     return dns.query.tcp(query, ip, port=port, timeout=remaining), "tcp"
 
 
+class _ServerFailure(Exception):
+    """SERVFAIL: the server could not answer this time; asked again, and kept as the answer if it lasts."""
+
+    def __init__(self, response: dns.message.Message, transport: str) -> None:
+        super().__init__("SERVFAIL")
+        self.response, self.transport = response, transport
+
+
+class _NotListening(Exception):
+    """No answer over UDP and TCP refused: no DNS server runs there (not a lost packet: not asked again)."""
+
+
+def _retry_cause(address: Address, timeout: float) -> Any:
+    def cause_of(exc: BaseException) -> str | None:
+        if isinstance(exc, _ServerFailure):
+            return "SERVFAIL"
+        if isinstance(exc, dns.exception.Timeout):
+            if not _tcp_listening(address, min(timeout, 1.0)):
+                raise _NotListening() from exc
+            return "timeout"
+        if isinstance(exc, (ConnectionResetError, EOFError)):
+            return "reset"
+        return None
+    return cause_of
+
+
+def _tcp_listening(address: Address, timeout: float) -> bool:
+    """After a UDP timeout: a refused TCP connection means the server is down (a timeout means it may be there)."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return True
+
+
 def _safe_exchange(
-    address: Address, qname: dns.name.Name, rdtype: int, timeout: float
+    address: Address, qname: dns.name.Name, rdtype: int, timeout: float, budget: Budget
 ) -> tuple[dns.message.Message, str] | Entry:
     label = _format_address(address)
+
+    def ask() -> tuple[dns.message.Message, str]:
+        response, transport = _exchange(address, qname, rdtype, budget.timeout(timeout))
+        if response.rcode() == dns.rcode.SERVFAIL:
+            raise _ServerFailure(response, transport)
+        return response, transport
+
     try:
-        return _exchange(address, qname, rdtype, timeout)
-    except dns.exception.Timeout:
-        return error(f"timeout: {label} did not answer within {timeout:g} s")
+        return retrying(ask, budget=budget, family="dns", endpoint=label, cause_of=_retry_cause(address, timeout))
+    except _ServerFailure as failure:  # not retryable any more (first attempt at the deadline)
+        return failure.response, failure.transport
+    except _NotListening:
+        return error(f"{label} did not answer over UDP and refused TCP: no DNS server is listening there")
+    except GaveUp as gave_up:
+        if isinstance(gave_up.last, _ServerFailure):
+            return gave_up.last.response, gave_up.last.transport
+        if isinstance(gave_up.last, dns.exception.Timeout):
+            return error(f"timeout: {label} did not answer within {timeout:g} s (after {gave_up.attempts} attempts)")
+        return error(f"{label}: {_describe(gave_up.last)} (after {gave_up.attempts} attempts)")
     except ConnectionRefusedError:
         return error(f"{label} refused the connection")
     except OSError as exc:
@@ -184,8 +244,8 @@ def _safe_exchange(
         return error(f"{label} sent an unusable answer: {_describe(exc)}")
 
 
-def _server_query(address: Address, qname: dns.name.Name, rdtype: int, timeout: float) -> Entry:
-    result = _safe_exchange(address, qname, rdtype, timeout)
+def _server_query(address: Address, qname: dns.name.Name, rdtype: int, timeout: float, budget: Budget) -> Entry:
+    result = _safe_exchange(address, qname, rdtype, timeout, budget)
     if isinstance(result, dict):
         return result
     response, transport = result
@@ -208,9 +268,9 @@ def _server_query(address: Address, qname: dns.name.Name, rdtype: int, timeout: 
     return ok(value)
 
 
-def _parent_query(address: Address, origin: dns.name.Name, timeout: float) -> Entry:
+def _parent_query(address: Address, origin: dns.name.Name, timeout: float, budget: Budget) -> Entry:
     """The delegation: NS in the answer if the parent is also authoritative, else in the referral's authority."""
-    result = _safe_exchange(address, origin, dns.rdatatype.NS, timeout)
+    result = _safe_exchange(address, origin, dns.rdatatype.NS, timeout, budget)
     if isinstance(result, dict):
         return result
     response, transport = result

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from aksid.collect.arm import ArmCollector
+from aksid.collect.arm import ARM_ENTRIES, ArmCollector
+from aksid.collect.budget import Budget
 from aksid.collect.dns import answers_by_server, collect_dns
-from aksid.collect.kube import collect_kube
+from aksid.collect.kube import KINDS, collect_kube
 from aksid.collect.tls import collect_tls, unavailable
 from aksid.config import Target
-from aksid.snapshot import Snapshot, error, new_document
+from aksid.snapshot import Snapshot, error, kind_key, new_document
+
+# Seconds a collector may overrun the deadline before the run stops waiting for it: every request's
+# timeout is already capped by what is left, so only a server that trickles bytes forever needs this.
+GRACE_SECONDS = 2.0
 
 
 def _identity_ids_in_cluster(kube: dict[str, Any]) -> list[str]:
@@ -37,7 +42,8 @@ def _zone_name_servers(target: Target, azure: dict[str, Any]) -> tuple[list[str]
     return [str(name) for name in name_servers], None
 
 
-def collect_dns_evidence(target: Target, azure: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
+def collect_dns_evidence(target: Target, azure: dict[str, Any], progress: Callable[[str], None],
+                         budget: Budget | None = None) -> dict[str, Any]:
     """The parent's delegation and every zone name server's answers for the demo host (see collect/dns.py)."""
     name_servers, reason = _zone_name_servers(target, azure)
     if reason is not None:
@@ -54,6 +60,7 @@ def collect_dns_evidence(target: Target, azure: dict[str, Any], progress: Callab
         timeout=target.dns_timeout_seconds,
         # external-dns ownership records: `hello` (before 0.12, and 0.12-0.17) and `a-hello` (0.12 on)
         txt_names=(target.demo_fqdn, f"a-{target.demo_host}.{domain}"),
+        budget=budget,
     )
 
 
@@ -93,14 +100,14 @@ def tls_address(target: Target, azure: dict[str, Any], dns: dict[str, Any]) -> t
 
 
 def collect_tls_evidence(target: Target, azure: dict[str, Any], dns: dict[str, Any],
-                         progress: Callable[[str], None]) -> dict[str, Any]:
+                         progress: Callable[[str], None], budget: Budget | None = None) -> dict[str, Any]:
     address, origin = tls_address(target, azure, dns)
     if address is None:
         return unavailable(origin)
     progress(f"tls: connecting to {target.demo_fqdn} at {address} ({origin})")
     return collect_tls(target.demo_fqdn, address, https_port=target.tls_https_port_number,
                        http_port=target.tls_http_port_number, loopback_only=target.network == "loopback-only",
-                       timeout=target.tls_timeout_seconds, address_origin=origin)
+                       timeout=target.tls_timeout_seconds, address_origin=origin, budget=budget)
 
 
 def collect_live(
@@ -110,19 +117,51 @@ def collect_live(
     progress: Callable[[str], None],
     read_secrets: bool = False,
 ) -> Snapshot:
+    """Every live collector once, under one deadline (`collect_timeout`): what is not read by then is `error`."""
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
-    arm = ArmCollector(target, credential, progress)
+    budget = Budget(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
+                    retry_after_max=target.retry_after_max_seconds)
+    arm = ArmCollector(target, credential, progress, budget)
+    kube: dict[str, Any] = {}
+    beside: dict[str, Any] = {}
 
     def azure_dns_tls() -> None:
         """Network-bound, independent of the kube side: runs while the kube LISTs are parsed."""
-        document["azure"] = arm.collect()
-        document["dns"] = collect_dns_evidence(target, document["azure"], progress)
-        document["tls"] = collect_tls_evidence(target, document["azure"], document["dns"], progress)
+        beside["azure"] = arm.collect()
+        beside["dns"] = collect_dns_evidence(target, beside["azure"], progress, budget)
+        beside["tls"] = collect_tls_evidence(target, beside["azure"], beside["dns"], progress, budget)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aksid-collect") as pool:
-        beside = pool.submit(azure_dns_tls)
-        document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
-        beside.result()
-    arm.add_identities(document["azure"], _identity_ids_in_cluster(document["kube"]))
+    workers = [_Worker(azure_dns_tls), _Worker(lambda: collect_kube(target, kube_configuration, progress, read_secrets,
+                                                                        budget, entries=kube))]
+    for worker in workers:
+        worker.join(budget.remaining() + GRACE_SECONDS)
+    late = f"not collected: the collection deadline ({budget.seconds:g} s) passed first"
+    document["kube"] = {**{kind_key(s.api_version, s.kind): error(late) for s in KINDS}, **dict(kube)}
+    document["azure"] = beside.get("azure") or {key: error(late) for key in ARM_ENTRIES}
+    document["dns"] = beside.get("dns") or {"parent": error(late), "servers": error(late)}
+    document["tls"] = beside.get("tls") or unavailable(late)
+    if not budget.expired():
+        arm.add_identities(document["azure"], _identity_ids_in_cluster(document["kube"]))
+    document["collection"] = budget.summary()
     return Snapshot(document)
+
+
+class _Worker:
+    """A daemon thread: a collector stuck past the deadline must not keep the run (or the interpreter) alive."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), name="aksid-collect", daemon=True)
+        self.thread.start()
+
+    def _run(self, work: Callable[[], Any]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by join
+            self.failure = exc
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(max(0.0, timeout))
+        if self.failure is not None:
+            raise self.failure

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from aksid.collect.budget import Budget, GaveUp, retrying
 from aksid.config import is_loopback_host
 from aksid.snapshot import error, ok
 
@@ -33,22 +34,26 @@ class _CannotProbe(Exception):
 
 
 def collect_tls(host: str, address: str, *, https_port: int = 443, http_port: int = 80,
-                loopback_only: bool, timeout: float = 5.0, address_origin: str = "") -> dict[str, dict[str, Any]]:
+                loopback_only: bool, timeout: float = 5.0, address_origin: str = "",
+                budget: Budget | None = None) -> dict[str, dict[str, Any]]:
     """Entries `handshake` (chain, protocol), `legacy` (TLS 1.0/1.1 accepted?), `http` (redirect), `page`.
 
-    `address_origin` (e.g. "A record served by the zone's name servers") goes into error reasons."""
+    `address_origin` (e.g. "A record served by the zone's name servers") goes into error reasons. A connection
+    reset or timed out is tried again within `budget`; a refused one (nothing listening) is not."""
+    budget = budget or Budget(max(timeout * 8, 30), request_timeout=timeout)
     origin = f" ({address_origin})" if address_origin else ""
     if loopback_only and not is_loopback_host(address):
         reason = f"{host} is at {address}{origin}, which is outside the sandbox (network is loopback-only): not connected"
         return unavailable(reason)
     fetches: dict[str, tuple[Callable[[], Any], int]] = {
-        "handshake": (lambda: _handshake(host, address, https_port, timeout), https_port),
-        "legacy": (lambda: _legacy(host, address, https_port, timeout), https_port),
-        "http": (lambda: _http(host, address, http_port, timeout), http_port),
-        "page": (lambda: _page(host, address, https_port, timeout), https_port),
+        "handshake": (lambda: _handshake(host, address, https_port, budget.timeout(timeout)), https_port),
+        "legacy": (lambda: _legacy(host, address, https_port, budget.timeout(timeout)), https_port),
+        "http": (lambda: _http(host, address, http_port, budget.timeout(timeout)), http_port),
+        "page": (lambda: _page(host, address, https_port, budget.timeout(timeout)), https_port),
     }
     with ThreadPoolExecutor(max_workers=len(fetches), thread_name_prefix="aksid-tls") as pool:
-        futures = {key: pool.submit(_entry, fetch, host, address, port, origin) for key, (fetch, port) in fetches.items()}
+        futures = {key: pool.submit(_entry, fetch, host, address, port, origin, budget)
+                   for key, (fetch, port) in fetches.items()}
         return {key: future.result() for key, future in futures.items()}
 
 
@@ -57,9 +62,22 @@ def unavailable(reason: str) -> dict[str, dict[str, Any]]:
     return {key: error(reason) for key in ENTRIES}
 
 
-def _entry(fetch: Callable[[], Any], host: str, address: str, port: int, origin: str) -> dict[str, Any]:
+def _transient(exc: BaseException) -> str | None:
+    """Faults worth a second try: the connection reset or cut short, or no answer in time."""
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timeout"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)):
+        return "reset"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "truncated body"
+    return None
+
+
+def _entry(fetch: Callable[[], Any], host: str, address: str, port: int, origin: str, budget: Budget) -> dict[str, Any]:
     try:
-        return ok(fetch())
+        return ok(retrying(fetch, budget=budget, family="tls", endpoint=_endpoint(address, port), cause_of=_transient))
+    except GaveUp as exc:
+        return error(f"{host} at {_endpoint(address, port)}{origin}: {_describe(exc.last)} (after {exc.attempts} attempts)")
     except (OSError, http.client.HTTPException, _CannotProbe) as exc:
         return error(f"{host} at {_endpoint(address, port)}{origin}: {_describe(exc)}")
 

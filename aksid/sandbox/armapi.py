@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from aksid.sandbox.wire_faults import WireFault, before_answer, parse_kind, write_body
+
 Key = tuple[str, ...]
 """A resource id or request path as lowercased, percent-decoded segments."""
 
@@ -74,6 +76,7 @@ class ArmResponse:
     status: int
     body: dict[str, Any] | None
     headers: dict[str, str] = field(default_factory=dict)
+    wire: WireFault | None = None  # delivered by the handler as the fault says (reset, hang, a cut body)
 
 
 def _error_response(error: ArmError) -> ArmResponse:
@@ -137,6 +140,7 @@ class _Fault:
     headers: dict[str, str]
     method: str | None
     remaining: int | None  # None: every matching request fails
+    wire: WireFault | None = None
 
     def as_error(self) -> ArmError:
         return ArmError(self.status, self.code, self.message, self.headers)
@@ -196,8 +200,12 @@ def _implied_group(member: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compiled_fault(fault: Any, number: int) -> _Fault:
-    if not isinstance(fault, dict) or not isinstance(fault.get("match"), str) or not isinstance(fault.get("status"), int):
-        raise ValueError(f"ARM fault #{number} needs a string 'match' (a regex) and an integer 'status'")
+    if not isinstance(fault, dict) or not isinstance(fault.get("match"), str):
+        raise ValueError(f"ARM fault #{number} needs a string 'match' (a regex)")
+    wire = parse_kind(fault, f"ARM fault #{number}")
+    if wire is None and not isinstance(fault.get("status"), int):
+        raise ValueError(f"ARM fault #{number} needs an integer 'status' (or a 'kind' such as reset)")
+    fault = {"status": 599, **fault}
     try:
         pattern = re.compile(fault["match"], re.IGNORECASE)
     except re.error as exc:
@@ -212,6 +220,7 @@ def _compiled_fault(fault: Any, number: int) -> _Fault:
         headers={str(name): str(value) for name, value in (fault.get("headers") or {}).items()},
         method=str(fault["method"]).upper() if fault.get("method") else None,
         remaining=int(times) if times is not None else None,
+        wire=wire,
     )
 
 
@@ -282,8 +291,14 @@ class ArmStore:
         with self._lock:
             self._index = _Index([item.raw for item in self._index.items if item.key[:len(key)] != key])
 
-    def take_fault(self, method: str, path: str) -> ArmError | None:
-        """The error of the first fault matching this request, counting down its `times`."""
+    def set_faults(self, faults: list[dict[str, Any]] | None) -> None:
+        """Replace the faults only (the sandbox's fault file, see aksid.sandbox.fault_control)."""
+        compiled = [_compiled_fault(fault, number) for number, fault in enumerate(faults or [], start=1)]
+        with self._lock:
+            self._faults = compiled
+
+    def take_fault(self, method: str, path: str) -> _Fault | None:
+        """The first fault matching this request, counting down its `times`."""
         candidates = (path, unquote(path))
         with self._lock:
             for fault in self._faults:
@@ -295,7 +310,7 @@ class ArmStore:
                     if fault.remaining <= 0:
                         continue
                     fault.remaining -= 1
-                return fault.as_error()
+                return fault
         return None
 
 
@@ -344,14 +359,16 @@ def answer(store: ArmStore, token: str, request: ArmRequest, authorization: str 
                 400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."
             )
         fault = store.take_fault(request.method, request.target)
-        if fault is not None:
-            raise fault
+        if fault is not None and fault.wire is None:
+            raise fault.as_error()
         if request.method not in _READ_METHODS:
             raise ArmError(
                 405, "MethodNotAllowed", f"The sandbox ARM is read-only: {request.method} is not supported.",
                 {"Allow": ", ".join(_READ_METHODS)},
             )
-        return _route(store.index(), request, store.page_size)
+        response = _route(store.index(), request, store.page_size)
+        response.wire = fault.wire if fault is not None else None
+        return response
     except ArmError as error:
         return _error_response(error)
 
@@ -603,7 +620,6 @@ class _ArmHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - a bug here must still answer, never hang the client
             failure = "".join(traceback.format_exception_only(exc)).strip()
             response = _error_response(ArmError(500, "InternalServerError", "The sandbox ARM failed on this request."))
-        self._send(response)
         record: dict[str, Any] = {
             "server": "arm",
             "method": self.command,
@@ -613,7 +629,11 @@ class _ArmHandler(BaseHTTPRequestHandler):
         }
         if failure:
             record["error"] = failure
-        self.log(record)
+        if response.wire is not None:
+            record["fault"] = response.wire.kind
+        self.log(record)  # before the answer leaves: a client holding it finds the request logged already
+        if response.wire is None or not before_answer(self, response.wire):
+            self._send(response)
 
     do_GET = do_HEAD = do_PUT = do_PATCH = do_POST = do_DELETE = do_OPTIONS = _serve
 
@@ -647,7 +667,7 @@ class _ArmHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            write_body(self, response.wire, body)
 
 
 def make_arm_handler(

@@ -26,6 +26,7 @@ from aksid.memory import gc_paused
 from aksid.sandbox.armapi import ArmStore, make_arm_handler
 from aksid.sandbox.controllers.loop import ControllerLoop
 from aksid.sandbox.controllers.world import Endpoints, World
+from aksid.sandbox.fault_control import FaultWatcher
 from aksid.sandbox.https import start_https_server
 from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
 from aksid.sandbox.scenario import Scenario, load_prepared, load_scenario
@@ -113,6 +114,8 @@ def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None
     arm = start_https_server(make_arm_handler(arm_store, arm_token, log), arm_cert, arm_key)
     controllers = ControllerLoop(world)  # acts only on what provision mode creates through the API
     controllers.start()
+    faults = FaultWatcher(state_dir, kube_store.set_faults, arm_store.set_faults)  # tests change faults at run time
+    faults.start()
     kube_port, arm_port = kube.server_address[1], arm.server_address[1]
     write_kubeconfig(state_dir, scenario, kube_port, kube_token)
     write_profile(state_dir, scenario, arm_port, dns, tls)
@@ -123,6 +126,7 @@ def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None
     ready = {"scenario": scenario.name, "kube_port": kube_port, "arm_port": arm_port}
     (state_dir / "ready.json").write_text(json.dumps(ready), encoding="utf-8")
     stop.wait()
+    faults.stop()
     controllers.stop()
     for server in (kube, arm):
         server.shutdown()

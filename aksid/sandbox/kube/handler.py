@@ -40,6 +40,7 @@ from aksid.sandbox.kube.selectors import (
 from aksid.sandbox.kube.store import KubeStore
 from aksid.sandbox.kube.tables import partial_metadata, table_document
 from aksid.sandbox.kube.validation import check_new_object
+from aksid.sandbox.wire_faults import WireFault, before_answer, write_body
 
 # kube-apiserver refuses request bodies above 3 MiB.
 _MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -174,6 +175,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         self.written_labels: dict[str, str] | None = None
+        self.wire_fault: WireFault | None = None
         try:
             response = self._respond(method, self._read_body())
         except ApiError as error:
@@ -188,7 +190,11 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
                   "user_agent": self.headers.get("User-Agent", "")}
         if self.written_labels is not None:  # what a create or delete touched: tests prove whose objects they were
             record["labels"] = self.written_labels
+        if self.wire_fault is not None:
+            record["fault"] = self.wire_fault.kind
         self.request_log(record)
+        if self.wire_fault is not None and before_answer(self, self.wire_fault):
+            return
         try:
             self._write(method, response)
         except (ConnectionError, TimeoutError, ssl.SSLError):
@@ -238,7 +244,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if method != "HEAD":
-            self.wfile.write(response.body)
+            write_body(self, self.wire_fault, response.body)
         self.wfile.flush()
 
     def _authenticate(self) -> None:
@@ -251,8 +257,10 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
     def _respond(self, method: str, body: bytes) -> Response:
         self._authenticate()
         fault = self.store.take_fault(method, self.path)
-        if fault is not None:
+        if fault is not None and fault.wire is None:
             raise fault.error()
+        if fault is not None:
+            self.wire_fault = fault.wire  # answered as usual, then delivered as the fault says (see _serve)
         url = urlsplit(self.path)
         parts = [unquote(part) for part in url.path.split("/") if part]
         query = _flat_query(url.query)

@@ -109,6 +109,12 @@ class KubeStore:
         with self._lock:
             return self._catalog
 
+    def set_faults(self, faults: list[dict] | None) -> None:
+        """Replace the faults only (the sandbox's fault file, see aksid.sandbox.fault_control)."""
+        parsed = [Fault.parse(spec) for spec in faults or []]
+        with self._lock:
+            self._faults = parsed
+
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The first fault for this request, counting it against its `times`."""
         with self._lock:
