@@ -88,6 +88,11 @@ class ArmPrincipal:
     object_id: str
     roles: tuple[RoleDefinition, ...]
 
+    @property
+    def user(self) -> str:
+        """How the request log names it: the client (application) id, as ARM's activity log does."""
+        return self.client_id
+
     def authorize(self, request: ArmRequest) -> None:
         action, scope = operation(request)
         if not any(role.permits(action) for role in self.roles):

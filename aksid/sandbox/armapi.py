@@ -339,6 +339,7 @@ class Restricted(Protocol):
     """A principal whose requests are authorized (aksid.sandbox.arm_authz.ArmPrincipal)."""
 
     token: str
+    user: str  # logged with each of its requests
 
     def authorize(self, request: ArmRequest) -> None: ...
 
@@ -390,6 +391,12 @@ def _authenticate(authorization: str | None, token: str, tenant: str,
             return principal
     invalid = "The access token is invalid."
     raise _unauthenticated(tenant, "InvalidAuthenticationToken", invalid, invalid)
+
+
+def _restricted_user(authorization: str | None, principals: tuple[Restricted, ...]) -> str | None:
+    """The user of the restricted principal a request came from, for the request log."""
+    offered = (authorization or "").strip().partition(" ")[2].strip().encode()
+    return next((p.user for p in principals if offered and hmac.compare_digest(offered, p.token.encode())), None)
 
 
 def _unauthenticated(tenant: str, code: str, message: str, description: str) -> ArmError:
@@ -633,6 +640,9 @@ class _ArmHandler(BaseHTTPRequestHandler):
         }
         if failure:
             record["error"] = failure
+        user = _restricted_user(self.headers.get("Authorization"), self.principals)
+        if user:
+            record["user"] = user
         self.log(record)
 
     do_GET = do_HEAD = do_PUT = do_PATCH = do_POST = do_DELETE = do_OPTIONS = _serve

@@ -176,6 +176,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         self.written_labels: dict[str, str] | None = None
+        self.principal: Principal | None = None
         try:
             response = self._respond(method, self._read_body())
         except ApiError as error:
@@ -190,6 +191,8 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
                   "user_agent": self.headers.get("User-Agent", "")}
         if self.written_labels is not None:  # what a create or delete touched: tests prove whose objects they were
             record["labels"] = self.written_labels
+        if self.principal is not None:  # a restricted identity's request (the admin's carry no user)
+            record["user"] = self.principal.user
         self.request_log(record)
         try:
             self._write(method, response)
@@ -258,7 +261,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
     # -- routing --
 
     def _respond(self, method: str, body: bytes) -> Response:
-        principal = self._authenticate()
+        principal = self.principal = self._authenticate()
         if principal is not None:
             principal.authorize(method, self.path)  # authorization comes before anything else, as in kube-apiserver
         fault = self.store.take_fault(method, self.path)
@@ -441,7 +444,8 @@ def make_kube_handler(store: KubeStore, token: str, log: Callable[[dict], None],
     """A handler class serving `store` to clients presenting `Authorization: Bearer <token>`.
 
     `log` receives one record per request, just before its answer is sent: server, method, path (with
-    query), status, user_agent, and for a create or delete the labels of the object. Never the
+    query), status, user_agent, for a create or delete the labels of the object, and for a restricted
+    principal its user name. Never the
     Authorization header, never a body. `pod_log(namespace, pod)` serves `pods/NAME/log`. `principals`: further
     tokens, each authorized by its RBAC rules (403 Forbidden otherwise); `token` itself is allowed everything.
     """
