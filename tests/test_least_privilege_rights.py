@@ -23,6 +23,7 @@ from aksid.paths import deploy_dir
 from aksid.sandbox.arm_authz import load_roles, operation
 from aksid.sandbox.armapi import ArmRequest
 from aksid.sandbox.kube.authz import RbacAuthorizer, load_manifests, request_attributes, service_account_user
+from aksid.sandbox.kube.errors import ApiError
 from aksid.sandbox.serve import LEAST_PRIVILEGE_CLIENT_ID
 
 from .harness import REPO, run_suites
@@ -298,3 +299,60 @@ def test_azure_roles_are_custom_role_definitions_with_read_actions_only() -> Non
         "Microsoft.Authorization/roleAssignments/read",
         "Microsoft.Authorization/roleDefinitions/read",
     ]
+
+
+# -- the authorizers themselves ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/api/v1/pods?limit=250", ("list", "", "pods", "", "", "")),
+    ("GET", "/api/v1/namespaces/kube-addons/pods/p1/log", ("get", "", "pods", "log", "kube-addons", "p1")),
+    ("DELETE", "/api/v1/namespaces/aksid-1", ("delete", "", "namespaces", "", "aksid-1", "aksid-1")),
+    ("POST", "/apis/apps/v1/namespaces/x/deployments", ("create", "apps", "deployments", "", "x", "")),
+    ("GET", "/apis/apps/v1/deployments?watch=true", ("watch", "apps", "deployments", "", "", "")),
+    ("DELETE", "/api/v1/namespaces/x/pods", ("deletecollection", "", "pods", "", "x", "")),
+])
+def test_request_attributes_as_kube_apiserver_reads_them(method: str, path: str, expected: tuple[str, ...]) -> None:
+    a = request_attributes(SA_USER, SA_GROUPS, method, path)
+    assert (a.verb, a.api_group, a.resource, a.subresource, a.namespace, a.name) == expected
+
+
+def test_rbac_denials_read_as_kube_apiserver_writes_them() -> None:
+    rbac = RbacAuthorizer.from_paths([DEPLOY / "rbac.yaml"])  # the reader only
+    assert rbac.allows(request_attributes(SA_USER, SA_GROUPS, "GET", "/apis/apps/v1/replicasets"))
+    assert rbac.allows(request_attributes(SA_USER, SA_GROUPS, "GET", "/apis"))  # discovery: every authenticated user
+    other = request_attributes("system:serviceaccount:default:default", ("system:authenticated",), "GET", "/api/v1/pods")
+    assert not rbac.allows(other)
+    denied = request_attributes(SA_USER, SA_GROUPS, "GET", "/api/v1/namespaces/kube-addons/pods/p1/log")
+    document = pytest.raises(ApiError, rbac.check, denied).value.document()
+    assert document["message"] == ('pods "p1" is forbidden: User "system:serviceaccount:aksid:aksid" cannot get resource '
+                                   '"pods/log" in API group "" in the namespace "kube-addons"')
+    assert (document["reason"], document["code"], document["details"]) == ("Forbidden", 403, {"name": "p1", "kind": "pods"})
+    write = request_attributes(SA_USER, SA_GROUPS, "DELETE", "/apis/apps/v1/namespaces/hello/deployments/hello")
+    assert not rbac.allows(write), "the reader writes nothing"
+
+
+@pytest.mark.parametrize(("path", "action"), [
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnsZones/z.test/all",
+     "Microsoft.Network/dnsZones/all/read"),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnsZones/z.test/A/www",
+     "Microsoft.Network/dnsZones/A/read"),
+    ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
+     "Microsoft.ManagedIdentity/userAssignedIdentities/read"),
+    ("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/g", "Microsoft.Authorization/roleDefinitions/read"),
+    ("/subscriptions/s/resourceGroups/rg", "Microsoft.Resources/subscriptions/resourceGroups/read"),
+])
+def test_arm_routes_map_to_their_operations(path: str, action: str) -> None:
+    assert operation(ArmRequest.parse("GET", f"{path}?api-version=1", "https://127.0.0.1"))[0] == action
+
+
+def test_arm_actions_match_with_azures_wildcards() -> None:
+    from aksid.sandbox.arm_authz import RoleDefinition
+
+    reader = RoleDefinition("Reader", ("*/read",))
+    assert reader.permits("Microsoft.Network/dnsZones/all/read") and not reader.permits("Microsoft.Network/dnsZones/A/write")
+    dns = RoleDefinition("DNS", ("microsoft.network/DNSZONES/*",), ("Microsoft.Network/dnszones/delete",))
+    assert dns.permits("Microsoft.Network/dnsZones/A/write") and not dns.permits("Microsoft.Network/dnsZones/delete")
+    shipped = load_roles([DEPLOY / "azure-role.json"])
+    assert [r.permits("Microsoft.Network/dnsZones/all/read") for r in shipped] == [True]  # case-insensitive
+    assert not any(r.permits("Microsoft.Network/dnsZones/A/read") for r in shipped)  # provision's, not attach's
