@@ -22,3 +22,13 @@ def suites_dir() -> Path:
 
 def scenarios_dir() -> Path:
     return _package_dir("aksid.fixtures") / "scenarios"
+
+
+def deploy_dir() -> Path | None:
+    """aksid's own rights (deploy/: RBAC manifests, Azure role definitions): inside the package when installed,
+    beside it in a clone; None when neither holds them."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "deploy", package.parent / "deploy"):
+        if (candidate / "rbac.yaml").is_file():
+            return candidate
+    return None

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from aksid.sandbox.wire_faults import WireFault, before_answer, parse_kind, write_body
@@ -350,10 +350,23 @@ class ArmRequest:
         return None
 
 
-def answer(store: ArmStore, token: str, request: ArmRequest, authorization: str | None) -> ArmResponse:
-    """The whole request pipeline: authentication, api-version, faults, then routing."""
+class Restricted(Protocol):
+    """A principal whose requests are authorized (aksid.sandbox.arm_authz.ArmPrincipal)."""
+
+    token: str
+    user: str  # logged with each of its requests
+
+    def authorize(self, request: ArmRequest) -> None: ...
+
+
+def answer(store: ArmStore, token: str, request: ArmRequest, authorization: str | None,
+           principals: tuple[Restricted, ...] = ()) -> ArmResponse:
+    """The whole request pipeline: authentication, authorization (restricted principals), api-version, faults,
+    then routing."""
     try:
-        _authenticate(authorization, token, store.tenant_id)
+        principal = _authenticate(authorization, token, store.tenant_id, principals)
+        if principal is not None:
+            principal.authorize(request)
         if not request.param("api-version"):
             raise ArmError(
                 400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."
@@ -373,7 +386,9 @@ def answer(store: ArmStore, token: str, request: ArmRequest, authorization: str 
         return _error_response(error)
 
 
-def _authenticate(authorization: str | None, token: str, tenant: str) -> None:
+def _authenticate(authorization: str | None, token: str, tenant: str,
+                  principals: tuple[Restricted, ...] = ()) -> Restricted | None:
+    """None for the sandbox's own token (allowed everything); the principal a restricted token belongs to."""
     if not authorization:
         raise _unauthenticated(
             tenant, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
@@ -385,9 +400,20 @@ def _authenticate(authorization: str | None, token: str, tenant: str) -> None:
             tenant, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.",
             "The authentication failed because of an invalid 'Authorization' header.",
         )
-    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
-        invalid = "The access token is invalid."
-        raise _unauthenticated(tenant, "InvalidAuthenticationToken", invalid, invalid)
+    offered = presented.strip().encode()
+    if hmac.compare_digest(offered, token.encode()):
+        return None
+    for principal in principals:
+        if hmac.compare_digest(offered, principal.token.encode()):
+            return principal
+    invalid = "The access token is invalid."
+    raise _unauthenticated(tenant, "InvalidAuthenticationToken", invalid, invalid)
+
+
+def _restricted_user(authorization: str | None, principals: tuple[Restricted, ...]) -> str | None:
+    """The user of the restricted principal a request came from, for the request log."""
+    offered = (authorization or "").strip().partition(" ")[2].strip().encode()
+    return next((p.user for p in principals if offered and hmac.compare_digest(offered, p.token.encode())), None)
 
 
 def _unauthenticated(tenant: str, code: str, message: str, description: str) -> ArmError:
@@ -606,6 +632,7 @@ class _ArmHandler(BaseHTTPRequestHandler):
     timeout = 30  # an idle keep-alive connection releases its thread after this
     store: ArmStore
     token: str
+    principals: tuple[Restricted, ...] = ()
     log: Callable[[dict[str, Any]], None]
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -616,7 +643,7 @@ class _ArmHandler(BaseHTTPRequestHandler):
         request = ArmRequest.parse(self.command, self.path, self._base_url())
         failure: str | None = None
         try:
-            response = answer(self.store, self.token, request, self.headers.get("Authorization"))
+            response = answer(self.store, self.token, request, self.headers.get("Authorization"), self.principals)
         except Exception as exc:  # noqa: BLE001 - a bug here must still answer, never hang the client
             failure = "".join(traceback.format_exception_only(exc)).strip()
             response = _error_response(ArmError(500, "InternalServerError", "The sandbox ARM failed on this request."))
@@ -631,6 +658,9 @@ class _ArmHandler(BaseHTTPRequestHandler):
             record["error"] = failure
         if response.wire is not None:
             record["fault"] = response.wire.kind
+        user = _restricted_user(self.headers.get("Authorization"), self.principals)
+        if user:
+            record["user"] = user
         self.log(record)  # before the answer leaves: a client holding it finds the request logged already
         if response.wire is None or not before_answer(self, response.wire):
             self._send(response)
@@ -671,9 +701,11 @@ class _ArmHandler(BaseHTTPRequestHandler):
 
 
 def make_arm_handler(
-    store: ArmStore, token: str, log: Callable[[dict[str, Any]], None]
+    store: ArmStore, token: str, log: Callable[[dict[str, Any]], None], principals: tuple[Restricted, ...] = ()
 ) -> type[BaseHTTPRequestHandler]:
-    """A handler class for `start_https_server`, accepting only `Authorization: Bearer <token>`."""
+    """A handler class for `start_https_server`, accepting `Authorization: Bearer <token>` (allowed everything)
+    and the tokens of `principals` (each request authorized by the principal's roles: 403 otherwise)."""
     if not token:
         raise ValueError("the ARM sandbox needs a non-empty bearer token")
-    return type("ArmHandler", (_ArmHandler,), {"store": store, "token": token, "log": staticmethod(log)})
+    return type("ArmHandler", (_ArmHandler,), {"store": store, "token": token, "log": staticmethod(log),
+                                               "principals": tuple(principals)})

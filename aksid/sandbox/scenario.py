@@ -15,6 +15,8 @@ Format (documented in the README):
          redirect, page}
         (how the demo host's certificate and edge differ from a good issuance, see aksid.sandbox.edge;
         merged over the base's `tls` the same way)
+    rights: DIR or [paths]  (the RBAC manifests and Azure role definitions the least-privilege token holds;
+        default: aksid's own deploy/, see aksid.sandbox.serve)
 
 The sandbox writes what it really issued into the base's cert-manager objects before the patches over the base
 apply (`prepare_base`), so a scenario that patches a Certificate's times keeps them.
@@ -38,7 +40,7 @@ from aksid.sandbox.dns import DnsSandboxError
 from aksid.sandbox.dns import validate_staging as validate_dns_staging
 from aksid.sandbox.edge import EdgeError, validate_tls_staging
 
-_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls", "controllers"}
+_TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls", "controllers", "rights"}
 # Knobs of the controller models (aksid.sandbox.controllers) for what the stores cannot express.
 _CONTROLLER_KNOBS = {"nmi": {"leaky": bool}}
 _SECTION_KEYS = {"add", "remove", "patch", "faults"}
@@ -66,6 +68,8 @@ class Scenario:
     dns: dict[str, Any] = field(default_factory=dict)  # the DNS sandbox's staging (aksid.sandbox.dns.start_dns)
     tls: dict[str, Any] = field(default_factory=dict)  # the certificate and edge staging (aksid.sandbox.edge)
     controllers: dict[str, Any] = field(default_factory=dict)  # knobs of the controller models (provision mode)
+    # aksid's own rights that the least-privilege token holds: a deploy/ directory (or files) like the repository's
+    rights: list[str] | None = None
 
     @property
     def dns_zone_id(self) -> str:
@@ -157,6 +161,8 @@ def load_scenario(
     _apply_dns(scenario, _mapping(document.get("dns"), path, "dns"), path)
     _apply_tls(scenario, document.get("tls"), path)
     scenario.controllers = merge_patch(scenario.controllers, _controller_knobs(document.get("controllers"), path))
+    if document.get("rights") is not None:
+        scenario.rights = _rights(document["rights"], path)
     if prepare_base is not None and not document.get("base"):
         prepare_base(scenario)
     return scenario
@@ -310,6 +316,21 @@ def _apply_dns(scenario: Scenario, section: dict[str, Any], path: Path) -> None:
     except DnsSandboxError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
     scenario.dns = merged
+
+
+def _rights(value: Any, path: Path) -> list[str]:
+    """`rights: DIR` or a list of files/directories, relative to the scenario file; each must exist."""
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e for e in entries):
+        raise ScenarioError(f"{path}: 'rights' must be a path or a list of paths (deploy/ directories or files)")
+    resolved = []
+    for entry in entries:
+        where = Path(entry).expanduser()
+        where = where if where.is_absolute() else path.parent / where
+        if not where.exists():
+            raise ScenarioError(f"{path}: rights names {where}, which does not exist")
+        resolved.append(str(where.resolve()))
+    return resolved
 
 
 def _controller_knobs(section: Any, path: Path) -> dict[str, Any]:

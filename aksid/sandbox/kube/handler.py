@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from aksid.sandbox.kube.authz import Principal
 from aksid.sandbox.kube.discovery import (
     SERVER_VERSION,
     aggregated_discovery_document,
@@ -128,6 +129,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
 
     store: KubeStore
     token: str
+    principals: tuple[Principal, ...] = ()  # restricted tokens, authorized by RBAC (the admin token is not)
     request_log: Callable[[dict[str, Any]], None]
     pod_log: Callable[[str, str], str | None] | None = None
 
@@ -176,6 +178,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         self.written_labels: dict[str, str] | None = None
         self.wire_fault: WireFault | None = None
+        self.principal: Principal | None = None
         try:
             response = self._respond(method, self._read_body())
         except ApiError as error:
@@ -192,6 +195,8 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             record["labels"] = self.written_labels
         if self.wire_fault is not None:
             record["fault"] = self.wire_fault.kind
+        if self.principal is not None:  # a restricted identity's request (the admin's carry no user)
+            record["user"] = self.principal.user
         self.request_log(record)
         if self.wire_fault is not None and before_answer(self, self.wire_fault):
             return
@@ -247,15 +252,24 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             write_body(self, self.wire_fault, response.body)
         self.wfile.flush()
 
-    def _authenticate(self) -> None:
+    def _authenticate(self) -> Principal | None:
+        """None for the admin token (everything allowed, as cluster-admin); the Principal of a restricted one."""
         scheme, _, presented = self.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), self.token.encode()):
-            raise ApiError(401, "Unauthorized")
+        if scheme.lower() == "bearer":
+            offered = presented.strip().encode()
+            if hmac.compare_digest(offered, self.token.encode()):
+                return None
+            for principal in self.principals:
+                if hmac.compare_digest(offered, principal.token.encode()):
+                    return principal
+        raise ApiError(401, "Unauthorized")
 
     # -- routing --
 
     def _respond(self, method: str, body: bytes) -> Response:
-        self._authenticate()
+        principal = self.principal = self._authenticate()
+        if principal is not None:
+            principal.authorize(method, self.path)  # authorization comes before anything else, as in kube-apiserver
         fault = self.store.take_fault(method, self.path)
         if fault is not None and fault.wire is None:
             raise fault.error()
@@ -433,14 +447,18 @@ def _aggregated(document: KubeObject, version: str) -> Response:
 
 
 def make_kube_handler(store: KubeStore, token: str, log: Callable[[dict], None],
-                      pod_log: Callable[[str, str], str | None] | None = None) -> type[BaseHTTPRequestHandler]:
+                      pod_log: Callable[[str, str], str | None] | None = None,
+                      principals: tuple[Principal, ...] = ()) -> type[BaseHTTPRequestHandler]:
     """A handler class serving `store` to clients presenting `Authorization: Bearer <token>`.
 
     `log` receives one record per request, just before its answer is sent: server, method, path (with
-    query), status, user_agent, and for a create or delete the labels of the object. Never the
-    Authorization header, never a body. `pod_log(namespace, pod)` serves `pods/NAME/log`.
+    query), status, user_agent, for a create or delete the labels of the object, and for a restricted
+    principal its user name. Never the
+    Authorization header, never a body. `pod_log(namespace, pod)` serves `pods/NAME/log`. `principals`: further
+    tokens, each authorized by its RBAC rules (403 Forbidden otherwise); `token` itself is allowed everything.
     """
     if not token:
         raise ValueError("the kube API token must not be empty")
     return type("KubeHandler", (KubeRequestHandler,), {"store": store, "token": token, "request_log": staticmethod(log),
-                                                       "pod_log": staticmethod(pod_log) if pod_log else None})
+                                                       "pod_log": staticmethod(pod_log) if pod_log else None,
+                                                       "principals": tuple(principals)})
