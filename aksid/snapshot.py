@@ -28,6 +28,14 @@ class EvidenceNotCollected(Exception):
     """Evidence deliberately not collected in this run (an opt-in); checks that need it are skipped."""
 
 
+# Static mode's stand-in for a value a plan or template leaves unknown until apply (aksid.collect.static.arm_shapes).
+UNKNOWN_UNTIL_APPLY = "(known after apply"
+
+
+def unknown_until_apply(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(UNKNOWN_UNTIL_APPLY)
+
+
 def ok(value: Any) -> dict[str, Any]:
     return {"status": "ok", "value": value}
 

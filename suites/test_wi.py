@@ -24,7 +24,7 @@ from aksid.identity_models import (
 )
 from aksid.modes import LIVE_MODES
 from aksid.nodes import is_pod_ready
-from aksid.snapshot import Snapshot, names
+from aksid.snapshot import Snapshot, names, unknown_until_apply
 from aksid.workloads import pods_of
 
 # The azure-workload-identity webhook: the AKS add-on runs it in kube-system, the Helm chart / deploy manifest in
@@ -231,6 +231,8 @@ def client_id_carriers(snapshot: Snapshot, target: Target) -> dict[str, tuple[st
     """ServiceAccounts annotated with the DNS identity's client id, and the pods using it through workload identity."""
     identity = _dns_identity(snapshot, target)
     client_id = _client_id(identity)
+    if unknown_until_apply(client_id):
+        raise NotApplicable(f"the DNS identity's client id is {client_id}: which ServiceAccounts carry it cannot be told")
     subjects: dict[str, tuple[str, Any]] = {}
     for account in snapshot.kube.service_accounts():
         annotation = (account["metadata"].get("annotations") or {}).get(WI_CLIENT_ID_ANNOTATION)
