@@ -17,6 +17,7 @@ from aksid.paths import suites_dir
 AREAS = {
     "NMI": "the pod-identity add-on's node agent",
     "BIND": "identity bindings in the cluster",
+    "WI": "workload identity: OIDC issuer, webhook, federated credentials, ServiceAccounts",
     "RBAC": "role assignments in Azure",
     "DNS": "the zone, its delegation and the demo record",
     "ISS": "cert-manager issuers and the demo certificate",

@@ -11,6 +11,8 @@ import pytest
 
 from aksid.modes import MODES
 
+IDENTITY_MODELS = ("pod-identity", "workload-identity")  # aksid.identity_models.MODELS, without importing the snapshot
+
 SEVERITIES = ("low", "medium", "high", "critical")
 _ID = re.compile(r"^[A-Z]+-\d{3}$")
 
@@ -29,6 +31,7 @@ class CheckInfo:
     severity: str
     remediation: str
     modes: tuple[str, ...] = MODES
+    model: str | None = None  # the identity model the check belongs to (aksid.identity_models); None: every model
 
     @property
     def area(self) -> str:
@@ -37,11 +40,13 @@ class CheckInfo:
 
 def check(
     id: str, title: str, severity: str, remediation: str, subjects: SubjectsFn | None = None,
-    modes: tuple[str, ...] | None = None,
+    modes: tuple[str, ...] | None = None, model: str | None = None,
 ) -> pytest.MarkDecorator:
     """Mark a test as check `id`; with `subjects`, the test is run once per subject (argument `subject`).
 
     `modes` names the modes the check applies to (default: every mode); teams use their own ID prefix.
+    `model` (`pod-identity` or `workload-identity`) makes the check skip, with the reason, where that identity
+    model is not in use.
     """
     if not _ID.match(id):
         raise ValueError(f"check id {id!r} must look like AREA-000")
@@ -50,11 +55,13 @@ def check(
     unknown = sorted(set(modes or ()) - set(MODES))
     if unknown:
         raise ValueError(f"check {id}: unknown mode(s) {', '.join(unknown)}; modes are {', '.join(MODES)}")
+    if model is not None and model not in IDENTITY_MODELS:
+        raise ValueError(f"check {id}: unknown identity model {model!r}; models are {', '.join(IDENTITY_MODELS)}")
     return pytest.mark.check(id=id, title=title, severity=severity, remediation=remediation, subjects=subjects,
-                             modes=tuple(modes) if modes else MODES)
+                             modes=tuple(modes) if modes else MODES, model=model)
 
 
 def check_info(marker: pytest.Mark) -> CheckInfo:
     kw = marker.kwargs
     return CheckInfo(id=kw["id"], title=kw["title"], severity=kw["severity"], remediation=kw["remediation"],
-                     modes=tuple(kw.get("modes") or MODES))
+                     modes=tuple(kw.get("modes") or MODES), model=kw.get("model"))

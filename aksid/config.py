@@ -71,6 +71,8 @@ def _existing_file(value: str) -> str | None:
 
 _BIND_ENTRY = re.compile(r"^(?:[a-z0-9-]+/)?[a-z0-9.-]+=[A-Za-z0-9._-]+$")
 # ROLE is a role GUID or name; SCOPE is zone, dns-resource-group, aks-resource-group, subscription or an id
+# Kubernetes names: a namespace is a DNS label, a ServiceAccount a DNS subdomain.
+_WI_ENTRY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _RBAC_ENTRY = re.compile(r"^[^@,]+@(zone|dns-resource-group|aks-resource-group|subscription|/[^@,]+)$")
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
@@ -194,6 +196,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("identity_name", ("IDENTITY_NAME",), validate=_pattern(_RESOURCE_GROUP, "identity name")),
     FieldSpec("bind_allowed", ("AKSID_BIND_ALLOWED",), default="cert-manager=cert-manager,external-dns=external-dns",
               validate=lambda v: _list_problem(v, _BIND_ENTRY, "DEPLOYMENT=SELECTOR or NAMESPACE/DEPLOYMENT=SELECTOR")),
+    # Workload identity's counterpart of bind_allowed: the ServiceAccounts that may use the DNS identity
+    # (federated credential subject system:serviceaccount:NAMESPACE:SERVICEACCOUNT, client-id annotation).
+    FieldSpec("wi_allowed", ("AKSID_WI_ALLOWED",), default="kube-addons/external-dns,kube-addons/cert-manager",
+              validate=lambda v: _list_problem(v, _WI_ENTRY, "NAMESPACE/SERVICEACCOUNT"),
+              help="ServiceAccounts allowed to use the DNS identity through workload identity"),
     FieldSpec("rbac_allowed", ("AKSID_RBAC_ALLOWED",), default=f"{READER_ROLE}@dns-resource-group",
               validate=lambda v: _list_problem(v, _RBAC_ENTRY, "ROLE@SCOPE", allow_empty=True)),
     FieldSpec("kubeconfig", ("KUBECONFIG",), validate=_existing_file, is_path=True),
@@ -249,7 +256,7 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
         "domain", "dns_resource_group", "aks_resource_group", "cluster_name", "subscription_id",
         "tenant_id", "acme_issuer", "acme_issuer_email", "acme_prod_server", "acme_staging_server",
         "addon_namespace", "demo_host", "identity_name",
-        "bind_allowed", "rbac_allowed",
+        "bind_allowed", "wi_allowed", "rbac_allowed",
     )},
     "kube": {"kubeconfig": "kubeconfig", "context": "kube_context"},
     "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
@@ -309,6 +316,7 @@ class Target:
     collect_timeout: str | None = "300"
     request_timeout: str | None = "30"
     retry_after_max: str | None = "30"
+    wi_allowed: str = "kube-addons/external-dns,kube-addons/cert-manager"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -336,6 +344,14 @@ class Target:
             workload, _, selector = item.partition("=")
             namespace, _, name = workload.rpartition("/")
             allowed[(namespace or self.addon_namespace, name)] = selector
+        return allowed
+
+    def allowed_service_accounts(self) -> set[tuple[str, str]]:
+        """{(namespace, serviceaccount)} allowed to use the DNS identity through workload identity (wi_allowed)."""
+        allowed = set()
+        for item in filter(None, (part.strip() for part in self.wi_allowed.split(","))):
+            namespace, _, name = item.partition("/")
+            allowed.add((namespace, name))
         return allowed
 
     def allowed_roles(self) -> list[tuple[str, str]]:

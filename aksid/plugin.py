@@ -29,6 +29,7 @@ from aksid.activation import (
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
+from aksid.identity_models import header_lines, identity_models, skip_reason
 from aksid.memory import long_lived_allocations
 from aksid.progress import Progress
 from aksid.redact import redact_provision
@@ -60,6 +61,7 @@ class AksidState:
         self.waivers: list[Waiver] = []
         self.stale: list[dict[str, Any]] = []
         self.collection: dict[str, Any] = {}  # coverage, retries, and the min-coverage verdict, for the summary
+        self.identity_models: dict[str, Any] | None = None  # what results.json says about the identity models
         self.fail_on: str = config.getoption("aksid_fail_on")
         self.today = dt.datetime.now(dt.UTC).date()
         self.results: dict[str, CheckResult] = {}
@@ -282,6 +284,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [f"aksid: mode {state.mode}, target {state.target.cluster_name} / {state.target.domain}"]
     for name, source in state.target.sources.items():
         lines.append(f"  {name} = {getattr(state.target, name)}  ({source})")
+    if state.snapshot is not None and state.fleet is None:  # replay: the evidence is at hand before collection
+        lines += header_lines(identity_models(state.snapshot))
     return lines
 
 
@@ -505,6 +509,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     subjects_fn = marker.kwargs.get("subjects")
     if "subject" in metafunc.fixturenames and subjects_fn is None:
         raise pytest.UsageError(f"check {marker.kwargs.get('id')} takes `subject` but declares no subjects")
+    subjects_fn = _model_guarded(subjects_fn, info.model)
     snap = snapshot_of(metafunc.config)
     state = _state(metafunc.config)
     assert state is not None
@@ -514,6 +519,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "subject" in metafunc.fixturenames:
         params = _subject_params(subjects_fn, snap, state.target, info.id)
         metafunc.parametrize("subject", params, ids=[p.id for p in params])
+
+
+def _model_guarded(subjects_fn: Any, model: str | None) -> Any:
+    """A check of an identity model that is not in use has no subjects: it is skipped with the reason."""
+    if model is None or subjects_fn is None:
+        return subjects_fn
+
+    def subjects(snapshot: Snapshot, target: Target) -> Any:
+        reason = skip_reason(snapshot, model)
+        if reason is not None:
+            raise NotApplicable(reason)
+        return subjects_fn(snapshot, target)
+    return subjects
 
 
 def _none_because(reason: str) -> Any:
@@ -564,6 +582,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and isinstance(callspec.params.get("subject"), Unavailable):
         raise EvidenceUnavailable(callspec.params["subject"].reason)
+    if info.model is not None and (callspec is None or "subject" not in callspec.params):
+        member = _member_of(item)
+        reason = skip_reason(member.snapshot if member is not None else snapshot_of(item.config), info.model)
+        if reason is not None:
+            pytest.skip(reason)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -711,6 +734,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "snapshot": str(state.snapshot_path) if state.snapshot_path else None,
         "target": state.target.public_view() if state.target and state.fleet is None else None,
         "targets": _targets_meta(state),
+        "identity_models": _identity_models_of(state.snapshot) if state.fleet is None else None,
         "fail_on": state.fail_on,
         "waivers": [w.describe() for w in state.waivers],
         "stale_waivers": [w.describe() for w in state.waivers if w.index not in used],
@@ -719,6 +743,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     write_reports(state.reports_dir, results, meta)
     state.stale = meta["stale_waivers"]
     state.collection = {"coverage": meta.get("coverage"), "retries": meta.get("retries")}
+    state.identity_models = meta["identity_models"]
     if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = exit_code(results, state.fail_on)
         minimum = session.config.getoption("aksid_min_coverage")
@@ -761,10 +786,16 @@ def _adopt_workers_snapshot(state: AksidState, testrunuid: str) -> None:
 def _targets_meta(state: AksidState) -> list[dict[str, Any]]:
     if state.fleet is not None:
         return [{"name": m.name, "target": m.target.public_view() if m.target else None,
-                 "snapshot": str(m.snapshot_path) if m.snapshot_path else None} for m in state.fleet]
+                 "snapshot": str(m.snapshot_path) if m.snapshot_path else None,
+                 "identity_models": _identity_models_of(m.snapshot)} for m in state.fleet]
     name = _target_name(state.config)
     return [{"name": name, "target": state.target.public_view() if state.target else None,
              "snapshot": str(state.snapshot_path) if state.snapshot_path else None}] if name else []
+
+
+def _identity_models_of(snapshot: Snapshot | None) -> dict[str, Any] | None:
+    """Which identity model binds each workload to which identity (None when the run has no snapshot at hand)."""
+    return identity_models(snapshot) if snapshot is not None else None
 
 
 def exit_code(results: list[CheckResult], fail_on: str) -> int:
@@ -780,6 +811,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section("aksid summary")
     results = list(state.results.values())
+    if state.identity_models:
+        for line in header_lines(state.identity_models):
+            terminalreporter.write_line(line)
     for line in terminal_lines(results):
         terminalreporter.write_line(line)
     for result in results:

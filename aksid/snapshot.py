@@ -28,6 +28,14 @@ class EvidenceNotCollected(Exception):
     """Evidence deliberately not collected in this run (an opt-in); checks that need it are skipped."""
 
 
+# Static mode's stand-in for a value a plan or template leaves unknown until apply (aksid.collect.static.arm_shapes).
+UNKNOWN_UNTIL_APPLY = "(known after apply"
+
+
+def unknown_until_apply(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(UNKNOWN_UNTIL_APPLY)
+
+
 def ok(value: Any) -> dict[str, Any]:
     return {"status": "ok", "value": value}
 
@@ -124,6 +132,13 @@ class KubeEvidence:
     def crds(self) -> list[dict[str, Any]]:
         return self.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 
+    def service_accounts(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.list("v1", "ServiceAccount", namespace)
+
+    def mutating_webhooks(self) -> list[dict[str, Any]]:
+        """MutatingWebhookConfigurations (cluster-scoped)."""
+        return self.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+
 
 class AzureEvidence:
     """Read-only accessors over the ARM part of a snapshot."""
@@ -160,6 +175,13 @@ class AzureEvidence:
 
     def role_definitions(self) -> list[dict[str, Any]]:
         return self._value("roleDefinitions", "the role definitions") or []
+
+    def federated_credentials(self, identity_id: str) -> list[dict[str, Any]]:
+        """The federated identity credentials of one user-assigned identity (by its id, any case)."""
+        by_identity = self._value("federatedCredentials", "the federated identity credentials") or {}
+        if identity_id.lower() not in by_identity:
+            raise EvidenceUnavailable(f"the federated identity credentials of {identity_id} were not read")
+        return by_identity[identity_id.lower()]
 
 
 def _same_name(a: str, b: str) -> bool:

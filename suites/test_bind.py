@@ -7,6 +7,7 @@ from typing import Any
 from aksid.arm_ids import same_id
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.identity_models import POD_IDENTITY, uses_workload_identity
 from aksid.snapshot import Snapshot, names
 from aksid.workloads import owner_chain, owner_workload, pods_of
 
@@ -58,6 +59,7 @@ def _azure_identity(snapshot: Snapshot, resource_id: str | None) -> dict[str, An
                 "`az aks pod-identity add --identity-resource-id <id>` (the add-on rewrites AzureIdentity); "
                 "for a self-managed AzureIdentity set spec.type 0, resourceID and clientID from `az identity show`.",
     subjects=identities,
+    model=POD_IDENTITY,
 )
 def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapshot: Snapshot) -> None:
     origin, obj = subject
@@ -99,11 +101,17 @@ def bindings_and_workloads(snapshot: Snapshot, target: Target) -> dict[str, tupl
         subjects[f"azureidentitybinding/{_ref(binding)}"] = ("binding", binding)
     deployments = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in snapshot.kube.deployments()}
     for (namespace, name), selector in target.allowed_bindings().items():
-        if (namespace, name) in deployments:
+        if (namespace, name) in deployments and not _on_workload_identity(deployments[(namespace, name)]):
             subjects[f"deployment/{namespace}/{name}"] = ("workload", (deployments[(namespace, name)], selector))
     if not subjects:
         raise NotApplicable("no AzureIdentityBinding objects and none of the allowed workloads exist")
     return subjects
+
+
+def _on_workload_identity(deployment: dict[str, Any]) -> bool:
+    """A workload migrated to workload identity carries no selector any more: WI-004/WI-005 judge it instead."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    return uses_workload_identity((template.get("metadata") or {}).get("labels"))
 
 
 @check(
@@ -113,6 +121,7 @@ def bindings_and_workloads(snapshot: Snapshot, target: Target) -> dict[str, tupl
                 "their pod templates); give each allowed workload only its own selector. Extend the allow-list "
                 "with --aksid-set bind_allowed=... only for workloads that must write DNS.",
     subjects=bindings_and_workloads,
+    model=POD_IDENTITY,
 )
 def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target) -> None:
     kind, value = subject
@@ -156,6 +165,7 @@ def selectors(snapshot: Snapshot, _target: Target) -> dict[str, dict[str, Any]]:
     remediation="Remove the label aadpodidbinding from pods outside the add-ons namespace: managed mode ignores "
                 "them today, but the label shows an attempt to reach the DNS identity (and works in standard mode).",
     subjects=selectors,
+    model=POD_IDENTITY,
 )
 def test_selector_not_carried_elsewhere(subject: dict[str, Any], snapshot: Snapshot) -> None:
     selector = (subject.get("spec") or {}).get("selector")
@@ -178,6 +188,7 @@ def bypasses(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
                 "delete AzurePodIdentityExceptions other than kube-system/aks-addon-exception; exempted pods reach "
                 "IMDS directly and can take any identity of the node pool.",
     subjects=bypasses,
+    model=POD_IDENTITY,
 )
 def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot) -> None:
     if subject == "hostnetwork":

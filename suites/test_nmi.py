@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksid.checks import NotApplicable, check
+from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.nodes import admits, is_linux, is_pod_ready, is_virtual, why_not_admitted
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match, names
@@ -38,6 +39,7 @@ def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE)
     remediation="Enable the pod-identity add-on: `az aks update -g <rg> -n <cluster> --enable-pod-identity`; "
                 "without NMI every pod can reach the node pool's identities through IMDS.",
     modes=LIVE_MODES,
+    model=POD_IDENTITY,
 )
 def test_nmi_daemonset_exists(snapshot: Snapshot) -> None:
     found = nmi_daemonsets(snapshot)
@@ -126,6 +128,7 @@ def _coverage_fix(coverage: NodeCoverage) -> str:
                 "tolerations/nodeSelector, or move the workloads (the AKS add-on reconciles its own DaemonSet).",
     subjects=nmi_nodes,
     modes=LIVE_MODES,
+    model=POD_IDENTITY,
 )
 def test_nmi_ready_on_node(subject: NodeCoverage) -> None:
     node, pods = subject.node, subject.nmi_pods
@@ -177,6 +180,7 @@ def _established(crd: dict[str, Any]) -> bool:
                 "so it reinstalls its CRDs and the aks-addon-exception; do not delete add-on objects by hand.",
     subjects=pod_identity_installation,
     modes=LIVE_MODES,
+    model=POD_IDENTITY,
 )
 def test_pod_identity_installed(subject: tuple[str, str, dict[str, Any] | None]) -> None:
     what, name, obj = subject
@@ -207,6 +211,7 @@ def operation_mode(snapshot: Snapshot, target: Any) -> dict[str, Any]:
     remediation="Use the AKS add-on (`az aks update --enable-pod-identity`) and uninstall a self-managed "
                 "aad-pod-identity release (its MIC assigns identities to the whole node pool on its own).",
     subjects=operation_mode,
+    model=POD_IDENTITY,
 )
 def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any) -> None:
     what, _ = subject
@@ -258,6 +263,7 @@ def pod_identity_cluster(snapshot: Snapshot, target: Any) -> dict[str, dict[str,
                 "or to Workload Identity; AKS keeps pod identity off on kubenet by default because a pod with NET_RAW "
                 "can spoof its way past NMI there.",
     subjects=pod_identity_cluster,
+    model=POD_IDENTITY,
 )
 def test_pod_identity_not_on_kubenet(subject: dict[str, Any]) -> None:
     properties = subject.get("properties") or {}

@@ -11,6 +11,7 @@ from typing import Any
 
 from aksid.checks import check
 from aksid.config import Target
+from aksid.identity_models import POD_IDENTITY
 from aksid.snapshot import EvidenceUnavailable, Snapshot
 from aksid.trust import TrustStoreError, dns_names, load_store, parse_chain, top_issuer, verify_chain
 
@@ -41,6 +42,7 @@ def _outcome(record: dict[str, Any]) -> dict[str, Any]:
                 "namespace with label aadpodidbinding=<selector>, and NMI ready on its node (NMI-002).",
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-bound",)),
     modes=PROVISION,
+    model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; a workload identity probe is not written yet
 )
 def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target) -> None:
     _role, record = subject
@@ -70,6 +72,7 @@ def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], 
                 "and that the DNS identity is assigned to no other workload's identity.",
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-unbound", "probe-elsewhere")),
     modes=PROVISION,
+    model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; a workload identity probe is not written yet
 )
 def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None:
     role, record = subject

@@ -16,6 +16,7 @@ from aksid.arm_ids import (
 )
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.redact import looks_secret
 from aksid.snapshot import Snapshot
@@ -208,6 +209,7 @@ def control_plane(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any
                 "subscription scope.",
     subjects=control_plane,
     modes=LIVE_MODES,
+    model=POD_IDENTITY,  # the add-on assigns the identity to the node pool; workload identity needs no such right
 )
 def test_control_plane_operates_only_identities(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
     operator = [

@@ -332,6 +332,10 @@ def _arm_reader(rtype: str, allow_unknown_fields: bool) -> typing.Callable[[Mapp
         from azure.mgmt.msi.models import Identity
 
         return lambda r: _read_msrest(Identity, r)
+    if lowered == "microsoft.managedidentity/userassignedidentities/federatedidentitycredentials":
+        from azure.mgmt.msi.models import FederatedIdentityCredential
+
+        return lambda r: _read_msrest(FederatedIdentityCredential, r)
     if lowered in ("microsoft.authorization/roleassignments", "microsoft.authorization/roledefinitions"):
         from azure.mgmt.authorization import AuthorizationManagementClient
 

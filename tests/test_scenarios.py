@@ -39,12 +39,51 @@ def test_healthy_is_all_green(tmp_path: Path) -> None:
     assert provision_only and all(c["outcome"] == "skipped" and "--aksid-mode provision" in c["message"]
                                   for c in provision_only), provision_only
     not_passed = [c for c in run.results["checks"] if c["outcome"] != "passed" and c["id"] in ATTACH_IDS]
+    # The tutorial uses pod identity: workload identity's checks skip, saying so.
+    wi = [c for c in not_passed if c["area"] == "WI"]
+    assert wi and all(c["outcome"] == "skipped" and "no workload identity in use" in c["message"] for c in wi), wi
+    assert run.results["identity_models"]["cluster"] == "pod-identity"
+    not_passed = [c for c in not_passed if c["area"] != "WI"]
     # Secret contents are opt-in: without --aksid-read-secrets the one check that needs them says so and skips.
     assert all(c["outcome"] == "skipped" and "--aksid-read-secrets" in c["message"] for c in not_passed), not_passed
     catalogue = {"NMI-001", "NMI-002", "NMI-003", "NMI-004", "NMI-005", "BIND-001", "BIND-002", "BIND-003", "BIND-004",
                  "RBAC-001", "RBAC-002", "RBAC-003", "RBAC-004", "RBAC-005", "DNS-001", "DNS-002", "DNS-003", "DNS-004",
                  "ISS-001", "ISS-002", "ISS-003", "ISS-004", "TLS-001", "TLS-002", "TLS-003", "TLS-004"}
     assert catalogue <= run.ids_with("passed")
+
+
+def test_healthy_wi_passes_wi_and_model_neutral_checks_and_skips_pod_identitys(tmp_path: Path) -> None:
+    """The tutorial migrated to workload identity: not red on NMI-001, and nothing model-neutral merely skipped."""
+    run = aksid("demo", "--scenario", "healthy-wi", "--reports-dir", str(tmp_path), reports=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    checks = run.results["checks"]
+    must_pass = {"WI-001", "WI-002", "WI-003", "WI-004", "WI-005", "RBAC-001", "RBAC-002", "RBAC-003", "RBAC-004",
+                 "DNS-001", "DNS-002", "DNS-003", "DNS-004", "ISS-001", "ISS-002", "ISS-003", "ISS-004",
+                 "TLS-001", "TLS-002", "TLS-003", "TLS-004"}
+    assert must_pass <= run.ids_with("passed"), sorted(must_pass - run.ids_with("passed"))
+    pod_identitys = [c for c in checks if c["area"] in ("NMI", "BIND") or c["id"] == "RBAC-005"]
+    assert pod_identitys and all(c["outcome"] == "skipped" and "no pod identity in use" in c["message"]
+                                 for c in pod_identitys), pod_identitys
+    models = run.results["identity_models"]
+    assert models["cluster"] == "workload-identity"
+    assert {w["workload"]: w["model"] for w in models["workloads"]} == {
+        "deployment/kube-addons/external-dns": "workload-identity", "deployment/kube-addons/cert-manager": "workload-identity"}
+    assert "identity models: workload-identity" in run.stdout
+
+
+def test_half_migrated_cluster_is_reported_as_such(tmp_path: Path) -> None:
+    """external-dns on workload identity, cert-manager on pod identity: each half judged by its own model's checks."""
+    run = aksid("demo", "--scenario", "benign-wi-half-migrated", "--reports-dir", str(tmp_path), reports=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    models = run.results["identity_models"]
+    assert models["cluster"] == "both"
+    assert {w["workload"]: w["model"] for w in models["workloads"]} == {
+        "deployment/kube-addons/external-dns": "workload-identity", "deployment/kube-addons/cert-manager": "pod-identity"}
+    subjects = {(c["id"], c["subject"]) for c in run.results["checks"] if c["outcome"] == "passed"}
+    assert ("BIND-002", "deployment/kube-addons/cert-manager") in subjects  # its pod identity, by BIND's rules
+    assert ("BIND-002", "deployment/kube-addons/external-dns") not in subjects  # migrated: WI's rules judge it
+    assert {("WI-004", "serviceaccount/kube-addons/external-dns"), ("NMI-001", "cluster/hello-aks")} <= subjects
+    assert "Identity models: **both**" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
 def test_every_check_has_a_red_scenario(tmp_path: Path) -> None:

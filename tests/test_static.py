@@ -24,7 +24,8 @@ STATIC_IDS = {entry.id for entry in load_catalogue() if "static" in entry.modes}
 IN_REPO = ["rbac-identity-contributor-on-dns-rg", "rbac-kubelet-dns-zone-contributor", "rbac-zone-role-missing",
            "rbac-issuer-client-secret", "iss-solver-wrong-zone", "iss-ingress-uses-staging",
            "iss-prod-issuer-uses-staging-server", "nmi-kubenet-allowed", "nmi-pod-identity-profile-disabled",
-           "bind-broad-exception"]
+           "bind-broad-exception", "wi-credential-default-serviceaccount", "wi-credential-other-cluster-issuer",
+           "wi-workload-identity-disabled"]
 CI = REPO / "examples" / "ci"
 
 
@@ -47,6 +48,17 @@ def test_static_on_the_rendered_tutorial_is_green(tmp_path: Path) -> None:
             "ISS-003", "NMI-004", "NMI-005"} <= run.ids_with("passed")
     live = [c for c in run.results["checks"] if c["id"] not in STATIC_IDS]
     assert live and all(c["outcome"] == "skipped" and "needs a live environment" in c["message"] for c in live)
+
+
+def test_static_on_the_migrated_tutorial_is_green(tmp_path: Path) -> None:
+    """healthy-wi as a repository holds it: azurerm_federated_identity_credential with the cluster's
+    oidc_issuer_url by reference (unknown until apply on both sides, so they compare equal)."""
+    run = static(rendered("healthy-wi", tmp_path))
+    assert run.code == 0, run.stdout + run.stderr
+    assert {"WI-001", "WI-003", "WI-005", "RBAC-001", "RBAC-002"} <= run.ids_with("passed")
+    assert run.results["identity_models"]["cluster"] == "workload-identity"
+    pod_identitys = [c for c in run.results["checks"] if c["area"] in ("BIND",)]
+    assert all(c["outcome"] == "skipped" and "no pod identity in use" in c["message"] for c in pod_identitys)
 
 
 @pytest.mark.parametrize("name", IN_REPO)
@@ -170,6 +182,30 @@ def test_an_arm_template_with_reference_principal_is_judged_the_same(tmp_path: P
     assert set(failed) == {"RBAC-002"}, run.stdout  # DNS Zone Contributor on the zone is fine; Contributor on the group is not
     assert failed["RBAC-002"]["locations"][0]["file"] == "identity.json"
     assert "resources[2]" in failed["RBAC-002"]["locations"][0]["address"]
+
+
+FEDERATED_TEMPLATE = {
+    "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+    "contentVersion": "1.0.0.0",
+    "parameters": {"identityName": {"type": "string", "defaultValue": "example-test-identity"}},
+    "resources": [{
+        "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+        "apiVersion": "2023-01-31",
+        "name": "[format('{0}/{1}', parameters('identityName'), 'debug')]",
+        "properties": {"issuer": "https://westus2.oic.prod-aks.azure.com/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d/"
+                                 "4e2b7d91-3c5a-4f8e-b6d1-9a0c2e7f5b38/",
+                       "subject": "system:serviceaccount:default:default", "audiences": ["api://AzureADTokenExchange"]},
+    }],
+}
+
+
+def test_a_federated_credential_in_an_arm_template_is_judged_with_the_plans_identity(tmp_path: Path) -> None:
+    repo = rendered("healthy-wi", tmp_path)
+    (repo / "federated.json").write_text(json.dumps(FEDERATED_TEMPLATE, indent=2))
+    run = static(repo, "--aksid-arm-template", str(repo / "federated.json"))
+    failed = {(c["id"], c["subject"]): c for c in run.results["checks"] if c["outcome"] == "failed"}
+    assert list(failed) == [("WI-003", "federatedcredential/example-test-identity/debug")], run.stdout
+    assert "default/default" in failed[("WI-003", "federatedcredential/example-test-identity/debug")]["message"]
 
 
 @pytest.mark.parametrize(("writes", "phrase"), [

@@ -159,6 +159,12 @@ class ArmCollector:
         entries["identities"] = self._fetch("user-assigned identities",
                                             lambda: self._identities(entries, extra_identity_ids))
         if entries["identities"]["status"] == "ok":
+            identities = entries["identities"]["value"]
+            entries["federatedCredentials"] = self._fetch(
+                f"federated identity credentials of {len(identities)} identities", lambda: self._federated(identities))
+        else:
+            entries["federatedCredentials"] = error("not read: the identities could not be read")
+        if entries["identities"]["status"] == "ok":
             principals = sorted(_principals_of_interest(entries, self.target.identity_name))
             entries["roleAssignments"] = self._fetch(
                 f"role assignments of {len(principals)} principals", lambda: self._assignments(principals)
@@ -212,6 +218,18 @@ class ArmCollector:
             entries["identities"] = error(_describe(exc, "user-assigned identities"))
             return
         entries["identities"]["value"] = list(found.values())
+
+    def _federated(self, identities: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """{identity id (lowercase): its federated identity credentials}; workload identity's trust (WI-003)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for identity in identities:
+            try:
+                group, name = _group_and_name(identity["id"])
+                found[identity["id"].lower()] = [
+                    _raw(c) for c in self.msi.federated_identity_credentials.list(group, name)]
+            except (ValueError, ResourceNotFoundError):
+                found[identity["id"].lower()] = []  # deleted meanwhile: it trusts nobody
+        return found
 
     def _assignments(self, principals: Iterable[str]) -> list[dict[str, Any]]:
         scope = f"/subscriptions/{self.target.subscription_id}"

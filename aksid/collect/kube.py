@@ -51,6 +51,8 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("apps/v1", "ReplicaSet", "replicasets"),  # the link from a pod to its Deployment (owner chains)
     KindSpec("networking.k8s.io/v1", "Ingress", "ingresses"),
     KindSpec("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions"),
+    # the workload identity webhook's registration (WI-002)
+    KindSpec("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
     KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentity", "azureidentities", custom=True),
     KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentityBinding", "azureidentitybindings", custom=True),
     KindSpec("aadpodidentity.k8s.io/v1", "AzurePodIdentityException", "azurepodidentityexceptions", custom=True),

@@ -26,6 +26,16 @@ def _row(r: CheckResult, fleet: bool = False) -> str:
             f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
 
 
+def _identity_models(models: object) -> list[str]:
+    if not isinstance(models, dict):
+        return []
+    items = "".join(
+        f"<li><code>{escape(e['workload'])}</code>: {escape(e['model'])} ("
+        + escape(", ".join(f"{b['model']} → {b['identity'] or b['client_id']}" for b in e["bindings"])) + ")</li>"
+        for e in models.get("workloads") or [])
+    return [f"<p>identity models: <b>{escape(str(models['cluster']))}</b></p>" + (f"<ul>{items}</ul>" if items else "")]
+
+
 def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
     counts = summary(results)
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
@@ -39,6 +49,7 @@ def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
         f"<title>aksid report: {heading}</title><style>{_STYLE}</style></head><body>",
         f"<h1>aksid report: {heading}</h1>",
         f"<p>mode {escape(str(meta.get('mode')))}, started {escape(str(meta.get('started')))}</p>",
+        *_identity_models(meta.get("identity_models")),
         '<p class="totals">' + "".join(f'<span class="{o}">{counts[o]} {o}</span>' for o in counts) + "</p>",
     ]
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]

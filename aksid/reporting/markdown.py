@@ -17,6 +17,7 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
     if fleet:
         title = "aksid: " + ", ".join(sorted({str(r.target) for r in results}))
     lines = [f"## {title}", "", " · ".join(f"{_ICON[o]} {counts[o]} {o}" for o in counts if counts[o]), ""]
+    lines += identity_model_lines(meta.get("identity_models"))
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
         lines += ["| | check | subject | finding | fix |", "|---|---|---|---|---|"]
@@ -32,6 +33,17 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
     for stale in meta.get("stale_waivers") or []:  # type: ignore[union-attr]
         lines.append(f"\n🟡 stale waiver: {stale['check']} `{stale['subject']}` matched no failure ({stale['reason']})")
     return "\n".join(lines) + "\n"
+
+
+def identity_model_lines(models: object) -> list[str]:
+    """The identity models in use, and per workload which model binds it to which identity."""
+    if not isinstance(models, dict):
+        return []
+    lines = [f"Identity models: **{models['cluster']}**", ""]
+    for entry in models.get("workloads") or []:
+        reached = ", ".join(f"{b['model']} → {b['identity'] or b['client_id']}" for b in entry["bindings"])
+        lines.append(f"- `{entry['workload']}`: {entry['model']} ({reached})")
+    return lines + ([""] if models.get("workloads") else [])
 
 
 def _cell(text: str) -> str:

@@ -137,12 +137,35 @@ def _declare_azure(scenario: Scenario, declare: Any) -> dict[str, str]:
             "dns_prefix": props.get("dnsPrefix"), "node_resource_group": props.get("nodeResourceGroup"),
             "network_profile": [{"network_plugin": network.get("networkPlugin")}],
             "oidc_issuer_enabled": bool((props.get("oidcIssuerProfile") or {}).get("enabled")),
-            "workload_identity_enabled": False}, ["id", "kubelet_identity", "identity"])
+            "workload_identity_enabled": bool(((props.get("securityProfile") or {}).get("workloadIdentity") or {}).get(
+                "enabled"))}, ["id", "kubelet_identity", "identity", "oidc_issuer_url"])
         kubelet = ((props.get("identityProfile") or {}).get("kubeletidentity") or {}).get("objectId")
         if kubelet:
             principals[kubelet] = "azurerm_kubernetes_cluster.aks.kubelet_identity[0].object_id"
         _declare_pod_identities(props.get("podIdentityProfile"), declare, principals)
+        _declare_federated_credentials(scenario, declare, (props.get("oidcIssuerProfile") or {}).get("issuerURL"))
     return principals
+
+
+def _declare_federated_credentials(scenario: Scenario, declare: Any, cluster_issuer: str | None) -> None:
+    """azurerm_federated_identity_credential: parent_id by reference to its identity; the issuer by reference to the
+    cluster's oidc_issuer_url when it is this cluster's (unknown until apply, as in a real plan), else as written."""
+    kind = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
+    for credential in _of_type(scenario, kind):
+        props = credential.get("properties") or {}
+        identity = credential["id"].split("/")[-3]
+        parent = "azurerm_user_assigned_identity." + re.sub(r"\W", "_", identity)
+        values = {"name": credential["name"], "resource_group_name": _group(credential["id"]),
+                  "audience": props.get("audiences") or [], "subject": props.get("subject")}
+        refs = {"parent_id": [f"{parent}.id", parent]}
+        unknown = ["id", "parent_id"]
+        if cluster_issuer and props.get("issuer") == cluster_issuer:
+            refs["issuer"] = ["azurerm_kubernetes_cluster.aks.oidc_issuer_url", "azurerm_kubernetes_cluster.aks"]
+            unknown.append("issuer")
+        else:
+            values["issuer"] = props.get("issuer")
+        declare("azurerm_federated_identity_credential", re.sub(r"\W", "_", f"{identity}_{credential['name']}"), values,
+                unknown, refs)
 
 
 def _declare_pod_identities(profile: dict[str, Any] | None, declare: Any, principals: dict[str, str]) -> None:

@@ -9,17 +9,18 @@ import uuid
 from typing import Any
 
 from aksid.arm_ids import BUILTIN_NAMES
+from aksid.snapshot import UNKNOWN_UNTIL_APPLY, unknown_until_apply
 
 ROLE_BY_NAME = {name.lower(): guid for guid, name in BUILTIN_NAMES.items()}
 _ASSIGNMENT_NAMESPACE = uuid.UUID("0b1e5f8a-6c2d-4e3f-9a7b-5d4c3b2a1f0e")
 
 
 def unknown(where: str) -> str:
-    return f"(known after apply: {where})"
+    return f"{UNKNOWN_UNTIL_APPLY}: {where})"
 
 
 def is_unknown(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("(known after apply")
+    return unknown_until_apply(value)
 
 
 def identity(resource_id: str, name: str, principal: str, client: str, tenant: str | None) -> dict[str, Any]:

@@ -58,6 +58,13 @@ def _add(out: PlanResources, resource: dict[str, Any], context: _Context, tenant
                                             str(props.get("principalId")))
         out.resources.append(assignment)
         arm_id = assignment["id"]
+    elif kind == "microsoft.managedidentity/userassignedidentities/federatedidentitycredentials":
+        identity, _, credential = str(name).partition("/")  # a child resource's name is `<identity>/<credential>`
+        arm_id = (f"{_resource_id(context, 'Microsoft.ManagedIdentity/userAssignedIdentities', identity)}"
+                  f"/federatedIdentityCredentials/{credential}")
+        out.resources.append({"id": arm_id, "name": credential, "type": resource.get("type"),
+                              "properties": {"issuer": props.get("issuer"), "subject": props.get("subject"),
+                                             "audiences": props.get("audiences") or []}})
     elif kind == "microsoft.containerservice/managedclusters" and props.get("podIdentityProfile") is not None:
         out.pod_identity_profiles.append({"profile": props["podIdentityProfile"], "address": where})
         return

@@ -19,6 +19,7 @@ from aksid.collect.static.arm_template import read_template
 from aksid.collect.static.manifests import Located, read_manifests
 from aksid.collect.static.plan import PlanResources, read_plan
 from aksid.config import Target
+from aksid.identity_models import POD_IDENTITY_LABEL
 from aksid.redact import redact_kube_object
 from aksid.snapshot import Snapshot, error, kind_key, new_document, not_collected, ok
 
@@ -78,7 +79,23 @@ def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> di
         else not_collected(f"identities: {missing}"),
         "roleAssignments": assignments if has_inputs else not_collected(f"role assignments: {missing}"),
         "roleDefinitions": ok(shapes.builtin_definitions(target.subscription_id)),
+        "federatedCredentials": ok(_credentials_by_identity(of_type("Microsoft.ManagedIdentity/userAssignedIdentities"),
+                                                           of_type(_CREDENTIAL))) if has_inputs
+        else not_collected(f"federated identity credentials: {missing}"),
     }
+
+
+_CREDENTIAL = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
+
+
+def _credentials_by_identity(identities: list[dict[str, Any]], credentials: list[dict[str, Any]]
+                             ) -> dict[str, list[dict[str, Any]]]:
+    """{identity id (lowercase): its federated credentials}, as the live collector keeps them."""
+    found: dict[str, list[dict[str, Any]]] = {i["id"].lower(): [] for i in identities}
+    for credential in credentials:
+        parent = credential["id"].lower().rsplit("/federatedidentitycredentials/", 1)[0]
+        found.setdefault(parent, []).append(credential)
+    return found
 
 
 # -- Kubernetes ----------------------------------------------------------------------------------
@@ -86,7 +103,8 @@ def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> di
 def _kube_entries(target: Target, located: list[Located], azure: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     objects = [_with_namespace(item.obj) for item in located]
     objects += [_pod_of(obj) for obj in objects if obj.get("kind") in _POD_TEMPLATES and _template(obj)]
-    objects += _pod_identity_objects(target, azure)
+    objects += _pod_identity_objects(target, azure, uses_pod_identity=any(
+        POD_IDENTITY_LABEL in ((o.get("metadata") or {}).get("labels") or {}) for o in objects if o.get("kind") == "Pod"))
     entries: dict[str, dict[str, Any]] = {}
     for spec in KINDS:
         key = kind_key(spec.api_version, spec.kind)
@@ -126,13 +144,16 @@ def _pod_of(workload: dict[str, Any]) -> dict[str, Any]:
             "spec": copy.deepcopy(template.get("spec") or {})}
 
 
-def _pod_identity_objects(target: Target, azure: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The AzureIdentity and AzureIdentityBinding the add-on makes for each pod identity."""
+def _pod_identity_objects(target: Target, azure: dict[str, dict[str, Any]], uses_pod_identity: bool) -> list[dict[str, Any]]:
+    """The AzureIdentity and AzureIdentityBinding the add-on makes for each pod identity (from the settings only when
+    no profile is declared and the manifests' pods carry aadpodidbinding: a workload identity repo has none)."""
     cluster = azure["managedCluster"].get("value") or {}
     profile = (cluster.get("properties") or {}).get("podIdentityProfile")
     if profile is not None:
         entries = [(e.get("namespace"), e.get("name"), e.get("bindingSelector"), e.get("identity") or {})
                    for e in profile.get("userAssignedIdentities") or []]
+    elif not uses_pod_identity:
+        return []
     else:
         identity = next((i for i in azure["identities"].get("value") or []
                          if str(i.get("name", "")).lower() == target.identity_name.lower()), None)
