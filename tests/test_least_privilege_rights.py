@@ -226,10 +226,12 @@ def test_deploy_files_apply_and_bind_the_cronjob_account_to_exactly_the_shipped_
 
 def test_the_suites_own_pod_is_not_flagged(sandbox_for, tmp_path: Path) -> None:
     """In-cluster, aksid's pod (namespace aksid, Workload Identity label, its own Azure identity) must not turn any
-    BIND check red: it carries no aadpodidbinding selector and no hostNetwork, so the shipped defaults allow it."""
+    BIND or WI check red: it carries no aadpodidbinding selector and no hostNetwork, and its ServiceAccount's client
+    id is its own reader identity's, not the DNS identity's. Its Workload Identity needs the cluster's (an AKS cluster
+    without it gives the pod no token), so the cluster is the half-migrated one, where both models' checks run."""
     from kubernetes import client, config
 
-    sandbox = sandbox_for("healthy")
+    sandbox = sandbox_for("benign-wi-half-migrated")
     api = client.ApiClient(config.new_client_from_config(str(sandbox.kubeconfig)).configuration)
     for name in ("rbac.yaml", "cronjob.yaml"):
         _apply(api, DEPLOY / name)
@@ -296,6 +298,7 @@ def test_azure_roles_are_custom_role_definitions_with_read_actions_only() -> Non
         "Microsoft.Network/dnszones/read",
         "Microsoft.Network/dnszones/all/read",  # RecordSets_ListAllByDnsZone (record_sets.list_all_by_dns_zone)
         "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",  # WI-003
         "Microsoft.Authorization/roleAssignments/read",
         "Microsoft.Authorization/roleDefinitions/read",
     ]
