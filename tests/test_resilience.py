@@ -215,3 +215,15 @@ def test_the_budget_caps_retry_after_and_the_deadline() -> None:
     clock.now = 8
     assert budget.timeout(30) == pytest.approx(2)
     assert budget.backoff(10) <= 2
+
+
+def test_a_malformed_timeout_is_one_sentence_and_exit_4(tmp_path: Path) -> None:
+    from tests.harness import clean_env, run_suites
+
+    env = clean_env(AZ_DNS_DOMAIN="example.test", AZ_RESOURCE_GROUP="rg", AZ_AKS_CLUSTER_NAME="c",
+                    AZ_SUBSCRIPTION_ID="5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13")
+    run = run_suites("--aksid-timeout", "abc", reports=tmp_path, env=env)
+    assert run.code == 4
+    assert "collect_timeout 'abc' from command line" in run.stdout + run.stderr
+    assert "is not a number of seconds" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
