@@ -9,6 +9,7 @@ from typing import Any
 
 from aksid.reporting import write_reports
 from aksid.results import RESULTS_SCHEMA, CheckResult
+from aksid.snapshot import Snapshot
 
 _FIELDS = {f.name for f in fields(CheckResult)}
 
@@ -22,6 +23,7 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
     documents = [_read(path) for path in paths]
     results: list[CheckResult] = []
     targets: list[dict[str, Any]] = []
+    snapshots: dict[str | None, Snapshot | str] = {}
     for path, document in zip(paths, documents, strict=True):
         fallback = (document.get("target") or {}).get("cluster_name") or path.parent.name  # results of before `targets`
         run_targets = document.get("targets") or [{"name": fallback}]
@@ -29,6 +31,7 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
         if taken:
             raise MergeError(f"{path} reports target {', '.join(sorted(map(str, taken)))} again: merge one run per target")
         targets += run_targets
+        snapshots.update({t["name"]: _snapshot_of(path, t) for t in run_targets})
         default = run_targets[0]["name"] if len(run_targets) == 1 else None
         for entry in document["checks"]:
             values = {k: v for k, v in entry.items() if k in _FIELDS}
@@ -43,7 +46,7 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
             "waivers": [w for d in documents for w in d.get("waivers") or []],
             "stale_waivers": [w for d in documents for w in d.get("stale_waivers") or []],
             "merged_from": [str(path) for path in paths]}
-    write_reports(reports_dir, results, meta)
+    write_reports(reports_dir, results, meta, snapshots)
     return results, meta
 
 
@@ -57,3 +60,17 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("schema") != RESULTS_SCHEMA:
         raise MergeError(f"{path} is not an aksid results.json (schema {RESULTS_SCHEMA})")
     return document
+
+
+def _snapshot_of(results_path: Path, target: dict[str, Any]) -> Snapshot | str:
+    """A target's snapshot for report.html's chain: its file beside results.json (or in `snapshots/` there, as a
+    fleet run writes them), else the path the run recorded; the reason when none can be read."""
+    recorded = Path(str(target.get("snapshot") or "snapshot.json"))
+    candidates = [results_path.parent / recorded.name, results_path.parent / "snapshots" / recorded.name, recorded]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        return f"its snapshot {recorded} is missing (looked beside {results_path} too)"
+    try:
+        return Snapshot.load(found)
+    except ValueError as exc:
+        return str(exc)

@@ -740,7 +740,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "stale_waivers": [w.describe() for w in state.waivers if w.index not in used],
         **_collection_meta(state),
     }
-    write_reports(state.reports_dir, results, meta)
+    write_reports(state.reports_dir, results, meta, _chain_snapshots(state))
     state.stale = meta["stale_waivers"]
     state.collection = {"coverage": meta.get("coverage"), "retries": meta.get("retries")}
     state.identity_models = meta["identity_models"]
@@ -752,6 +752,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.collection["below"] = (f"aksid: evidence coverage {percent:g}% is below --aksid-min-coverage "
                                          f"{minimum:g}%: the environment was not fully verified")
             session.exitstatus = int(pytest.ExitCode.TESTS_FAILED)
+
+
+def _chain_snapshots(state: AksidState) -> dict[str | None, Snapshot | str | None]:
+    """The evidence report.html draws its chain from: each fleet member's snapshot, or the run's."""
+    if state.fleet is not None:
+        return {m.name: m.snapshot for m in state.fleet}
+    snapshot = state.snapshot
+    if snapshot is None and state.snapshot_path is not None and state.snapshot_path.suffix == ".json":
+        try:
+            snapshot = Snapshot.load(state.snapshot_path)
+        except ValueError as exc:
+            return {_target_name(state.config): str(exc)}
+    return {_target_name(state.config): snapshot}
 
 
 def _collection_meta(state: AksidState) -> dict[str, Any]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from aksid.reporting.chain import STYLE as CHAIN_STYLE
+from aksid.reporting.chain import Sources, render_chains, row_anchor
 from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
+from aksid.snapshot import Snapshot
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:70rem}
@@ -19,9 +22,10 @@ th{background:#f6f8fa} code{font-size:12px;word-break:break-all}
 """
 
 
-def _row(r: CheckResult, fleet: bool = False) -> str:
+def _row(r: CheckResult, fleet: bool = False, where: str = "row") -> str:
     fix = escape(r.remediation) if r.outcome in ("failed", "error") else ""
-    return (f'<tr class="{r.outcome}" data-check="{escape(r.id)}"><td class="outcome">{r.outcome}</td>'
+    anchor = row_anchor(r, where)  # "finding-…" in Needs attention (the chain's arrows point there), "row-…" below
+    return (f'<tr id="{anchor}" class="{r.outcome}" data-check="{escape(r.id)}"><td class="outcome">{r.outcome}</td>'
             f"<td><b>{escape(r.id)}</b> <small>{escape(r.severity)}</small><br>{escape(r.title)}</td>"
             f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
 
@@ -36,7 +40,7 @@ def _identity_models(models: object) -> list[str]:
     return [f"<p>identity models: <b>{escape(str(models['cluster']))}</b></p>" + (f"<ul>{items}</ul>" if items else "")]
 
 
-def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
+def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: Snapshot | Sources | None = None) -> str:
     counts = summary(results)
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     heading = f"{escape(str(target.get('cluster_name', '?')))} / {escape(str(target.get('domain', '?')))}"  # type: ignore[union-attr]
@@ -46,15 +50,17 @@ def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
     head = "<tr><th>outcome</th><th>check</th><th>subject</th><th>evidence</th><th>remediation</th></tr>"
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>aksid report: {heading}</title><style>{_STYLE}</style></head><body>",
+        f"<title>aksid report: {heading}</title><style>{_STYLE}{CHAIN_STYLE}</style></head><body>",
         f"<h1>aksid report: {heading}</h1>",
         f"<p>mode {escape(str(meta.get('mode')))}, started {escape(str(meta.get('started')))}</p>",
         *_identity_models(meta.get("identity_models")),
         '<p class="totals">' + "".join(f'<span class="{o}">{counts[o]} {o}</span>' for o in counts) + "</p>",
+        render_chains(results, snapshots),
     ]
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
-        parts += ['<h2 id="attention">Needs attention</h2><table>', head, *(_row(r, fleet) for r in urgent), "</table>"]
+        rows = (_row(r, fleet, "finding") for r in urgent)
+        parts += ['<h2 id="attention">Needs attention</h2><table>', head, *rows, "</table>"]
     for area, area_results in by_area(results).items():
         rows = (_row(r, fleet) for r in by_urgency(area_results))
         parts += [f'<h2 id="area-{escape(area)}">{escape(area)}</h2><table>', head, *rows, "</table>"]
@@ -62,5 +68,6 @@ def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
     return "\n".join(parts)
 
 
-def write_html(path: Path, results: list[CheckResult], meta: dict[str, object]) -> None:
-    path.write_text(render_html(results, meta), encoding="utf-8")
+def write_html(path: Path, results: list[CheckResult], meta: dict[str, object],
+               snapshots: Snapshot | Sources | None = None) -> None:
+    path.write_text(render_html(results, meta, snapshots), encoding="utf-8")

@@ -1,0 +1,607 @@
+"""The evidence chain the tutorial builds, drawn at the top of report.html.
+
+pod → binding → identity → role → zone → record → ingress IP → certificate → served chain → padlock: one node
+per link of the chain, named and with its key fact as the run's snapshot holds it, and each arrow between two
+nodes coloured by the checks that judge it (LINK_CHECKS): green when they all passed, red when one failed (the
+arrow names it and points at its row), amber when one could not verify, violet when a failure is waived, grey
+when none judged it. In provision mode the canary's own chain is drawn beside it. Inline SVG, no script.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from cryptography import x509
+
+from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY, workload_models
+from aksid.results import CheckResult, is_fleet
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
+from aksid.trust import parse_chain, top_issuer
+
+NODES = ("pod", "binding", "identity", "role", "zone", "record", "ingress IP", "certificate", "served chain", "padlock")
+# The checks that judge each arrow (NODES[i] → NODES[i + 1]). A check may judge two arrows (RBAC-001: the role,
+# and that it is scoped to the zone). NMI and the probes judge whether a pod reaches its binding at all.
+LINK_CHECKS: tuple[tuple[str, ...], ...] = (
+    ("NMI-001", "NMI-002", "NMI-003", "NMI-004", "NMI-005", "BIND-002", "BIND-003", "BIND-004",
+     "WI-001", "WI-002", "WI-004", "WI-005", "PROBE-002"),
+    ("BIND-001", "WI-003", "RBAC-005", "PROBE-001"),
+    ("RBAC-001", "RBAC-002", "RBAC-004"),
+    ("RBAC-001", "RBAC-003"),
+    ("DNS-001", "DNS-003", "DNS-004"),
+    ("DNS-002",),
+    ("ISS-001", "ISS-002", "ISS-003", "ISS-004"),
+    ("TLS-002", "TLS-003"),
+    ("TLS-001", "TLS-004"),
+)
+CANARY_NODES = ("canary Ingress", "Azure DNS record", "name servers", "certificate", "served chain", "teardown")
+CANARY_LINK_CHECKS: tuple[tuple[str, ...], ...] = (
+    ("CANARY-001",), ("CANARY-001",), ("CANARY-002",), ("CANARY-002",), ("CANARY-003",))
+
+COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#bf8700", "waived": "#8250df", "unjudged": "#8c959f"}
+STATE_WORDS = {"passed": "passed", "failed": "failed", "error": "could not verify", "waived": "waived",
+               "unjudged": "not judged"}
+# Well-known built-in roles, for snapshots whose role definitions leave one out.
+BUILTIN_ROLES = {"befefa01-2a29-4197-83a8-272ff33ce314": "DNS Zone Contributor",
+                 "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor", "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+                 "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+                 "f1a07417-d97a-45cb-824c-7a7467783830": "Managed Identity Operator"}
+CERT_MANAGER = "cert-manager.io/v1"
+
+
+@dataclass(frozen=True)
+class Node:
+    kind: str
+    name: str
+    facts: tuple[str, ...] = ()
+    collected: bool = True  # False: the snapshot has no evidence for it (drawn grey, dashed)
+
+
+@dataclass(frozen=True)
+class Link:
+    checks: tuple[str, ...]
+    state: str  # passed, failed, error, waived, unjudged
+    results: tuple[CheckResult, ...] = ()
+
+    @property
+    def finding(self) -> CheckResult | None:
+        """The result the arrow names: the first failure, else error, else waived failure."""
+        for outcome in ("failed", "error", "waived"):
+            found = next((r for r in self.results if r.outcome == outcome), None)
+            if found is not None:
+                return found
+        return None
+
+    @property
+    def colour(self) -> str:
+        return COLOURS[self.state]
+
+
+@dataclass(frozen=True)
+class Chain:
+    title: str
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
+
+    def link(self, source: str) -> Link:
+        """The arrow leaving the node of that kind (`chain.link("identity")` is identity → role)."""
+        return self.links[[n.kind for n in self.nodes].index(source)]
+
+
+# -- which results judge an arrow ------------------------------------------------------------------
+
+def judge(checks: tuple[str, ...], results: Iterable[CheckResult]) -> Link:
+    mine = tuple(r for r in results if r.id in checks)
+    outcomes = {r.outcome for r in mine}
+    for outcome in ("failed", "error", "waived"):
+        if outcome in outcomes:
+            return Link(checks, outcome, mine)
+    return Link(checks, "passed" if "passed" in outcomes else "unjudged", mine)
+
+
+def row_anchor(result: CheckResult, where: str = "finding") -> str:
+    """A stable, unique HTML id for a result's row (`finding-RBAC-002-1a2b3c4d`; `row-...` in the area tables)."""
+    digest = hashlib.sha1(f"{result.target}|{result.nodeid}|{result.subject}".encode()).hexdigest()[:10]
+    return f"{where}-{result.id}-{digest}"
+
+
+# -- reading the snapshot --------------------------------------------------------------------------
+
+class _Target:
+    """The few settings the chain needs, from the snapshot's own record of its target."""
+
+    def __init__(self, view: Mapping[str, Any], mode: object = None) -> None:
+        self.static = mode == "static"  # a repository's files: no status, no DNS answers, no handshake
+        self.domain = str(view.get("domain") or "").rstrip(".")
+        self.demo_fqdn = f"{view.get('demo_host') or 'hello'}.{self.domain}"
+        self.demo_host = str(view.get("demo_host") or "hello")
+        self.identity_name = str(view.get("identity_name") or f"{self.domain.replace('.', '-')}-identity")
+        self.namespace = str(view.get("addon_namespace") or "kube-addons")
+
+
+def _guarded(kind: str, reader: Callable[[], Node], static: bool = False) -> Node:
+    """A node, or a grey one saying why its evidence is not there."""
+    try:
+        return reader()
+    except (EvidenceNotCollected, EvidenceUnavailable) as exc:
+        # left out (static mode, an opt-in) or asked for and not obtained (a refused connection): both drawn grey
+        missing = static or isinstance(exc, EvidenceNotCollected) or "not collected" in str(exc)
+        return Node(kind, "not collected" if missing else "unavailable", (_sentence(str(exc)),), collected=False)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a malformed snapshot still draws
+        return Node(kind, "unreadable", (f"{type(exc).__name__}: {exc}",), collected=False)
+
+
+def _sentence(text: str) -> str:
+    return text.split(": run with", 1)[0]
+
+
+def _identity(snapshot: Snapshot, t: _Target) -> dict[str, Any] | None:
+    return snapshot.azure.identity_named(t.identity_name)
+
+
+def _props(resource: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in ((resource or {}).get("properties") or {}).items()}
+
+
+def _workloads(snapshot: Snapshot, t: _Target) -> list[Any]:
+    """The workloads bound to the DNS identity (cert-manager, external-dns), else every bound one of the add-ons."""
+    models = workload_models(snapshot)
+    try:
+        identity = _identity(snapshot, t)
+    except (EvidenceUnavailable, EvidenceNotCollected):
+        identity = None
+    client = str(_props(identity).get("clientid") or "").lower()
+    mine = [w for w in models if any((b.identity or "").lower() == t.identity_name.lower()
+                                     or (client and str(b.client_id or "").lower() == client) for b in w.bindings)]
+    return mine or [w for w in models if w.namespace == t.namespace]
+
+
+def _pod_node(snapshot: Snapshot, t: _Target) -> Node:
+    workloads = _workloads(snapshot, t)
+    if not workloads:
+        return Node("pod", "no workload bound", (f"no Deployment in {t.namespace} reaches an identity",))
+    namespaces = sorted({w.namespace for w in workloads})
+    name = f"{', '.join(namespaces)}: {', '.join(sorted(w.name for w in workloads))}"
+    pods = []
+    for workload in workloads:
+        found = next((d for d in snapshot.kube.deployments(workload.namespace)
+                      if d["metadata"]["name"] == workload.name), None)
+        selector = (((found or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if selector:
+            pods += snapshot.kube.pods(workload.namespace, selector)
+    running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+    models = " and ".join(sorted({m.replace("-", " ") for w in workloads for m in w.models}))
+    if t.static:
+        return Node("pod", name, (f"{models}; pod templates in the repository",))
+    return Node("pod", name, (f"{models}; {running} of {len(pods)} pods Running" if pods else f"{models}; no pod listed",))
+
+
+_VIA_BINDING = re.compile(r"^AzureIdentityBinding (?P<ref>\S+) \(selector (?P<selector>.+)\)$")
+
+
+def _binding_node(snapshot: Snapshot, t: _Target) -> Node:
+    workloads = _workloads(snapshot, t)
+    bindings = [b for w in workloads for b in w.bindings]
+    if not bindings:
+        return Node("binding", "none", ("no AzureIdentityBinding selector or client-id annotation reaches the identity",))
+    names, facts = [], []
+    pod_identity = [m for b in bindings if b.model == POD_IDENTITY and (m := _VIA_BINDING.match(b.via))]
+    if pod_identity:
+        names.append("AzureIdentityBinding " + ", ".join(dict.fromkeys(m["ref"].split("/")[-1] for m in pod_identity)))
+        facts.append("selector " + ", ".join(dict.fromkeys(m["selector"] for m in pod_identity)))
+    if any(b.model == WORKLOAD_IDENTITY for b in bindings):
+        accounts = sorted({f"{w.namespace}/{w.service_account}" for w in workloads
+                           if any(b.model == WORKLOAD_IDENTITY for b in w.bindings)})
+        names.append("ServiceAccount " + ", ".join(accounts))
+        clients = sorted({str(b.client_id) for b in bindings if b.model == WORKLOAD_IDENTITY})
+        facts.append("azure.workload.identity/client-id " + ", ".join(clients))
+    return Node("binding", ", ".join(names) or "binding", tuple(facts))
+
+
+def _identity_node(snapshot: Snapshot, t: _Target) -> Node:
+    identity = _identity(snapshot, t)
+    if identity is None:
+        return Node("identity", t.identity_name, ("not in Azure",))
+    props = _props(identity)
+    return Node("identity", str(identity.get("name")), (f"client id {props.get('clientid')}",))
+
+
+def _role_names(snapshot: Snapshot) -> dict[str, str]:
+    names = dict(BUILTIN_ROLES)
+    for definition in snapshot.azure.role_definitions():
+        guid = str(definition.get("id") or definition.get("name") or "").rsplit("/", 1)[-1].lower()
+        names[guid] = str(_props(definition).get("rolename") or names.get(guid) or guid)
+    return names
+
+
+def scope_text(scope: str) -> str:
+    """`zone example.test`, `resource group rg-dns`, `subscription 5b3f…`, or the scope's last two segments."""
+    parts = [p for p in scope.split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if len(parts) >= 2 and lowered[-2] == "dnszones":
+        return f"zone {parts[-1]}"
+    if len(parts) >= 2 and lowered[-2] == "resourcegroups":
+        return f"resource group {parts[-1]}"
+    if len(parts) == 2 and lowered[0] == "subscriptions":
+        return f"subscription {parts[1]}"
+    return "/".join(parts[-2:]) or scope
+
+
+def _assignments(snapshot: Snapshot, t: _Target) -> list[tuple[str, str]]:
+    """(role name, scope) of every role assignment of the DNS identity."""
+    principal = str(_props(_identity(snapshot, t)).get("principalid") or "")
+    names = _role_names(snapshot)
+    found = []
+    for assignment in snapshot.azure.role_assignments():
+        props = _props(assignment)
+        if principal and str(props.get("principalid")).lower() == principal.lower():
+            guid = str(props.get("roledefinitionid") or "").rsplit("/", 1)[-1].lower()
+            found.append((names.get(guid, guid), str(props.get("scope") or "")))
+    return found
+
+
+def _role_node(snapshot: Snapshot, t: _Target) -> Node:
+    if _identity(snapshot, t) is None:
+        return Node("role", "none", (f"no identity {t.identity_name} to hold a role",))
+    found = _assignments(snapshot, t)
+    if not found:
+        return Node("role", "none", (f"{t.identity_name} holds no role",))
+    found.sort(key=lambda a: (a[0] != "DNS Zone Contributor", a[0], a[1]))
+    if len(found) == 1:
+        return Node("role", found[0][0], (f"scope: {scope_text(found[0][1])}",))
+    return Node("role", ", ".join(dict.fromkeys(name for name, _ in found)),
+                tuple(f"{name} at {scope_text(scope)}" for name, scope in found[:3]))
+
+
+def _zone_node(snapshot: Snapshot, t: _Target) -> Node:
+    zone = snapshot.azure.dns_zone()
+    if zone is None:
+        return Node("zone", t.domain, ("not in Azure DNS",))
+    servers = [str(s).rstrip(".") for s in _props(zone).get("nameservers") or []]
+    facts = [f"name servers {', '.join(servers[:2])}" + (f" +{len(servers) - 2}" if len(servers) > 2 else "")
+             if servers else "name servers not known (Azure assigns them)"]
+    try:
+        parent = snapshot.dns.parent()
+        delegations = [set(str(n).rstrip(".").lower() for n in (e.get("value") or {}).get("ns") or [])
+                       for e in (parent.get("servers") or {}).values()]
+        agree = all(d == {s.lower() for s in servers} for d in delegations) and delegations
+        facts.append(f"parent {parent.get('parent')} delegates " + ("to exactly these" if agree else "elsewhere"))
+    except EvidenceUnavailable:
+        facts.append("delegation not collected")
+    return Node("zone", str(zone.get("name")), tuple(facts))
+
+
+def _a_addresses(snapshot: Snapshot, t: _Target) -> list[str] | None:
+    for record_set in snapshot.azure.record_sets():
+        if str(record_set.get("type", "")).rsplit("/", 1)[-1].upper() == "A" and \
+                str(record_set.get("name", "")).lower() == t.demo_host.lower():
+            return sorted(str({str(k).lower(): v for k, v in item.items()}.get("ipv4address"))
+                          for item in _props(record_set).get("arecords") or [])
+    return None
+
+
+def _record_node(snapshot: Snapshot, t: _Target) -> Node:
+    try:
+        addresses = _a_addresses(snapshot, t)
+        azure = f"Azure DNS {', '.join(addresses) or 'no address'}" if addresses is not None else "not in Azure DNS"
+    except EvidenceNotCollected:
+        azure = "Azure DNS record sets not collected"
+    try:
+        servers = snapshot.dns.servers()
+    except EvidenceUnavailable:
+        return Node("record", f"{t.demo_fqdn} A", (azure, "name servers not asked (not collected)"))
+    answers = []
+    for name in servers:
+        short = name.rstrip(".").split(".", 1)[0]
+        try:
+            got = snapshot.dns.answer(name, t.demo_fqdn, "A")
+            answers.append(f"{short} {', '.join(got.get('answers') or []) or got.get('rcode')}")
+        except EvidenceUnavailable:
+            answers.append(f"{short} no answer")
+    lines = [", ".join(answers[i:i + 2]) for i in range(0, len(answers), 2)]
+    return Node("record", f"{t.demo_fqdn} A", (azure, *lines[:3]))
+
+
+def _load_balancer(obj: Mapping[str, Any]) -> list[str]:
+    entries = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return sorted({str(e.get("ip") or e.get("hostname")) for e in entries if e.get("ip") or e.get("hostname")})
+
+
+def _ingress_node(snapshot: Snapshot, t: _Target) -> Node:
+    services = [s for s in snapshot.kube.list("v1", "Service", t.namespace)
+                if (s.get("spec") or {}).get("type") == "LoadBalancer"
+                and (s["metadata"].get("name") == "ingress-nginx-controller"
+                     or labels_match(s["metadata"].get("labels"), {"app.kubernetes.io/name": "ingress-nginx"}))]
+    if not services:
+        return Node("ingress IP", "no load balancer", (f"no ingress-nginx LoadBalancer Service in {t.namespace}",))
+    service = services[0]
+    addresses = _load_balancer(service)
+    facts = [f"status.loadBalancer {', '.join(addresses) or 'empty (no address yet)'}"
+             if not t.static else "address assigned at deploy: not collected in static mode"]
+    for ingress in [] if t.static else _demo_ingresses(snapshot, t):
+        facts.append(f"Ingress {ingress['metadata'].get('namespace')}/{ingress['metadata']['name']} "
+                     f"→ {', '.join(_load_balancer(ingress)) or 'no address'}")
+    return Node("ingress IP", f"Service {t.namespace}/{service['metadata']['name']}", tuple(facts[:2]))
+
+
+def _demo_ingresses(snapshot: Snapshot, t: _Target) -> list[dict[str, Any]]:
+    return [i for i in snapshot.kube.list("networking.k8s.io/v1", "Ingress")
+            if any(str(r.get("host") or "").lower() == t.demo_fqdn.lower() for r in (i.get("spec") or {}).get("rules") or [])]
+
+
+def _pem_certificate(encoded: str) -> x509.Certificate | None:
+    try:
+        return parse_chain([base64.b64decode(encoded, validate=True).decode("utf-8")])[0]
+    except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
+        return None
+
+
+def _issued(snapshot: Snapshot, namespace: str, name: str, revision: object) -> x509.Certificate | None:
+    """The leaf cert-manager issued: the Secret's tls.crt (when Secrets were read), else the current request's."""
+    if snapshot.kube.entry("v1", "Secret")["status"] == "ok":
+        secret = snapshot.kube.get("v1", "Secret", namespace, name)
+        if secret is not None:
+            return _pem_certificate((secret.get("data") or {}).get("tls.crt") or "")
+    for request in snapshot.kube.list(CERT_MANAGER, "CertificateRequest", namespace):
+        annotations = request["metadata"].get("annotations") or {}
+        if (annotations.get("cert-manager.io/certificate-name") == name
+                and annotations.get("cert-manager.io/certificate-revision") == str(revision)):
+            return _pem_certificate((request.get("status") or {}).get("certificate") or "")
+    return None
+
+
+def _certificate_node(snapshot: Snapshot, t: _Target) -> Node:
+    found = next(((i["metadata"].get("namespace"), tls["secretName"]) for i in _demo_ingresses(snapshot, t)
+                  for tls in (i.get("spec") or {}).get("tls") or [] if tls.get("secretName")), None)
+    if found is None:
+        return Node("certificate", "none", (f"no Ingress has TLS for {t.demo_fqdn}",))
+    namespace, name = found
+    certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", namespace, name)
+    if certificate is None and t.static:
+        return Node("certificate", f"Certificate {namespace}/{name}",
+                    ("cert-manager creates it from the Ingress: not collected in static mode",), collected=False)
+    if certificate is None:
+        return Node("certificate", f"Certificate {namespace}/{name}", ("not in the cluster",))
+    status = certificate.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    issuer = ((certificate.get("spec") or {}).get("issuerRef") or {}).get("name")
+    facts = [f"Ready {ready.get('status', 'unknown')}, issuer {issuer}"]
+    try:
+        leaf = _issued(snapshot, namespace, name, status.get("revision"))
+    except (EvidenceUnavailable, EvidenceNotCollected):
+        leaf = None
+    if leaf is not None:
+        facts.append(f"serial {leaf.serial_number:x}, expires {leaf.not_valid_after_utc:%Y-%m-%d %H:%M}")
+    elif status.get("notAfter"):
+        facts.append(f"expires {status['notAfter']} (serial not collected)")
+    return Node("certificate", f"Certificate {namespace}/{name}", tuple(facts))
+
+
+def _served_node(snapshot: Snapshot, t: _Target) -> Node:
+    handshake = snapshot.tls.value("handshake")
+    chain = parse_chain(handshake.get("chain") or [])
+    if not chain:
+        return Node("served chain", f"{handshake.get('server_name')}", ("the server sent no certificate",))
+    leaf = chain[0]
+    return Node("served chain", f"{handshake.get('server_name')} ({handshake.get('protocol')}, {len(chain)} certificates)",
+                (f"leaf serial {leaf.serial_number:x}, expires {leaf.not_valid_after_utc:%Y-%m-%d %H:%M}",
+                 f"trust root: {top_issuer(chain)}"))
+
+
+def _padlock_node(snapshot: Snapshot, t: _Target) -> Node:
+    page = snapshot.tls.value("page")
+    facts = [f"GET / {page.get('status')}" + (", HSTS" if page.get("hsts") else ", no HSTS")]
+    try:
+        http = snapshot.tls.value("http")
+        facts.append(f"http:// answers {http.get('status')}" + (f" → {http['location']}" if http.get("location") else ""))
+    except EvidenceUnavailable:
+        facts.append("http:// not probed")
+    return Node("padlock", f"https://{t.demo_fqdn}", tuple(facts))
+
+
+_READERS: tuple[Callable[[Snapshot, _Target], Node], ...] = (
+    _pod_node, _binding_node, _identity_node, _role_node, _zone_node, _record_node, _ingress_node, _certificate_node,
+    _served_node, _padlock_node)
+
+
+def build_chain(snapshot: Snapshot, results: Iterable[CheckResult], title: str = "") -> Chain:
+    """The demo host's chain, read from `snapshot`, its arrows judged by `results` (of this target only)."""
+    results = list(results)
+    t = _Target(snapshot.target, snapshot.document.get("mode"))
+    nodes = tuple(_guarded(kind, lambda read=read: read(snapshot, t), t.static)
+                  for kind, read in zip(NODES, _READERS, strict=True))
+    links = tuple(judge(checks, results) for checks in LINK_CHECKS)
+    return Chain(title or t.demo_fqdn, nodes, links)
+
+
+# -- the canary (provision mode) -------------------------------------------------------------------
+
+def _step(snapshot: Snapshot, key: str) -> tuple[Any, str | None]:
+    entry = snapshot.provision.canary(key)
+    if entry.get("status") != "ok":
+        return None, f"{entry.get('status')}: {entry.get('reason')}"
+    return entry.get("value"), None
+
+
+def _canary_nodes(snapshot: Snapshot) -> list[Node]:
+    section = snapshot.provision.section
+    host = str(section.get("canary_host"))
+    address, why = _step(snapshot, "address")
+    nodes = [Node(CANARY_NODES[0], host, (f"load balancer {address}" if why is None else why,))]
+    record, why = _step(snapshot, "azure_record")
+    nodes.append(Node(CANARY_NODES[1], f"{host} A", (
+        f"holds {', '.join(record.get('addresses') or [])} (TTL {record.get('ttl')})" if why is None else why,)))
+    servers, why = _step(snapshot, "servers")
+    if why is None:
+        answered = [name for name, entry in ((servers or {}).get("value") or {}).items() if entry.get("status") == "ok"]
+        nodes.append(Node(CANARY_NODES[2], f"{len(answered)} name servers", (f"all answer {address}",)))
+    else:
+        nodes.append(Node(CANARY_NODES[2], "name servers", (why,)))
+    certificate, why = _step(snapshot, "certificate")
+    if why is None:
+        meta = certificate.get("metadata") or {}
+        issuer = ((certificate.get("spec") or {}).get("issuerRef") or {}).get("name")
+        nodes.append(Node(CANARY_NODES[3], f"Certificate {meta.get('namespace')}/{meta.get('name')}",
+                          (f"Ready, issuer {issuer}",)))
+    else:
+        nodes.append(Node(CANARY_NODES[3], "certificate", (why,)))
+    served, why = _step(snapshot, "tls")
+    chain = parse_chain(((served or {}).get("handshake") or {}).get("value", {}).get("chain") or []) if why is None else []
+    nodes.append(Node(CANARY_NODES[4], host, (f"trust root: {top_issuer(chain)}" if chain else why or "no certificate",)))
+    teardown = section.get("teardown") or {}
+    leftovers = (teardown.get("leftovers") or {}).get("value")
+    nodes.append(Node(CANARY_NODES[5], f"run {section.get('run_id')}",
+                      ("left nothing" if leftovers == [] else f"left {', '.join(map(str, leftovers or ['(not recorded)']))}",)))
+    return nodes
+
+
+def build_canary_chain(snapshot: Snapshot, results: Iterable[CheckResult], title: str = "") -> Chain | None:
+    """The canary's chain, when the snapshot holds provision mode's evidence; None otherwise."""
+    if not snapshot.document.get("provision"):
+        return None
+    results = list(results)
+    try:
+        nodes = _canary_nodes(snapshot)
+    except (EvidenceUnavailable, EvidenceNotCollected) as exc:
+        nodes = [Node(kind, "not observed", (str(exc),), collected=False) for kind in CANARY_NODES]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        nodes = [Node(kind, "unreadable", (f"{type(exc).__name__}: {exc}",), collected=False) for kind in CANARY_NODES]
+    links = tuple(judge(checks, results) for checks in CANARY_LINK_CHECKS)
+    return Chain(title or "canary", tuple(nodes), links)
+
+
+# -- drawing ---------------------------------------------------------------------------------------
+
+WIDTH, BAR_X, BAR_W, LINK_H, LINE_H, PAD = 520, 22, 14, 44, 15, 8
+MAX_CHARS, MAX_NAME_CHARS = 74, 56  # what fits the box at the fonts below; the whole text is in the tooltip
+
+STYLE = """
+.chains{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
+.chain{margin:0} .chain figcaption{font-weight:600;margin-bottom:.3rem}
+.chain svg{font-family:system-ui,sans-serif;display:block}
+.chain .k{font-size:10px;fill:#57606a;letter-spacing:.04em} .chain .n{font-size:13px;font-weight:600;fill:#1b1f24}
+.chain .f{font-size:11.5px;fill:#1b1f24} .chain .gone .n,.chain .gone .f{fill:#8c959f}
+.chain .s{font-size:12px;font-weight:600} .chain .c{font-size:10.5px;fill:#57606a}
+.chain a .s{text-decoration:underline} .legend span{display:inline-block;margin-right:1rem;font-size:12px}
+.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-1px}
+.chain-note{color:#57606a}
+@media print{.chains{display:block} .chain{page-break-inside:avoid}}
+"""
+
+
+def _clip(text: str, limit: int = MAX_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _node_height(node: Node) -> int:
+    return 2 * PAD + 14 + LINE_H * len(node.facts)
+
+
+def _draw_node(node: Node, y: int) -> str:
+    height = _node_height(node)
+    dash = ' stroke-dasharray="4 3"' if not node.collected else ""
+    lines = [f'<text x="{PAD + 4}" y="{y + PAD + 12}"><tspan class="k">{escape(node.kind.upper())}</tspan> '
+             f'<tspan class="n">{escape(_clip(node.name, MAX_NAME_CHARS - len(node.kind)))}</tspan></text>']
+    for index, fact in enumerate(node.facts):
+        lines.append(f'<text class="f" x="{PAD + 4}" y="{y + PAD + 14 + LINE_H * (index + 1) - 2}">{escape(_clip(fact))}</text>')
+    tooltip = escape(f"{node.kind}: {node.name}" + "".join(f"\n{fact}" for fact in node.facts))
+    return (f'<g class="node{"" if node.collected else " gone"}" data-kind="{escape(node.kind)}"><title>{tooltip}</title>'
+            f'<rect x="1" y="{y}" width="{WIDTH - 2}" height="{height}" rx="6" fill="{"#fff" if node.collected else "#f6f8fa"}" '
+            f'stroke="#d0d7de"{dash}/>' + "".join(lines) + "</g>")
+
+
+def _link_label(link: Link, fleet: bool) -> tuple[str, str]:
+    """(the state line, the checks line) of an arrow."""
+    finding = link.finding
+    if finding is not None:
+        more = len({r.id for r in link.results if r.outcome == finding.outcome}) - 1
+        head = f"{finding.id} {STATE_WORDS[link.state]}" + (f" (+{more} more)" if more > 0 else "")
+        return head, _clip(f"{finding.subject}: {finding.message}")
+    judged = sorted({r.id for r in link.results if r.outcome == "passed"})
+    if link.state == "passed":
+        return "passed", ", ".join(judged)
+    reasons = {r.message for r in link.results if r.outcome == "skipped"}
+    return "not judged", _clip(next(iter(reasons)) if len(reasons) == 1 else "judged by " + ", ".join(link.checks))
+
+
+def _draw_link(link: Link, y: int, source: str, fleet: bool) -> str:
+    head, detail = _link_label(link, fleet)
+    bar = (f'<rect class="bar" x="{BAR_X}" y="{y}" width="{BAR_W}" height="{LINK_H - 8}" fill="{link.colour}"/>'
+           f'<polygon points="{BAR_X - 5},{y + LINK_H - 8} {BAR_X + BAR_W + 5},{y + LINK_H - 8} '
+           f'{BAR_X + BAR_W / 2},{y + LINK_H}" fill="{link.colour}"/>')
+    state = f'<text class="s" x="{BAR_X + BAR_W + 14}" y="{y + 15}" fill="{link.colour}">{escape(head)}</text>'
+    finding = link.finding
+    if finding is not None:
+        state = f'<a href="#{row_anchor(finding)}">{state}</a>'
+    detail_text = f'<text class="c" x="{BAR_X + BAR_W + 14}" y="{y + 30}">{escape(detail)}</text>'
+    tooltip = escape("\n".join(f"{r.id} {r.outcome}: {r.subject}" for r in link.results) or "no check judged this link")
+    return (f'<g class="link" data-from="{escape(source)}" data-state="{link.state}" data-checks="{" ".join(link.checks)}">'
+            f"<title>{tooltip}</title>{bar}{state}{detail_text}</g>")
+
+
+def draw_chain(chain: Chain, fleet: bool = False) -> str:
+    """One chain as an inline SVG (in a <figure>): nodes top to bottom, a coloured arrow between each two."""
+    parts, y = [], 0
+    for index, node in enumerate(chain.nodes):
+        parts.append(_draw_node(node, y))
+        y += _node_height(node)
+        if index < len(chain.links):
+            parts.append(_draw_link(chain.links[index], y + 4, node.kind, fleet))
+            y += LINK_H + 4
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y + 2}" viewBox="0 0 {WIDTH} {y + 2}" '
+           f'role="img" aria-label="evidence chain: {escape(chain.title)}">' + "".join(parts) + "</svg>")
+    title = escape(chain.title)
+    return f'<figure class="chain" data-chain="{title}"><figcaption>{title}</figcaption>{svg}</figure>'
+
+
+# -- the report's section --------------------------------------------------------------------------
+
+Sources = Mapping[str | None, "Snapshot | str | None"]
+
+
+def _normalise(snapshots: Snapshot | Sources | None) -> dict[str | None, Snapshot | str | None]:
+    if snapshots is None:
+        return {}
+    if isinstance(snapshots, Snapshot):
+        return {None: snapshots}
+    return dict(snapshots)
+
+
+def chains_for(results: list[CheckResult], snapshots: Snapshot | Sources | None) -> tuple[list[Chain], list[str]]:
+    """The chains to draw (each target's, then its canary's) and a note per target whose snapshot is missing."""
+    fleet = is_fleet(results)
+    chains, notes = [], []
+    for name, snapshot in _normalise(snapshots).items():
+        mine = [r for r in results if r.target == name] if fleet else results
+        if not isinstance(snapshot, Snapshot):
+            notes.append(f"{name or 'this run'}: no chain drawn, {snapshot or 'no snapshot was recorded'}")
+            continue
+        label = f"{name}: " if name and len(_normalise(snapshots)) > 1 else ""
+        t = _Target(snapshot.target)
+        chains.append(build_chain(snapshot, mine, f"{label}{t.demo_fqdn}"))
+        canary = build_canary_chain(snapshot, mine, f"{label}canary")
+        if canary is not None:
+            chains.append(canary)
+    return chains, notes
+
+
+def render_chains(results: list[CheckResult], snapshots: Snapshot | Sources | None) -> str:
+    """The report's opening section; empty when the writer was given no snapshot."""
+    if snapshots is None:
+        return ""
+    chains, notes = chains_for(results, snapshots)
+    fleet = is_fleet(results)
+    legend = "".join(f'<span><i style="background:{COLOURS[s]}"></i>{STATE_WORDS[s]}</span>' for s in COLOURS)
+    parts = ['<section id="chain"><h2>Evidence chain</h2>',
+             "<p>Each arrow is coloured by the checks that judge that link; a red arrow names its check and links "
+             "to its finding.</p>", f'<p class="legend">{legend}</p>',
+             '<div class="chains">', *(draw_chain(chain, fleet) for chain in chains), "</div>",
+             *(f'<p class="chain-note">{escape(note)}</p>' for note in notes), "</section>"]
+    return "\n".join(parts)
+
