@@ -94,7 +94,7 @@ def test_the_red_arrow_links_to_its_finding_row(red: Path) -> None:
     _, results = _loaded(red)
     finding = next(r for r in results if r.outcome == "failed")
     anchor = row_anchor(finding)
-    assert f'<a href="#{anchor}">' in html and f'<tr id="{anchor}"' in html
+    assert f'<a href="#{anchor}">' in html and f'id="{anchor}"><td' in html
     assert html.index('id="chain"') < html.index('id="attention"')
     assert "<script" not in html and not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
 
@@ -237,3 +237,14 @@ def test_rendered_arrows_have_their_colour(which: str, request: pytest.FixtureRe
     computed = {str(b["from"]): str(b["fill"]) for b in bars}
     if which == "red":
         assert computed["identity"] == "rgb(207, 34, 46)"  # #cf222e as the browser computed it
+
+
+def test_provision_run_draws_the_canary_chain_beside_it(tmp_path: Path) -> None:
+    run = aksid("demo", "--mode", "provision", "--reports-dir", str(tmp_path), reports=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    snapshot, results = _loaded(tmp_path)
+    canary = build_canary_chain(snapshot, results)
+    assert canary is not None and [link.state for link in canary.links] == ["passed"] * 5
+    assert canary.nodes[0].name == "aksid-canary.example.test" and canary.nodes[-1].facts == ("left nothing",)
+    html = (tmp_path / "report.html").read_text()
+    assert re.findall(r'data-chain="([^"]+)"', html) == ["hello.example.test", "canary"]

@@ -25,7 +25,7 @@ th{background:#f6f8fa} code{font-size:12px;word-break:break-all}
 def _row(r: CheckResult, fleet: bool = False, where: str = "row") -> str:
     fix = escape(r.remediation) if r.outcome in ("failed", "error") else ""
     anchor = row_anchor(r, where)  # "finding-…" in Needs attention (the chain's arrows point there), "row-…" below
-    return (f'<tr id="{anchor}" class="{r.outcome}" data-check="{escape(r.id)}"><td class="outcome">{r.outcome}</td>'
+    return (f'<tr class="{r.outcome}" data-check="{escape(r.id)}" id="{anchor}"><td class="outcome">{r.outcome}</td>'
             f"<td><b>{escape(r.id)}</b> <small>{escape(r.severity)}</small><br>{escape(r.title)}</td>"
             f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
 
