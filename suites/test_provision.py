@@ -11,7 +11,7 @@ from typing import Any
 
 from aksid.checks import check
 from aksid.config import Target
-from aksid.identity_models import POD_IDENTITY
+from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY
 from aksid.snapshot import EvidenceUnavailable, Snapshot
 from aksid.trust import TrustStoreError, dns_names, load_store, parse_chain, top_issuer, verify_chain
 
@@ -42,7 +42,7 @@ def _outcome(record: dict[str, Any]) -> dict[str, Any]:
                 "namespace with label aadpodidbinding=<selector>, and NMI ready on its node (NMI-002).",
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-bound",)),
     modes=PROVISION,
-    model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; a workload identity probe is not written yet
+    model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; PROBE-003/004 are workload identity's
 )
 def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target) -> None:
     _role, record = subject
@@ -72,7 +72,7 @@ def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], 
                 "and that the DNS identity is assigned to no other workload's identity.",
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-unbound", "probe-elsewhere")),
     modes=PROVISION,
-    model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; a workload identity probe is not written yet
+    model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; PROBE-003/004 are workload identity's
 )
 def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None:
     role, record = subject
@@ -83,6 +83,68 @@ def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None
     assert answer.get("status") != 200 and not claims, (
         f"probe {record.get('namespace')}/{record.get('pod')} ({how}) got a token for principal {claims.get('oid')} "
         f"({claims.get('xms_mirid')}): any pod like it can act as that identity")
+
+
+# -- PROBE-003 ----------------------------------------------------------------------------------
+
+def _wi_where(record: dict[str, Any]) -> str:
+    return (f"probe {record.get('namespace')}/{record.get('pod')} (ServiceAccount "
+            f"{record.get('namespace')}/{record.get('service_account')})")
+
+
+@check(
+    "PROBE-003", "a pod of an allowed ServiceAccount exchanges its token for exactly the DNS identity", "critical",
+    remediation="Make the exchange work: the allowed ServiceAccount annotated azure.workload.identity/client-id with "
+                "the DNS identity's client id (WI-004), its pods labelled azure.workload.identity/use: \"true\" and "
+                "mutated by a ready webhook (WI-002), and a federated credential of the DNS identity with --issuer the "
+                "cluster's oidcIssuerProfile.issuerURL (exactly, trailing slash included), --subject "
+                "system:serviceaccount:<namespace>:<serviceaccount> and --audiences api://AzureADTokenExchange (WI-003).",
+    subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-wi-allowed",)),
+    modes=PROVISION,
+    model=WORKLOAD_IDENTITY,
+)
+def test_allowed_wi_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot,
+                                                target: Target) -> None:
+    _role, record = subject
+    answer = _outcome(record)
+    identity = snapshot.azure.identity_named(target.identity_name)
+    if identity is None:
+        raise EvidenceUnavailable(f"the DNS identity {target.identity_name} is not in Azure (see WI-003)")
+    wanted = identity.get("properties") or {}
+    claims, assertion = answer.get("claims") or {}, answer.get("assertion") or {}
+    where = _wi_where(record)
+    assert answer.get("status") == 200, (
+        f"{where} got no token: {answer.get('error') or answer.get('status')} (it presented "
+        f"{assertion.get('sub', 'no ServiceAccount token')} from issuer {assertion.get('iss', '-')} for client id "
+        f"{answer.get('client_id') or 'none'}); the workloads of that ServiceAccount cannot act as the DNS identity")
+    got = (claims.get("oid"), claims.get("appid"))
+    assert got == (wanted.get("principalId"), wanted.get("clientId")), (
+        f"{where} got a token for principal {got[0]} (client {got[1]}, {claims.get('xms_mirid')}), not for the DNS "
+        f"identity {target.identity_name} (principal {wanted.get('principalId')}, client {wanted.get('clientId')}): "
+        "its ServiceAccount's azure.workload.identity/client-id names another identity")
+    assert str(claims.get("aud", "")).rstrip("/") == ARM_AUDIENCE, f"{where} got a token for {claims.get('aud')}, not ARM"
+
+
+# -- PROBE-004 ----------------------------------------------------------------------------------
+
+@check(
+    "PROBE-004", "pods of ServiceAccounts that are not allowed get no token for the DNS identity", "critical",
+    remediation="Entra ID must find no federated credential for them: delete every federated credential of the DNS "
+                "identity whose subject is not an allowed ServiceAccount (`az identity federated-credential list "
+                "--identity-name <IDENTITY_NAME> -g <group>`, then `... delete -n <name>`), WI-003 names them; allow "
+                "more with --aksid-set wi_allowed=NAMESPACE/SA,... only for workloads that must write DNS.",
+    subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-wi-unallowed", "probe-wi-elsewhere")),
+    modes=PROVISION,
+    model=WORKLOAD_IDENTITY,
+)
+def test_unallowed_wi_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None:
+    _role, record = subject
+    answer = _outcome(record)
+    claims, assertion = answer.get("claims") or {}, answer.get("assertion") or {}
+    assert answer.get("status") != 200 and not claims, (
+        f"{_wi_where(record)} asked for client id {record.get('asks_client_id')} and got a token for principal "
+        f"{claims.get('oid')} ({claims.get('xms_mirid')}): Entra ID trusts {assertion.get('sub')} of issuer "
+        f"{assertion.get('iss')}, so any pod running as that ServiceAccount can act as the DNS identity")
 
 
 # -- CANARY-001 ---------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ from .harness import REPO, aksid, clean_env, run_suites
 RUN_LABEL = "aksid.io/run"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 PROVISION_IDS = {"PROBE-001", "PROBE-002", "CANARY-001", "CANARY-002", "CANARY-003"}
+WI_PROBE_IDS = {"PROBE-003", "PROBE-004"}  # workload identity's probes (healthy-wi and its red scenarios)
+WI_PROBES = ("probe-wi-allowed", "probe-wi-unallowed", "probe-wi-elsewhere")
 # the red scenarios of provision mode: those whose expectation names a PROBE or CANARY check
 RED = [name for name in builtin_names()
-       if PROVISION_IDS & set(load_scenario(name).expect_failed + load_scenario(name).expect_error)]
+       if (PROVISION_IDS | WI_PROBE_IDS) & set(load_scenario(name).expect_failed + load_scenario(name).expect_error)]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,15 @@ def healthy(tmp_path_factory: pytest.TempPathFactory):
     from aksid.sandbox.runtime import down, up
 
     sandbox = up("healthy", tmp_path_factory.mktemp("sandbox"))
+    yield sandbox
+    down(sandbox.state_dir)
+
+
+@pytest.fixture(scope="module")
+def healthy_wi(tmp_path_factory: pytest.TempPathFactory):
+    from aksid.sandbox.runtime import down, up
+
+    sandbox = up("healthy-wi", tmp_path_factory.mktemp("sandbox-wi"))
     yield sandbox
     down(sandbox.state_dir)
 
@@ -75,6 +86,46 @@ def test_provision_evidence_holds_claims_never_a_token(healthy, tmp_path: Path) 
     assert "eyJ" not in text, "a JWT reached a report"
     bound = json.loads((tmp_path / "snapshot.json").read_text())["provision"]["probes"]["probe-bound"]["value"]
     assert set(bound["claims"]) == {"oid", "appid", "tid", "aud", "exp", "xms_mirid"}
+
+
+def test_provision_on_healthy_wi_probes_workload_identity_and_leaves_nothing(healthy_wi, tmp_path: Path) -> None:
+    before = len(healthy_wi.requests())
+    run = run_suites("--aksid-profile", str(healthy_wi.profile), "--aksid-mode", "provision", reports=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.ids_with("passed") >= WI_PROBE_IDS | {"CANARY-001", "CANARY-002", "CANARY-003"}, run.stdout
+    skipped = {c["id"]: c["message"] for c in run.results["checks"] if c["outcome"] == "skipped"}
+    assert "no pod identity in use" in skipped["PROBE-001"], skipped  # the pod identity probes' checks do not apply
+    assert labelled_objects(healthy_wi) == []
+    provision = json.loads((tmp_path / "snapshot.json").read_text())["provision"]
+    run_id, probes = provision["run_id"], provision["probes"]
+    made = writes(healthy_wi, before)
+    assert {r["method"] for r in made} == {"POST", "DELETE"} and all(r["server"] == "kube" for r in made)
+    assert all((r.get("labels") or {}).get(RUN_LABEL) == run_id for r in made), [r for r in made if not r.get("labels")]
+    posted = [r["path"].split("?")[0] for r in made if r["method"] == "POST"]
+    deleted = [r["path"].split("?")[0] for r in made if r["method"] == "DELETE"]
+    for role, namespace in zip(WI_PROBES, ("kube-addons", "kube-addons", f"aksid-{run_id}"), strict=True):
+        assert probes[role]["namespace"] == namespace and probes[role]["status"] == "ok", probes[role]
+        assert f"/api/v1/namespaces/{namespace}/pods" in posted
+        assert f"/api/v1/namespaces/{namespace}/pods/aksid-{role}-{run_id}" in deleted  # its own delete, not a sweep's
+    allowed, other = probes["probe-wi-allowed"]["value"], probes["probe-wi-elsewhere"]["value"]
+    # the webhook mutated the probes; the token they presented came from the cluster's issuer, for their ServiceAccount
+    assert set(allowed["variables"]) == {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE",
+                                         "AZURE_AUTHORITY_HOST"}
+    assert allowed["assertion"]["sub"] == "system:serviceaccount:kube-addons:external-dns"
+    assert allowed["assertion"]["aud"] == ["api://AzureADTokenExchange"]
+    assert set(allowed["claims"]) == {"oid", "appid", "tid", "aud", "exp", "xms_mirid"}
+    assert other["assertion"]["sub"] == f"system:serviceaccount:aksid-{run_id}:default"
+    assert other["status"] == 400 and "AADSTS70021" in other["error"] and "claims" not in other
+    text = "\n".join(path.read_text() for path in tmp_path.iterdir() if path.is_file()) + run.stdout + run.stderr
+    assert "eyJ" not in text, "a JWT (the ServiceAccount token or the ARM token) reached a report"
+
+
+def test_an_interrupted_wi_run_leaves_nothing(healthy_wi, tmp_path: Path) -> None:
+    # three creates: the run namespace and the first two workload identity probes
+    done = _interrupted_run(healthy_wi, tmp_path, signal.SIGINT, 3)
+    assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stdout
+    assert labelled_objects(healthy_wi) == [], done.stdout
 
 
 @pytest.mark.parametrize("name", RED)
@@ -157,3 +208,73 @@ def test_sweep_removes_what_a_killed_run_left(healthy, tmp_path: Path) -> None:
     names = [ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items]
     assert "aksid-killed" not in names and "not-ours" in names
     client.CoreV1Api(api).delete_namespace("not-ours")
+
+
+def _world(name: str, tmp_path: Path):
+    from aksid.sandbox.armapi import ArmStore
+    from aksid.sandbox.controllers.world import World
+    from aksid.sandbox.kubeapi import KubeStore
+
+    scenario = load_scenario(name)
+    return World(KubeStore(scenario.kube_objects), ArmStore(scenario.azure_resources), tmp_path, None)
+
+
+def test_the_webhook_model_mutates_labelled_pods_as_azure_workload_identity_does(tmp_path: Path) -> None:
+    from aksid.provision.manifests import wi_probe_pod
+    from aksid.sandbox.controllers import wi_webhook
+
+    world = _world("healthy-wi", tmp_path)
+    allowed = wi_webhook.admit(world, wi_probe_pod("r1", "probe-wi-allowed", "kube-addons", "external-dns", None, "i"))
+    container = allowed["spec"]["containers"][0]
+    assert {e["name"]: e["value"] for e in container["env"]} == {
+        "AZURE_CLIENT_ID": "3f9c2a71-6b4e-4d8a-9e1f-7c5b2d8a4e60", "AZURE_TENANT_ID": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+        "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/"}
+    assert container["volumeMounts"] == [{"name": "azure-identity-token", "mountPath": "/var/run/secrets/azure/tokens",
+                                          "readOnly": True}]
+    assert allowed["spec"]["volumes"] == [{"name": "azure-identity-token", "projected": {"sources": [{
+        "serviceAccountToken": {"path": "azure-identity-token", "expirationSeconds": 3600,
+                                "audience": "api://AzureADTokenExchange"}}]}}]
+    # a variable the pod sets is kept; a ServiceAccount without the annotation gives no AZURE_CLIENT_ID
+    other = wi_webhook.admit(world, wi_probe_pod("r1", "probe-wi-unallowed", "kube-addons", "default", "c-1", "i"))
+    assert [e["value"] for e in other["spec"]["containers"][0]["env"] if e["name"] == "AZURE_CLIENT_ID"] == ["c-1"]
+    unlabelled = wi_probe_pod("r1", "x", "kube-addons", "external-dns", None, "i")
+    unlabelled["metadata"]["labels"].pop("azure.workload.identity/use")
+    assert wi_webhook.admit(world, unlabelled) == unlabelled
+    world.kube.remove("apps", "Deployment", "kube-system", "azure-wi-webhook-controller-manager")
+    pod = wi_probe_pod("r1", "probe-wi-allowed", "kube-addons", "external-dns", None, "i")
+    assert wi_webhook.admit(world, pod) == pod  # no ready webhook: stored as sent
+
+
+@pytest.mark.parametrize(("subject", "issuer_suffix", "expected"), [
+    ("system:serviceaccount:kube-addons:external-dns", "", 200),
+    ("system:serviceaccount:kube-addons:default", "", "AADSTS70021"),
+    ("system:serviceaccount:kube-addons:external-dns", "x/", "AADSTS70021"),  # another issuer
+    ("system:serviceaccount:kube-addons:external-dns", "-trailing-slash", "AADSTS70021"),
+], ids=["allowed", "other-serviceaccount", "other-issuer", "issuer-without-slash"])
+def test_the_entra_model_matches_federated_credentials_exactly(tmp_path: Path, subject: str, issuer_suffix: str,
+                                                               expected: object) -> None:
+    import base64
+
+    from aksid.sandbox.controllers import entra
+    from aksid.sandbox.controllers.identities import service_account_issuer
+
+    world = _world("healthy-wi", tmp_path)
+    issuer = service_account_issuer(world)
+    issuer = issuer.rstrip("/") if issuer_suffix == "-trailing-slash" else issuer + issuer_suffix
+
+    def b64(document: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+    assertion = ".".join([b64({"alg": "RS256"}), b64({"iss": issuer, "sub": subject, "aud": ["api://AzureADTokenExchange"],
+                                                       "exp": int(time.time()) + 600}), "c2ln"])
+    form = {"client_id": "3f9c2a71-6b4e-4d8a-9e1f-7c5b2d8a4e60", "grant_type": "client_credentials",
+            "client_assertion_type": entra.ASSERTION_TYPE, "client_assertion": assertion,
+            "scope": "https://management.azure.com/.default"}
+    status, body = entra.token(world, "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", form)
+    if expected == 200:
+        assert status == 200 and body["token_type"] == "Bearer", body
+    else:
+        assert status == 400 and str(expected) in body["error_description"] and subject in body["error_description"]
+    other_tenant = entra.token(world, "00000000-0000-0000-0000-000000000000", form)
+    assert other_tenant[0] == 400 and "AADSTS700016" in other_tenant[1]["error_description"]

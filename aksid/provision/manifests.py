@@ -7,9 +7,10 @@ from importlib import resources
 from typing import Any
 
 RUN_LABEL = "aksid.io/run"
-ROLE_LABEL = "aksid.io/role"  # probe-bound, probe-unbound, probe-elsewhere, canary
+ROLE_LABEL = "aksid.io/role"  # probe-bound, probe-unbound, probe-elsewhere, probe-wi-*, canary
 CREATED_ANNOTATION = "aksid.io/created"
 SELECTOR_LABEL = "aadpodidbinding"
+WI_USE_LABEL = "azure.workload.identity/use"  # the webhook mutates only pods carrying it
 CANARY_SECRET = "aksid-canary-tls"
 CANARY_APP = "aksid-canary"
 
@@ -41,6 +42,25 @@ def namespace(run_id: str) -> dict[str, Any]:
 def probe_pod(run_id: str, role: str, namespace_name: str, selector: str | None, image: str) -> dict[str, Any]:
     """A pod that runs the probe script once; `selector` is the binding's aadpodidbinding value, or None."""
     labels = {SELECTOR_LABEL: selector} if selector else {}
+    return _probe(run_id, role, namespace_name, labels, image)
+
+
+def wi_probe_pod(run_id: str, role: str, namespace_name: str, service_account: str, client_id: str | None,
+                 image: str) -> dict[str, Any]:
+    """A pod that exchanges its ServiceAccount token once, labelled for the workload identity webhook.
+
+    `client_id` set asks for that identity whatever the ServiceAccount's annotation says (the webhook never
+    overrides a variable the pod sets): what a pod of another ServiceAccount would do to reach the DNS identity.
+    None takes the annotation's, as the allowed workload does."""
+    pod = _probe(run_id, role, namespace_name, {WI_USE_LABEL: "true"}, image, "workload-identity")
+    pod["spec"]["serviceAccountName"] = service_account
+    if client_id:
+        pod["spec"]["containers"][0]["env"] = [{"name": "AZURE_CLIENT_ID", "value": client_id}]
+    return pod
+
+
+def _probe(run_id: str, role: str, namespace_name: str, labels: dict[str, str], image: str,
+           *args: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": _metadata(run_id, f"aksid-{role}-{run_id}", role, namespace_name, labels),
@@ -49,7 +69,7 @@ def probe_pod(run_id: str, role: str, namespace_name: str, selector: str | None,
             "automountServiceAccountToken": False,
             "nodeSelector": {"kubernetes.io/os": "linux"},
             "containers": [{
-                "name": "probe", "image": image, "command": ["python3", "-c", probe_source()],
+                "name": "probe", "image": image, "command": ["python3", "-c", probe_source(), *args],
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
                 "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65532,
                                     "capabilities": {"drop": ["ALL"]}},

@@ -16,6 +16,7 @@ from aksid.collect.arm import ArmCollector
 from aksid.collect.dns import answers_by_server, collect_dns
 from aksid.collect.tls import collect_tls
 from aksid.config import Target
+from aksid.identity_models import workload_identity_presence
 from aksid.provision.manifests import (
     CANARY_APP,
     CANARY_SECRET,
@@ -24,12 +25,16 @@ from aksid.provision.manifests import (
     namespace,
     probe_pod,
     run_namespace,
+    wi_probe_pod,
 )
 from aksid.provision.teardown import KubeObjects, Teardown
 from aksid.provision.waits import Timeline, WaitTimeout
-from aksid.snapshot import error, ok
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, error, ok
 
 PROBES = ("probe-bound", "probe-unbound", "probe-elsewhere")
+# Workload identity: the first wi_allowed ServiceAccount; `default` of its namespace, then of the run's namespace,
+# both asking for the DNS identity's client id.
+WI_PROBES = ("probe-wi-allowed", "probe-wi-unallowed", "probe-wi-elsewhere")
 TEARDOWN_BUDGET = 120.0  # seconds to see the teardown through, on top of provision_timeout
 
 
@@ -91,8 +96,66 @@ class _Run:
             for role, (ns, label) in homes.items():
                 self.teardown.create(probe_pod(self.run_id, role, ns, label, self.target.probe_image))
                 self.evidence["probes"][role] = {"namespace": ns, "selector": label}
+        self._create_wi_probes()
         for obj in canary_objects(self.run_id, self.fqdn, self.target.acme_issuer, self.target.canary_image):
             self.teardown.create(obj)
+
+    def _create_wi_probes(self) -> None:
+        """The workload identity probes, when the attach evidence says workload identity is (or may be) in use."""
+        snapshot = Snapshot(self.attach)
+        if workload_identity_presence(snapshot).present is False:
+            return
+        allowed = [item.strip() for item in self.target.wi_allowed.split(",") if item.strip()]
+        if not allowed or "/" not in allowed[0]:
+            self.evidence["probes"].update({role: error("no allowed ServiceAccount (wi_allowed) to probe as")
+                                            for role in WI_PROBES})
+            return
+        allowed_ns, _, allowed_sa = allowed[0].partition("/")
+        homes = {"probe-wi-allowed": (allowed_ns, allowed_sa, False),
+                 "probe-wi-unallowed": (allowed_ns, "default", True),
+                 "probe-wi-elsewhere": (run_namespace(self.run_id), "default", True)}
+        client_id = self._dns_client_id(snapshot)
+        for role, (ns, account, asks) in homes.items():
+            record = {"namespace": ns, "service_account": account, "asks_client_id": client_id if asks else None}
+            if asks and client_id is None:
+                record.update(error(f"the DNS identity {self.target.identity_name} is not in the Azure evidence: "
+                                    "no client id to ask for"))
+            elif (ns, account) in self.target.allowed_service_accounts() and asks:
+                record.update(error(f"ServiceAccount {ns}/{account} is an allowed one (wi_allowed)"))
+            else:
+                problem = self._create_wi_probe(role, ns, account, client_id if asks else None)
+                if problem:
+                    record.update(error(problem))
+            self.evidence["probes"][role] = record
+
+    def _create_wi_probe(self, role: str, ns: str, account: str, client_id: str | None) -> str | None:
+        """Create one probe; the reason when it could not be (its ServiceAccount never appeared, the API refused)."""
+        if ns == run_namespace(self.run_id):
+            try:  # the ServiceAccount controller makes `default` of a new namespace; a pod created sooner is refused
+                self.timeline.wait(f"serviceaccount {ns}/{account} to exist", lambda: self._account_exists(ns, account),
+                                   interval=0.5)
+            except WaitTimeout as exc:
+                return str(exc)
+        try:
+            self.teardown.create(wi_probe_pod(self.run_id, role, ns, account, client_id, self.target.probe_image))
+        except ApiException as exc:
+            return f"the Kubernetes API refused the probe pod: {exc.status} {exc.reason}: {_api_message(exc)}"
+        return None
+
+    def _account_exists(self, ns: str, account: str) -> tuple[bool | None, str]:
+        try:
+            self.objects.core.read_namespaced_service_account(account, ns)
+        except ApiException as exc:
+            return None, f"not yet ({exc.status})"
+        return True, "exists"
+
+    def _dns_client_id(self, snapshot: Snapshot) -> str | None:
+        try:
+            identity = snapshot.azure.identity_named(self.target.identity_name)
+        except (EvidenceUnavailable, EvidenceNotCollected):
+            return None
+        client_id = ((identity or {}).get("properties") or {}).get("clientId")
+        return str(client_id) if client_id else None
 
     def _dns_selector(self) -> str | None:
         """The selector of a binding in the add-on namespace that an allowed workload carries (external-dns first)."""

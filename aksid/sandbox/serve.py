@@ -33,11 +33,13 @@ from aksid.memory import gc_paused
 from aksid.paths import deploy_dir
 from aksid.sandbox.arm_authz import ArmPrincipal, load_roles
 from aksid.sandbox.armapi import ArmStore, make_arm_handler
+from aksid.sandbox.controllers import wi_webhook
 from aksid.sandbox.controllers.loop import ControllerLoop
 from aksid.sandbox.controllers.world import Endpoints, World
 from aksid.sandbox.fault_control import FaultWatcher
 from aksid.sandbox.https import start_https_server
 from aksid.sandbox.kube.authz import Principal, RbacAuthorizer, service_account_user
+from aksid.sandbox.kube.errors import ApiError
 from aksid.sandbox.kubeapi import KubeStore, make_kube_handler
 from aksid.sandbox.scenario import Scenario, load_prepared, load_scenario
 from aksid.sandbox.tls import SandboxCA
@@ -136,6 +138,14 @@ def least_privilege(paths: list[Path]) -> tuple[Principal, ArmPrincipal]:
     return kube, arm
 
 
+def _admit(world: World, obj: dict[str, Any]) -> dict[str, Any]:
+    """The cluster's mutating admission: the workload identity webhook (a refusal is the API server's 400)."""
+    try:
+        return wi_webhook.admit(world, obj)
+    except wi_webhook.AdmissionDenied as exc:
+        raise ApiError(400, str(exc)) from None
+
+
 def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None, tls: dict[str, Any] | None = None,
           rights: list[Path] | None = None) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -152,8 +162,8 @@ def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None
         kube_store = KubeStore(scenario.kube_objects, scenario.kube_faults)
         arm_store = ArmStore(scenario.azure_resources, scenario.azure_faults)
     world = World(kube_store, arm_store, state_dir, Endpoints.load(state_dir), knobs=dict(scenario.controllers))
-    kube = start_https_server(make_kube_handler(kube_store, kube_token, log, world.log_of, (kube_restricted,)),
-                              kube_cert, kube_key)
+    kube = start_https_server(make_kube_handler(kube_store, kube_token, log, world.log_of, (kube_restricted,),
+                                                admit=lambda obj: _admit(world, obj)), kube_cert, kube_key)
     arm = start_https_server(make_arm_handler(arm_store, arm_token, log, (arm_restricted,)), arm_cert, arm_key)
     controllers = ControllerLoop(world)  # acts only on what provision mode creates through the API
     controllers.start()

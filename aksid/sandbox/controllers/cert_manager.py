@@ -103,7 +103,7 @@ def _acme_for(world: World, issuer_name: str) -> tuple[AcmeCA, str, str]:
                              f"{solver.get('resourceGroupName')} was not found (ResourceNotFound)")
     identity = _solver_identity(world)
     if not can_write_zone(world, identity, zone["id"]):
-        who = (identity or {}).get("name", "no identity (NMI refused the token)")
+        who = (identity or {}).get("name", "no identity (NMI or Entra ID refused the token)")
         raise IssuanceFailed(f"AuthorizationFailed: {who} does not have authorization to perform action "
                              f"'Microsoft.Network/dnsZones/TXT/write' over scope '{zone['id']}'")
     ca = _pebble(world, str(acme.get("server", "")))

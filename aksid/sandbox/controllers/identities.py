@@ -1,4 +1,5 @@
-"""Who may act as which identity, read from the stores as aad-pod-identity (managed mode) and ARM decide it."""
+"""Who may act as which identity, read from the stores as aad-pod-identity (managed mode), Entra ID's token exchange
+(workload identity's federated credentials) and ARM decide it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from aksid.sandbox.controllers.world import World
 
 GROUP = "aadpodidentity.k8s.io"
 SELECTOR_LABEL = "aadpodidbinding"
+FEDERATED_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
+WI_USE_LABEL = "azure.workload.identity/use"
+WI_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+WI_AUDIENCE = "api://AzureADTokenExchange"
+# kube-apiserver's --service-account-issuer on AKS when the OIDC issuer is off: Entra cannot fetch its keys.
+IN_CLUSTER_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 def arm_of_type(world: World, resource_type: str) -> list[dict[str, Any]]:
@@ -70,13 +77,64 @@ def node_pool_identities(world: World) -> list[dict[str, Any]]:
 
 
 def workload_identity(world: World, namespace: str, deployment: str) -> dict[str, Any] | None:
-    """The identity the pods of a Deployment act as (through their selector label)."""
+    """The identity the pods of a Deployment act as: through their selector label (pod identity), else through
+    their ServiceAccount's client-id annotation and a federated credential that trusts it (workload identity)."""
     found = world.kube.get("apps", "Deployment", namespace, deployment)
     if found is None:
         return None
-    template = {"metadata": {"namespace": namespace,
-                             "labels": ((found["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}}}
-    return bound_identity(world, template)
+    pod_template = found["spec"].get("template") or {}
+    labels = (pod_template.get("metadata") or {}).get("labels") or {}
+    identity = bound_identity(world, {"metadata": {"namespace": namespace, "labels": labels}})
+    if identity is not None or str(labels.get(WI_USE_LABEL, "")).lower() != "true":
+        return identity
+    spec = pod_template.get("spec") or {}
+    account_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    account = service_account(world, namespace, account_name) or {}
+    client_id = ((account.get("metadata") or {}).get("annotations") or {}).get(WI_CLIENT_ID_ANNOTATION)
+    identity = identity_by_client_id(world, client_id)
+    subject = f"system:serviceaccount:{namespace}:{account_name}"
+    trusted = identity is not None and trusting_credential(
+        world, identity, service_account_issuer(world), subject, [WI_AUDIENCE]) is not None
+    return identity if trusted else None
+
+
+def service_account(world: World, namespace: str, name: str) -> dict[str, Any] | None:
+    """A ServiceAccount; `default` exists in every namespace (the ServiceAccount controller makes it), so a scenario
+    that does not list it still has it."""
+    found = world.kube.get("", "ServiceAccount", namespace, name)
+    if found is None and name == "default":
+        return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}
+    return found
+
+
+def service_account_issuer(world: World) -> str:
+    """The `iss` of the cluster's ServiceAccount tokens: the OIDC issuer URL when it is enabled (AKS)."""
+    oidc = ((managed_cluster(world) or {}).get("properties") or {}).get("oidcIssuerProfile") or {}
+    return str(oidc["issuerURL"]) if oidc.get("enabled") and oidc.get("issuerURL") else IN_CLUSTER_ISSUER
+
+
+def identity_by_client_id(world: World, client_id: str | None) -> dict[str, Any] | None:
+    if not client_id:
+        return None
+    return next((r for r in arm_of_type(world, "Microsoft.ManagedIdentity/userAssignedIdentities")
+                 if str((r.get("properties") or {}).get("clientId", "")).lower() == client_id.lower()), None)
+
+
+def federated_credentials(world: World, identity: dict[str, Any]) -> list[dict[str, Any]]:
+    prefix = f"{identity.get('id', '')}/federatedIdentityCredentials/".lower()
+    return [c for c in arm_of_type(world, FEDERATED_TYPE) if str(c.get("id", "")).lower().startswith(prefix)]
+
+
+def trusting_credential(world: World, identity: dict[str, Any], issuer: str, subject: str,
+                        audiences: list[str]) -> dict[str, Any] | None:
+    """The federated credential Entra ID matches to an assertion: issuer and subject equal as strings (a trailing
+    slash counts), and one of the assertion's audiences among the credential's."""
+    for credential in federated_credentials(world, identity):
+        props = credential.get("properties") or {}
+        if props.get("issuer") == issuer and props.get("subject") == subject and set(
+                props.get("audiences") or []) & set(audiences):
+            return credential
+    return None
 
 
 def can_write_zone(world: World, identity: dict[str, Any] | None, zone_id: str) -> bool:

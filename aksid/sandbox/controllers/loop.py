@@ -40,6 +40,11 @@ class ControllerLoop(threading.Thread):
 
     def tick(self) -> None:
         world = self.world
+        for _cluster, name in world.kube.names("", "Namespace"):  # the ServiceAccount controller, for new namespaces
+            if ("Namespace", "", name) not in self.at_rest and world.kube.get("", "ServiceAccount", name, "default") is None \
+                    and world.kube.get("", "Namespace", "", name) is not None:
+                world.kube.put({"apiVersion": "v1", "kind": "ServiceAccount",
+                                "metadata": {"name": "default", "namespace": name}})
         # Names first, then copies of the few pods created through the API: a copy of every pod five times a
         # second would hold the store (and every LIST) for seconds in a cluster of tens of thousands of pods.
         for namespace, name in world.kube.names("", "Pod"):

@@ -132,6 +132,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
     principals: tuple[Principal, ...] = ()  # restricted tokens, authorized by RBAC (the admin token is not)
     request_log: Callable[[dict[str, Any]], None]
     pod_log: Callable[[str, str], str | None] | None = None
+    admit: Callable[[KubeObject], KubeObject] | None = None  # mutating admission (webhooks) before a create
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: every request goes to `request_log` instead of stderr."""
@@ -347,6 +348,8 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         if method == "POST" and target.name is None and (target.namespace or not target.resource.namespaced):
             posted = _parse_body(body, self.headers.get("Content-Type"))
             obj = check_new_object(target.resource, target.namespace, posted)
+            if self.admit is not None:
+                obj = self.admit(obj)
             created = self.store.create_object(target.resource, obj, dry_run)
             self.written_labels = dict(created["metadata"].get("labels") or {})
             return Response.json(201, created)
@@ -448,7 +451,8 @@ def _aggregated(document: KubeObject, version: str) -> Response:
 
 def make_kube_handler(store: KubeStore, token: str, log: Callable[[dict], None],
                       pod_log: Callable[[str, str], str | None] | None = None,
-                      principals: tuple[Principal, ...] = ()) -> type[BaseHTTPRequestHandler]:
+                      principals: tuple[Principal, ...] = (),
+                      admit: Callable[[KubeObject], KubeObject] | None = None) -> type[BaseHTTPRequestHandler]:
     """A handler class serving `store` to clients presenting `Authorization: Bearer <token>`.
 
     `log` receives one record per request, just before its answer is sent: server, method, path (with
@@ -456,9 +460,11 @@ def make_kube_handler(store: KubeStore, token: str, log: Callable[[dict], None],
     principal its user name. Never the
     Authorization header, never a body. `pod_log(namespace, pod)` serves `pods/NAME/log`. `principals`: further
     tokens, each authorized by its RBAC rules (403 Forbidden otherwise); `token` itself is allowed everything.
+    `admit(obj)` is mutating admission: it returns the object to store, or raises ApiError to refuse it.
     """
     if not token:
         raise ValueError("the kube API token must not be empty")
     return type("KubeHandler", (KubeRequestHandler,), {"store": store, "token": token, "request_log": staticmethod(log),
                                                        "pod_log": staticmethod(pod_log) if pod_log else None,
-                                                       "principals": tuple(principals)})
+                                                       "principals": tuple(principals),
+                                                       "admit": staticmethod(admit) if admit else None})
