@@ -178,19 +178,22 @@ def _differences(before: Any, after: Any, path: str) -> list[tuple[str, Any, Any
     return [(path, before, after)]
 
 
-def result_key(entry: dict[str, Any]) -> tuple[str, str, str]:
-    return (entry["id"], strip_pod_suffix(str(entry.get("subject", ""))), str(entry.get("target") or ""))
+def result_key(entry: dict[str, Any], with_target: bool = True) -> tuple[str, str, str]:
+    """(id, subject with any pod hash suffix dropped, target); one environment's runs compare without the target's name."""
+    target = str(entry.get("target") or "") if with_target else ""
+    return (entry["id"], strip_pod_suffix(str(entry.get("subject", ""))), target)
 
 
 def compare_results(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[Change], list[dict[str, Any]]]:
     """Checks that turned red (or green again) per subject; a subject red now and absent before turned red too."""
-    before = {result_key(c): c["outcome"] for c in old.get("checks") or []}
-    after = {result_key(c): c["outcome"] for c in new.get("checks") or []}
+    fleet = _fleet(old) or _fleet(new)
+    before = {result_key(c, fleet): c["outcome"] for c in old.get("checks") or []}
+    after = {result_key(c, fleet): c["outcome"] for c in new.get("checks") or []}
     changes, newly_red = [], []
     for key in sorted(before.keys() | after.keys()):
         was, now = before.get(key), after.get(key)
         check_id, subject, target = key
-        label = f"{check_id} [{target + ': ' if target and _fleet(new) else ''}{subject}]"
+        label = f"{check_id} [{target + ': ' if target else ''}{subject}]"
         if now in RED and was not in RED:
             changes.append(Change(check_id, "check", "turned red", label, was, now))
             newly_red.append({"id": check_id, "subject": subject, "target": target or None})

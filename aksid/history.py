@@ -47,9 +47,10 @@ def load_nights(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
 def outcome_table(nights: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str, str], list[str]]:
     """(check id, subject, target) → the outcome of each night ('missing' where that night did not judge it)."""
     table: dict[tuple[str, str, str], list[str]] = {}
+    fleet = any(len({c.get("target") for c in document.get("checks") or []}) > 1 for _, document in nights)
     for index, (_, document) in enumerate(nights):
         for check in document.get("checks") or []:
-            row = table.setdefault(result_key(check), ["missing"] * len(nights))
+            row = table.setdefault(result_key(check, fleet), ["missing"] * len(nights))
             row[index] = check["outcome"]
     return dict(sorted(table.items()))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from aksid.reporting.baseline import html_section
 from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
 
 _STYLE = """
@@ -51,6 +52,7 @@ def render_html(results: list[CheckResult], meta: dict[str, object]) -> str:
         f"<p>mode {escape(str(meta.get('mode')))}, started {escape(str(meta.get('started')))}</p>",
         *_identity_models(meta.get("identity_models")),
         '<p class="totals">' + "".join(f'<span class="{o}">{counts[o]} {o}</span>' for o in counts) + "</p>",
+        *html_section(meta),
     ]
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
