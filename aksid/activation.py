@@ -55,6 +55,9 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--aksid-timeout", {"metavar": "SECONDS", "default": None,
                          "help": "deadline of the whole evidence collection, retries included (default: 300; "
                                  "the setting collect_timeout)"}),
+    ("--aksid-baseline", {"metavar": "PATH", "default": None,
+                          "help": "an earlier run (results.json, snapshot.json or its reports folder): every report "
+                                  "shows the changes since, and marks checks red since as new"}),
     ("--aksid-min-coverage", {"metavar": "PERCENT", "type": float, "default": None,
                               "help": "exit 1 when less than this share of the evidence could be collected"}),
 )

@@ -146,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     merge = sub.add_parser("merge", help="merge results.json of separate runs (one per target) into one report")
     merge.add_argument("results", nargs="+", type=Path, metavar="RESULTS_JSON")
     merge.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    diff_p = sub.add_parser("diff", help="what changed that matters between two runs (snapshots, results.json or "
+                                         "reports folders), grouped by check")
+    diff_p.add_argument("old", type=Path, metavar="OLD")
+    diff_p.add_argument("new", type=Path, metavar="NEW")
+    diff_p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    history = sub.add_parser("history", help="one HTML page: each check a row, each night (results.json) a column")
+    history.add_argument("folder", type=Path, metavar="DIR", help="a folder of past results.json (searched recursively)")
+    history.add_argument("--out", type=Path, default=Path("history.html"), help="where the page goes (default: history.html)")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     checks = sub.add_parser("checks", help="print the check catalogue (from the suites' check markers)")
     checks.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -170,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         return _catalogue(args.format, args.paths)
     if args.command == "merge":
         return _merge(args.results, args.reports_dir)
+    if args.command == "diff":
+        from aksid.diff import diff_command
+
+        return diff_command(args.old, args.new, args.format)
+    if args.command == "history":
+        from aksid.history import history_command
+
+        return history_command(args.folder, args.out)
     if args.command == "sweep":
         from aksid.provision.sweep import sweep_command
 

@@ -740,6 +740,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "stale_waivers": [w.describe() for w in state.waivers if w.index not in used],
         **_collection_meta(state),
     }
+    if session.config.getoption("aksid_baseline"):
+        from aksid.reporting.baseline import apply_baseline
+
+        snapshot = state.snapshot.document if state.snapshot is not None and state.fleet is None else None
+        results = apply_baseline(Path(session.config.getoption("aksid_baseline")), results, meta, snapshot)
     write_reports(state.reports_dir, results, meta, _chain_snapshots(state))
     state.stale = meta["stale_waivers"]
     state.collection = {"coverage": meta.get("coverage"), "retries": meta.get("retries")}

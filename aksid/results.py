@@ -28,6 +28,7 @@ class CheckResult:
     waiver: dict[str, object] | None = None  # the waiver that applied (or expired), when one matched
     locations: list[dict[str, object]] | None = None  # static mode: files and lines of the objects at fault
     target: str | None = None  # the environment (a fleet member's name, or the one target's)
+    new: bool = False  # red now, not red in the --aksid-baseline run
 
 
 def summary(results: Iterable[CheckResult]) -> dict[str, int]:

@@ -24,3 +24,21 @@ def sandbox_for(tmp_path: Path) -> Iterator[Any]:
     yield start
     for state_dir in started:
         down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def base_reports(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The reports folder (snapshot.json, results.json) of a demo run of a base scenario, run once per session."""
+    from .harness import aksid
+
+    runs: dict[str, Path] = {}
+
+    def reports(scenario: str = "healthy") -> Path:
+        if scenario not in runs:
+            folder = tmp_path_factory.mktemp(f"base-{scenario}")
+            run = aksid("demo", "--scenario", scenario, "--reports-dir", str(folder), reports=folder)
+            assert run.code == 0, run.stdout + run.stderr
+            runs[scenario] = folder
+        return runs[scenario]
+
+    return reports

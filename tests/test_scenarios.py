@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aksid.catalogue import load_catalogue
 from aksid.sandbox.scenario import builtin_names, load_scenario
 
+from .diff_expectations import assert_diff_names_change, base_of
 from .harness import aksid
 
 SCENARIOS = builtin_names()
@@ -16,7 +18,7 @@ ATTACH_IDS = {entry.id for entry in load_catalogue() if "attach" in entry.modes}
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_demo_meets_scenario_expectation(name: str, tmp_path: Path) -> None:
+def test_demo_meets_scenario_expectation(name: str, tmp_path: Path, base_reports: Any) -> None:
     run = aksid("demo", "--scenario", name, "--reports-dir", str(tmp_path), reports=tmp_path)
     assert run.code == 0, f"{name}: exit {run.code}\n{run.stdout}\n{run.stderr}"
     scenario = load_scenario(name)
@@ -30,6 +32,9 @@ def test_demo_meets_scenario_expectation(name: str, tmp_path: Path) -> None:
     if not (set(scenario.expect_failed) | set(scenario.expect_error)) & ATTACH_IDS:
         assert run.ids_with("passed"), "a green scenario must pass checks, not skip them all"
         assert "aksid summary" in run.stdout
+    elif base_of(name) in ("healthy", "healthy-wi"):  # `aksid diff` against the base names what the scenario changed
+        red = (set(scenario.expect_failed) | set(scenario.expect_error)) & ATTACH_IDS
+        assert_diff_names_change(name, base_reports(base_of(name)), tmp_path, red)
 
 
 def test_healthy_is_all_green(tmp_path: Path) -> None:

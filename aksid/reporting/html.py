@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from aksid.reporting.baseline import html_section
 from aksid.reporting.chain import STYLE as CHAIN_STYLE
 from aksid.reporting.chain import Sources, render_chains, row_anchor
 from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
@@ -56,6 +57,7 @@ def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: 
         *_identity_models(meta.get("identity_models")),
         '<p class="totals">' + "".join(f'<span class="{o}">{counts[o]} {o}</span>' for o in counts) + "</p>",
         render_chains(results, snapshots),
+        *html_section(meta),
     ]
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:

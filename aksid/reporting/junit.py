@@ -27,6 +27,8 @@ def write_junit(path: Path, results: list[CheckResult]) -> None:
             if result.waiver:
                 waiver = f"{result.waiver['reason']} (expires {result.waiver['expires']})"
                 ET.SubElement(props, "property", name="waiver", value=waiver)
+            if result.new:
+                ET.SubElement(props, "property", name="new", value="true")
             if result.outcome == "failed":
                 node = ET.SubElement(case, "failure", message=result.message)
                 node.text = f"{result.message}\n\nRemediation: {result.remediation}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aksid.reporting.baseline import markdown_section
 from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
 
 _ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "waived": "🟡"}
@@ -18,6 +19,7 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
         title = "aksid: " + ", ".join(sorted({str(r.target) for r in results}))
     lines = [f"## {title}", "", " · ".join(f"{_ICON[o]} {counts[o]} {o}" for o in counts if counts[o]), ""]
     lines += identity_model_lines(meta.get("identity_models"))
+    lines += markdown_section(meta)
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
         lines += ["| | check | subject | finding | fix |", "|---|---|---|---|---|"]

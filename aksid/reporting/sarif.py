@@ -45,6 +45,8 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
             "locations": _locations(r, fleet),
             "properties": {"outcome": r.outcome, "nodeid": r.nodeid, "target": r.target},
         }
+        if meta.get("baseline"):
+            entry["baselineState"] = "new" if r.new else "unchanged"
         if r.waiver:
             entry["suppressions"] = [{"kind": "external", "justification": str(r.waiver["reason"])}]
         sarif_results.append(entry)
@@ -54,7 +56,8 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
         "runs": [{
             "tool": {"driver": {"name": "aksid", "version": __version__, "rules": rules}},
             "results": sarif_results,
-            "properties": {"mode": meta.get("mode"), "target": meta.get("target")},
+            "properties": {"mode": meta.get("mode"), "target": meta.get("target"),
+                           **({"baseline": meta["baseline"]} if meta.get("baseline") else {})},
         }],
     }
 
