@@ -97,8 +97,9 @@ def collect_kube(
     configuration: kclient.Configuration,
     progress: Callable[[str], None] = lambda _: None,
     read_secrets: bool = False,
+    on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Return snapshot entries keyed by `apiVersion/Kind`."""
+    """Return snapshot entries keyed by `apiVersion/Kind`; `on_page` gets each page once redacted (see HandOver)."""
     entries: dict[str, dict[str, Any]] = {}
     unreachable: str | None = None
     listed = 0
@@ -115,8 +116,13 @@ def collect_kube(
             progress(f"kube: listing {spec.plural} from {configuration.host} ({listed:,} objects so far)")
             try:
                 # page by page: a page's raw objects are freed once redacted, so both copies of a kind never coexist
-                entries[key] = ok([redact_kube_object(_with_kind(item, spec)) for page in _pages(api, spec)
-                                   for item in page])
+                items: list[dict[str, Any]] = []
+                for page in _pages(api, spec):
+                    redacted = [redact_kube_object(_with_kind(item, spec)) for item in page]
+                    items += redacted
+                    if on_page is not None:
+                        on_page(key, redacted)
+                entries[key] = ok(items)
                 listed += len(entries[key]["value"])
             except ApiException as exc:
                 if exc.status == 404 and spec.custom:

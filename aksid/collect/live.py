@@ -109,6 +109,7 @@ def collect_live(
     credential: TokenCredential,
     progress: Callable[[str], None],
     read_secrets: bool = False,
+    on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
 ) -> Snapshot:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
@@ -122,7 +123,7 @@ def collect_live(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aksid-collect") as pool:
         beside = pool.submit(azure_dns_tls)
-        document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets)
+        document["kube"] = collect_kube(target, kube_configuration, progress, read_secrets, on_page)
         beside.result()
     arm.add_identities(document["azure"], _identity_ids_in_cluster(document["kube"]))
     return Snapshot(document)
