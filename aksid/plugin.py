@@ -28,18 +28,19 @@ from aksid.activation import (
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
-from aksid.memory import long_lived_allocations
+from aksid.memory import keep_until_exit, long_lived_allocations
 from aksid.progress import Progress
 from aksid.redact import redact_provision
 from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
-from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, HandOver, Snapshot
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, HandOver, JsonScribe, Snapshot
 from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
 
 _STATE = pytest.StashKey["AksidState"]()
 _LATE_USAGE_ERROR = pytest.StashKey[str]()
 WORKER_WAIT = 3600.0  # seconds a worker waits for the controller's snapshot
 HANDOVER = ".snapshot-handover.marshal"
+SCRIBED = ".snapshot-written-by-a-worker"  # with -n: a worker wrote snapshot.json (JsonScribe); the controller need not
 FLEET_PARAM = "aksid_target"  # the member a check runs for, in a fleet run
 _PROPERTY = "aksid"
 
@@ -67,6 +68,7 @@ class AksidState:
         self.fleet: list[Member] | None = None  # --aksid-target: every environment of the run
         self.target_name: str | None = None  # a one-target run's name (see _target_name)
         self.handover: HandOver | None = None  # with -n: the workers' copy of the evidence (removed at the end)
+        self.scribe_assigned = False  # with -n: one worker was asked to write snapshot.json
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Runs in the controller for every worker's reports too: results are gathered in one place."""
@@ -303,7 +305,7 @@ def _collect_beside_worker_start(state: AksidState) -> None:
     the index file, which appears whole (written, then renamed) or not at all (a `.failed` file says why); one
     target's workers read the evidence as it is collected, from a stream that ends with the document (HandOver)."""
     path = state.reports_dir / (INDEX if state.fleet is not None else HANDOVER)
-    for stale in (path, _failed_marker(path)):
+    for stale in (path, _failed_marker(path), state.reports_dir / SCRIBED):
         stale.unlink(missing_ok=True)
     if state.fleet is None:
         state.handover = HandOver(path)
@@ -391,10 +393,11 @@ def _collect(state: AksidState) -> None:
     if state.mode == "provision":
         _provision(state, reporter)
     progress("snapshot: writing")
-    if state.handover is not None:
-        state.handover.finish(state.snapshot.document)
     state.snapshot_path = state.reports_dir / "snapshot.json"
-    state.snapshot.save(state.snapshot_path)
+    if state.handover is not None:
+        state.handover.finish(state.snapshot.document)  # a worker writes snapshot.json from it (_save_unless_scribed)
+    else:
+        state.snapshot.save(state.snapshot_path)
     progress.done()
     if reporter is not None:
         reporter.write_line(f"aksid: evidence collected, snapshot written to {state.snapshot_path}")
@@ -445,6 +448,40 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["aksid_snapshot"] = str((state.handover.path if state.handover else state.snapshot_path).resolve())
         node.workerinput["aksid_fleet"] = state.fleet is not None
         node.workerinput["aksid_handover"] = state.handover is not None
+        if state.handover is not None and not state.scribe_assigned:
+            node.workerinput["aksid_scribe"] = str((state.reports_dir / "snapshot.json").resolve())
+            state.scribe_assigned = True
+
+
+def _take_over(path: Path, scribe_for: str | None) -> Snapshot:
+    """A worker reads the evidence while the controller collects (short pauses: the last frame is small and awaited);
+    the scribe also writes snapshot.json, so the controller has only the workers' reports left to take. Should it fail
+    (a full disk), the controller writes the snapshot itself at the end."""
+    if scribe_for is None:
+        return HandOver.take_over(path, _waiter(path, pause=0.01))
+    snapshot_json = Path(scribe_for)
+    scribe = JsonScribe(snapshot_json.with_name(".snapshot-scribe.spool"))
+    try:
+        snapshot = HandOver.take_over(path, _waiter(path, pause=0.01), scribe)
+        try:
+            scribe.save(snapshot.document, snapshot_json)
+            (snapshot_json.parent / SCRIBED).touch()
+        except OSError:
+            pass
+        return snapshot
+    finally:
+        scribe.close()
+
+
+def _save_unless_scribed(state: AksidState) -> None:
+    """With -n the controller writes snapshot.json only when no worker did (see JsonScribe)."""
+    if state.handover is None or state.snapshot is None or state.snapshot_path is None:
+        return
+    scribed = state.reports_dir / SCRIBED
+    if scribed.exists():
+        scribed.unlink()
+    else:
+        state.snapshot.save(state.snapshot_path)
 
 
 def snapshot_of(config: pytest.Config) -> Snapshot:
@@ -464,8 +501,7 @@ def snapshot_of(config: pytest.Config) -> Snapshot:
             state.target = state.fleet[0].target
             return state.snapshot
         if config.workerinput.get("aksid_handover"):  # type: ignore[attr-defined]
-            # read while the controller collects; short pauses: the last frame is small and awaited
-            state.snapshot = HandOver.take_over(path, _waiter(path, pause=0.01))
+            state.snapshot = _take_over(path, config.workerinput.get("aksid_scribe"))  # type: ignore[attr-defined]
         else:
             _await_snapshot(path)
             state.snapshot = Snapshot.load(path)
@@ -714,6 +750,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.collector.join()  # its lines belong before the summary; the workers already waited for it
     if state is not None and state.handover is not None:
         state.handover.path.unlink(missing_ok=True)
+        if not state.is_worker:
+            _save_unless_scribed(state)
+    if state is not None and state.is_worker:
+        keep_until_exit(state)  # the worker exits next: its copy of the evidence need not be freed object by object
     if state is None or state.is_worker or not state.results:
         return
     if state.late_testrunuid is not None:

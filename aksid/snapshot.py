@@ -333,11 +333,19 @@ class Snapshot:
 
     def save(self, path: Path) -> None:
         """Write atomically, so a reader (another xdist worker) never sees half a file."""
+        Snapshot.write(self.document, path)
+
+    @staticmethod
+    def write(document: dict[str, Any], path: Path, encoded: Mapping[int, Callable[[Any], None]] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            write_json(handle, self.document)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                write_json(handle, document, encoded=encoded or {})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 class HandOver:
@@ -379,8 +387,9 @@ class HandOver:
         self._handle.flush()
 
     @staticmethod
-    def take_over(path: Path, wait: Callable[[], None]) -> Snapshot:
-        """Read the frames as they come (`wait` is called when none is complete: it sleeps, or raises to give up)."""
+    def take_over(path: Path, wait: Callable[[], None], scribe: JsonScribe | None = None) -> Snapshot:
+        """Read the frames as they come (`wait` is called when none is complete: it sleeps, or raises to give up);
+        a `scribe` encodes each page as it arrives, for the JSON snapshot."""
         pages: dict[str, list[dict[str, Any]]] = {}
         while not path.exists():
             wait()
@@ -392,6 +401,8 @@ class HandOver:
                     continue
                 if frame[0] == "page":
                     pages.setdefault(frame[1], []).extend(frame[2])
+                    if scribe is not None:
+                        scribe.page(frame[1], frame[2])
                     continue
                 _, document, streamed = frame
                 for key, count in streamed.items():
@@ -400,7 +411,49 @@ class HandOver:
                         entry["value"] = pages.get(key, [])
                         if len(entry["value"]) != count:
                             raise ValueError(f"the hand-over {path} holds {len(entry['value'])} of {count} {key} objects")
+                        if scribe is not None:
+                            scribe.encoded[id(entry["value"])] = key
                 return Snapshot(document)
+
+
+class JsonScribe:
+    """With -n, one worker writes the JSON snapshot instead of the controller: it encodes each page while the
+    controller still lists (the workers would wait idle otherwise), into a spool file, then writes the snapshot
+    around those pieces once the document is whole. Byte for byte what `Snapshot.save` writes, so the controller,
+    left with only the workers' reports to take, saves it itself only when no scribe did."""
+
+    def __init__(self, spool: Path) -> None:
+        self.spool = spool
+        self._handle = spool.open("w+b")
+        self._pieces: dict[str, list[tuple[int, int]]] = {}  # kind -> (offset, length) of each page's items
+        self._offset = 0
+        self.encoded: dict[int, str] = {}  # id of a list in the document -> the kind whose pages it holds
+
+    def page(self, key: str, items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
+        data = json.dumps(items, separators=(",", ":"), sort_keys=True)[1:-1].encode("ascii")  # non-ASCII is escaped
+        self._pieces.setdefault(key, []).append((self._offset, len(data)))
+        self._handle.write(data)
+        self._offset += len(data)
+
+    def save(self, document: dict[str, Any], path: Path) -> None:
+        self._handle.flush()
+
+        def copy(key: str) -> Callable[[Any], None]:
+            def write(out: Any) -> None:
+                out.write("[")
+                for index, (offset, length) in enumerate(self._pieces.get(key, [])):
+                    self._handle.seek(offset)
+                    out.write(("," if index else "") + self._handle.read(length).decode("ascii"))
+                out.write("]")
+            return write
+
+        Snapshot.write(document, path, {ident: copy(key) for ident, key in self.encoded.items()})
+
+    def close(self) -> None:
+        self._handle.close()
+        self.spool.unlink(missing_ok=True)
 
 
 _FRAME = struct.Struct("<Q")
@@ -422,16 +475,18 @@ def _read_frame(handle: Any) -> tuple[Any, ...] | None:
 _CHUNK = 500  # list items encoded per piece: the C encoder's speed, without the whole document in memory at once
 
 
-def write_json(handle: Any, value: Any, depth: int = 0) -> None:
+def write_json(handle: Any, value: Any, depth: int = 0, encoded: Mapping[int, Callable[[Any], None]] | None = None) -> None:
     """Compact, sorted JSON streamed to `handle`. `json.dump` would stream too, but only with the pure-Python
     encoder (5x slower on a large cluster); here the outer mappings and long lists are written piece by
-    piece, each piece by `json.dumps` (the C encoder)."""
+    piece, each piece by `json.dumps` (the C encoder). `encoded`: lists (by id) already encoded, with their writer."""
     if depth < 3 and isinstance(value, dict):
         handle.write("{")
         for index, key in enumerate(sorted(value)):
             handle.write(("," if index else "") + json.dumps(key) + ":")
-            write_json(handle, value[key], depth + 1)
+            write_json(handle, value[key], depth + 1, encoded)
         handle.write("}")
+    elif encoded and isinstance(value, list) and id(value) in encoded:
+        encoded[id(value)](handle)
     elif isinstance(value, list) and len(value) > _CHUNK:
         handle.write("[")
         for start in range(0, len(value), _CHUNK):

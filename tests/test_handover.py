@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from aksid.snapshot import HandOver, error, new_document, ok
+from aksid.snapshot import HandOver, JsonScribe, Snapshot, error, new_document, ok
 
 
 def _document() -> dict:
@@ -62,3 +62,24 @@ def test_a_failed_collection_stops_the_wait(tmp_path) -> None:
 
     with pytest.raises(RuntimeError, match="collection failed"):
         HandOver.take_over(path, wait)
+
+
+def test_the_scribes_snapshot_is_the_controllers_byte_for_byte(tmp_path) -> None:
+    """With -n a worker writes snapshot.json from the pages it encoded as they came: the same bytes as Snapshot.save."""
+    document = _document()
+    pods = [{"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "ns-é", "labels": {"b": "1", "a": "ü"}},
+             "spec": {"nodeName": f"n{i % 3}"}} for i in range(1300)]  # more than one of save's pieces (_CHUNK)
+    document["kube"]["v1/Pod"] = ok(pods)
+    handover = HandOver(tmp_path / "handover")
+    for start in range(0, len(pods), 250):
+        handover.page("v1/Pod", pods[start:start + 250])
+    handover.page("v1/Namespace", [])
+    handover.page("v1/Node", [{"kind": "Node", "metadata": {"name": "n0"}}])
+    handover.finish(document)
+    scribe = JsonScribe(tmp_path / "spool")
+    taken = HandOver.take_over(tmp_path / "handover", wait=lambda: pytest.fail("the stream is complete"), scribe=scribe)
+    scribe.save(taken.document, tmp_path / "scribed.json")
+    scribe.close()
+    Snapshot(document).save(tmp_path / "saved.json")
+    assert (tmp_path / "scribed.json").read_bytes() == (tmp_path / "saved.json").read_bytes()
+    assert not (tmp_path / "spool").exists()
