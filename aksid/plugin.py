@@ -30,18 +30,19 @@ from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
 from aksid.identity_models import header_lines, identity_models, skip_reason
-from aksid.memory import long_lived_allocations
+from aksid.memory import keep_until_exit, long_lived_allocations
 from aksid.progress import Progress
 from aksid.redact import redact_provision
 from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
-from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, HandOver, JsonScribe, Snapshot
 from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
 
 _STATE = pytest.StashKey["AksidState"]()
 _LATE_USAGE_ERROR = pytest.StashKey[str]()
 WORKER_WAIT = 3600.0  # seconds a worker waits for the controller's snapshot
 HANDOVER = ".snapshot-handover.marshal"
+SCRIBED = ".snapshot-written-by-a-worker"  # with -n: a worker wrote snapshot.json (JsonScribe); the controller need not
 FLEET_PARAM = "aksid_target"  # the member a check runs for, in a fleet run
 _PROPERTY = "aksid"
 
@@ -70,7 +71,8 @@ class AksidState:
         self.collector: threading.Thread | None = None  # with -n: the collection, beside the workers' start
         self.fleet: list[Member] | None = None  # --aksid-target: every environment of the run
         self.target_name: str | None = None  # a one-target run's name (see _target_name)
-        self.handover: Path | None = None  # with -n: the workers' copy of the snapshot (removed at the end)
+        self.handover: HandOver | None = None  # with -n: the workers' copy of the evidence (removed at the end)
+        self.scribe_assigned = False  # with -n: one worker was asked to write snapshot.json
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Runs in the controller for every worker's reports too: results are gathered in one place."""
@@ -305,14 +307,14 @@ def _under_xdist(config: pytest.Config) -> bool:
 
 
 def _collect_beside_worker_start(state: AksidState) -> None:
-    """With -n, the workers start (interpreters, imports) while the controller collects; each waits for the
-    snapshot file, which appears whole (written, then renamed) or not at all (a `.failed` file says why)."""
-    if state.fleet is not None:
-        path = state.reports_dir / INDEX
-    else:  # the workers take the evidence over from a marshal copy written before the JSON snapshot
-        path = state.handover = state.reports_dir / HANDOVER
-    for stale in (path, _failed_marker(path)):
+    """With -n, the workers start (interpreters, imports) while the controller collects. A fleet's workers wait for
+    the index file, which appears whole (written, then renamed) or not at all (a `.failed` file says why); one
+    target's workers read the evidence as it is collected, from a stream that ends with the document (HandOver)."""
+    path = state.reports_dir / (INDEX if state.fleet is not None else HANDOVER)
+    for stale in (path, _failed_marker(path), state.reports_dir / SCRIBED):
         stale.unlink(missing_ok=True)
+    if state.fleet is None:
+        state.handover = HandOver(path)
     state.snapshot_path = path
 
     def collect() -> None:
@@ -320,6 +322,8 @@ def _collect_beside_worker_start(state: AksidState) -> None:
             with long_lived_allocations():
                 _collect(state)
         except BaseException as exc:  # noqa: BLE001 - the workers must hear of it, or they would wait forever
+            if state.handover is not None:
+                state.handover.close()
             path.parent.mkdir(parents=True, exist_ok=True)
             _failed_marker(path).write_text(f"the evidence collection failed: {type(exc).__name__}: {exc}",
                                             encoding="utf-8")
@@ -335,13 +339,22 @@ def _failed_marker(path: Path) -> Path:
 
 def _await_snapshot(path: Path) -> None:
     """A worker waits for the controller's snapshot (bounded: a collection is bounded by its own timeouts)."""
-    deadline = time.monotonic() + WORKER_WAIT
+    wait = _waiter(path)
     while not path.exists():
+        wait()
+
+
+def _waiter(path: Path, pause: float = 0.05) -> Any:
+    """One pause of a worker waiting for the controller's evidence; raises when the collection failed or took too long."""
+    deadline = time.monotonic() + WORKER_WAIT
+
+    def wait() -> None:
         if _failed_marker(path).exists():
             raise EvidenceUnavailable(_failed_marker(path).read_text(encoding="utf-8"))
         if time.monotonic() > deadline:
             raise EvidenceUnavailable(f"the controller wrote no snapshot to {path} within {WORKER_WAIT:.0f} s")
-        time.sleep(0.05)
+        time.sleep(pause)
+    return wait
 
 
 def _collect_fleet(state: AksidState) -> None:
@@ -381,14 +394,16 @@ def _collect(state: AksidState) -> None:
         state.snapshot = _collect_static(state)
     else:
         state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
-                                      read_secrets=config.getoption("aksid_read_secrets"))
+                                      read_secrets=config.getoption("aksid_read_secrets"),
+                                      on_page=state.handover.page if state.handover is not None else None)
     if state.mode == "provision":
         _provision(state, reporter)
     progress("snapshot: writing")
-    if state.handover is not None:
-        state.snapshot.hand_over(state.handover)
     state.snapshot_path = state.reports_dir / "snapshot.json"
-    state.snapshot.save(state.snapshot_path)
+    if state.handover is not None:
+        state.handover.finish(state.snapshot.document)  # a worker writes snapshot.json from it (_save_unless_scribed)
+    else:
+        state.snapshot.save(state.snapshot_path)
     progress.done()
     if reporter is not None:
         reporter.write_line(f"aksid: evidence collected, snapshot written to {state.snapshot_path}")
@@ -436,9 +451,43 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: workers read the controller's snapshot instead of collecting again."""
     state = _state(node.config)
     if state is not None and state.snapshot_path is not None:
-        node.workerinput["aksid_snapshot"] = str((state.handover or state.snapshot_path).resolve())
+        node.workerinput["aksid_snapshot"] = str((state.handover.path if state.handover else state.snapshot_path).resolve())
         node.workerinput["aksid_fleet"] = state.fleet is not None
         node.workerinput["aksid_handover"] = state.handover is not None
+        if state.handover is not None and not state.scribe_assigned:
+            node.workerinput["aksid_scribe"] = str((state.reports_dir / "snapshot.json").resolve())
+            state.scribe_assigned = True
+
+
+def _take_over(path: Path, scribe_for: str | None) -> Snapshot:
+    """A worker reads the evidence while the controller collects (short pauses: the last frame is small and awaited);
+    the scribe also writes snapshot.json, so the controller has only the workers' reports left to take. Should it fail
+    (a full disk), the controller writes the snapshot itself at the end."""
+    if scribe_for is None:
+        return HandOver.take_over(path, _waiter(path, pause=0.01))
+    snapshot_json = Path(scribe_for)
+    scribe = JsonScribe(snapshot_json.with_name(".snapshot-scribe.spool"))
+    try:
+        snapshot = HandOver.take_over(path, _waiter(path, pause=0.01), scribe)
+        try:
+            scribe.save(snapshot.document, snapshot_json)
+            (snapshot_json.parent / SCRIBED).touch()
+        except OSError:
+            pass
+        return snapshot
+    finally:
+        scribe.close()
+
+
+def _save_unless_scribed(state: AksidState) -> None:
+    """With -n the controller writes snapshot.json only when no worker did (see JsonScribe)."""
+    if state.handover is None or state.snapshot is None or state.snapshot_path is None:
+        return
+    scribed = state.reports_dir / SCRIBED
+    if scribed.exists():
+        scribed.unlink()
+    else:
+        state.snapshot.save(state.snapshot_path)
 
 
 def snapshot_of(config: pytest.Config) -> Snapshot:
@@ -448,8 +497,8 @@ def snapshot_of(config: pytest.Config) -> Snapshot:
                                 "aksid.checks.check(...) or run it with an --aksid-* option")
     if state.snapshot is None and state.is_worker:
         path = Path(config.workerinput["aksid_snapshot"])  # type: ignore[attr-defined]
-        _await_snapshot(path)
         if config.workerinput.get("aksid_fleet"):  # type: ignore[attr-defined]
+            _await_snapshot(path)
             state.fleet = [Member(name, None, snapshot=Snapshot.load(member_path), snapshot_path=member_path)  # type: ignore[arg-type]
                            for name, member_path in read_index(path).items()]
             for member in state.fleet:
@@ -457,7 +506,11 @@ def snapshot_of(config: pytest.Config) -> Snapshot:
             state.snapshot = state.fleet[0].snapshot
             state.target = state.fleet[0].target
             return state.snapshot
-        state.snapshot = Snapshot.take_over(path) if config.workerinput.get("aksid_handover") else Snapshot.load(path)  # type: ignore[attr-defined]
+        if config.workerinput.get("aksid_handover"):  # type: ignore[attr-defined]
+            state.snapshot = _take_over(path, config.workerinput.get("aksid_scribe"))  # type: ignore[attr-defined]
+        else:
+            _await_snapshot(path)
+            state.snapshot = Snapshot.load(path)
         # the controller validated the overrides already; in attach mode they are in the snapshot's target
         state.target = target_from_snapshot(state.snapshot, config.getoption("aksid_set") if state.replay else None)
     assert state.snapshot is not None
@@ -721,7 +774,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is not None and state.collector is not None:
         state.collector.join()  # its lines belong before the summary; the workers already waited for it
     if state is not None and state.handover is not None:
-        state.handover.unlink(missing_ok=True)
+        state.handover.path.unlink(missing_ok=True)
+        if not state.is_worker:
+            _save_unless_scribed(state)
+    if state is not None and state.is_worker:
+        keep_until_exit(state)  # the worker exits next: its copy of the evidence need not be freed object by object
     if state is None or state.is_worker or not state.results:
         return
     if state.late_testrunuid is not None:

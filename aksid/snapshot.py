@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import struct
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -351,43 +353,162 @@ class Snapshot:
             raise ValueError(f"the snapshot {path} is not a JSON object")
         return cls(document)
 
-    def hand_over(self, path: Path) -> None:
-        """A copy for this run's xdist workers only, in `marshal`'s format: written 5x faster than JSON, so the
-        workers (same interpreter, same run) can start loading while the JSON snapshot is still being written."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".handover-", suffix=".marshal")
-        with os.fdopen(fd, "wb") as handle:
-            marshal.dump(self.document, handle)
-        os.replace(tmp, path)
-
-    @classmethod
-    def take_over(cls, path: Path) -> Snapshot:
-        data = path.read_bytes()  # marshal.load on a file reads it piecemeal: 4x slower than loads on the bytes
-        with long_lived_allocations():
-            return cls(marshal.loads(data))
-
     def save(self, path: Path) -> None:
         """Write atomically, so a reader (another xdist worker) never sees half a file."""
+        Snapshot.write(self.document, path)
+
+    @staticmethod
+    def write(document: dict[str, Any], path: Path, encoded: Mapping[int, Callable[[Any], None]] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            write_json(handle, self.document)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                write_json(handle, document, encoded=encoded or {})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class HandOver:
+    """The xdist workers' copy of the evidence, streamed while it is collected (the controller writes, each worker reads).
+
+    An append-only file of frames (8-byte length, then `marshal` bytes: same interpreter, same run, and 5x faster
+    to write than JSON): one frame per LIST page as soon as it is redacted, then the document without those pages.
+    The workers decode the pages while the controller still lists (they would wait idle otherwise), so once the
+    collection ends only the small rest is left to read. A kind whose listing failed midway keeps its `error`
+    entry: the pages it streamed are dropped."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle = path.open("wb")
+        self._streamed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def page(self, key: str, items: list[dict[str, Any]]) -> None:
+        """One redacted page of kind `key` (items the collector keeps unchanged from here on)."""
+        with self._lock:
+            self._streamed[key] = self._streamed.get(key, 0) + len(items)
+            self._write(("page", key, items))
+
+    def finish(self, document: dict[str, Any]) -> None:
+        """The document, its streamed lists left out (the workers have them); the last frame."""
+        with self._lock:
+            kube = {key: ({**entry, "value": None} if key in self._streamed and entry.get("status") == "ok" else entry)
+                    for key, entry in (document.get("kube") or {}).items()}
+            self._write(("document", {**document, "kube": kube}, self._streamed))
+            self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _write(self, frame: tuple[Any, ...]) -> None:
+        data = marshal.dumps(frame)
+        self._handle.write(_FRAME.pack(len(data)) + data)
+        self._handle.flush()
+
+    @staticmethod
+    def take_over(path: Path, wait: Callable[[], None], scribe: JsonScribe | None = None) -> Snapshot:
+        """Read the frames as they come (`wait` is called when none is complete: it sleeps, or raises to give up);
+        a `scribe` encodes each page as it arrives, for the JSON snapshot."""
+        pages: dict[str, list[dict[str, Any]]] = {}
+        while not path.exists():
+            wait()
+        with long_lived_allocations(), path.open("rb") as handle:
+            while True:
+                frame = _read_frame(handle)
+                if frame is None:
+                    wait()
+                    continue
+                if frame[0] == "page":
+                    pages.setdefault(frame[1], []).extend(frame[2])
+                    if scribe is not None:
+                        scribe.page(frame[1], frame[2])
+                    continue
+                _, document, streamed = frame
+                for key, count in streamed.items():
+                    entry = document["kube"].get(key)
+                    if entry is not None and entry.get("status") == "ok" and entry.get("value") is None:
+                        entry["value"] = pages.get(key, [])
+                        if len(entry["value"]) != count:
+                            raise ValueError(f"the hand-over {path} holds {len(entry['value'])} of {count} {key} objects")
+                        if scribe is not None:
+                            scribe.encoded[id(entry["value"])] = key
+                return Snapshot(document)
+
+
+class JsonScribe:
+    """With -n, one worker writes the JSON snapshot instead of the controller: it encodes each page while the
+    controller still lists (the workers would wait idle otherwise), into a spool file, then writes the snapshot
+    around those pieces once the document is whole. Byte for byte what `Snapshot.save` writes, so the controller,
+    left with only the workers' reports to take, saves it itself only when no scribe did."""
+
+    def __init__(self, spool: Path) -> None:
+        self.spool = spool
+        self._handle = spool.open("w+b")
+        self._pieces: dict[str, list[tuple[int, int]]] = {}  # kind -> (offset, length) of each page's items
+        self._offset = 0
+        self.encoded: dict[int, str] = {}  # id of a list in the document -> the kind whose pages it holds
+
+    def page(self, key: str, items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
+        data = json.dumps(items, separators=(",", ":"), sort_keys=True)[1:-1].encode("ascii")  # non-ASCII is escaped
+        self._pieces.setdefault(key, []).append((self._offset, len(data)))
+        self._handle.write(data)
+        self._offset += len(data)
+
+    def save(self, document: dict[str, Any], path: Path) -> None:
+        self._handle.flush()
+
+        def copy(key: str) -> Callable[[Any], None]:
+            def write(out: Any) -> None:
+                out.write("[")
+                for index, (offset, length) in enumerate(self._pieces.get(key, [])):
+                    self._handle.seek(offset)
+                    out.write(("," if index else "") + self._handle.read(length).decode("ascii"))
+                out.write("]")
+            return write
+
+        Snapshot.write(document, path, {ident: copy(key) for ident, key in self.encoded.items()})
+
+    def close(self) -> None:
+        self._handle.close()
+        self.spool.unlink(missing_ok=True)
+
+
+_FRAME = struct.Struct("<Q")
+
+
+def _read_frame(handle: Any) -> tuple[Any, ...] | None:
+    """The next whole frame, or None (and the position unchanged) when the writer has not finished it yet."""
+    start = handle.tell()
+    header = handle.read(_FRAME.size)
+    if len(header) == _FRAME.size:
+        (size,) = _FRAME.unpack(header)
+        data = handle.read(size)  # marshal.load on the file would read it piecemeal: 4x slower than loads on bytes
+        if len(data) == size:
+            return marshal.loads(data)
+    handle.seek(start)
+    return None
 
 
 _CHUNK = 500  # list items encoded per piece: the C encoder's speed, without the whole document in memory at once
 
 
-def write_json(handle: Any, value: Any, depth: int = 0) -> None:
+def write_json(handle: Any, value: Any, depth: int = 0, encoded: Mapping[int, Callable[[Any], None]] | None = None) -> None:
     """Compact, sorted JSON streamed to `handle`. `json.dump` would stream too, but only with the pure-Python
     encoder (5x slower on a large cluster); here the outer mappings and long lists are written piece by
-    piece, each piece by `json.dumps` (the C encoder)."""
+    piece, each piece by `json.dumps` (the C encoder). `encoded`: lists (by id) already encoded, with their writer."""
     if depth < 3 and isinstance(value, dict):
         handle.write("{")
         for index, key in enumerate(sorted(value)):
             handle.write(("," if index else "") + json.dumps(key) + ":")
-            write_json(handle, value[key], depth + 1)
+            write_json(handle, value[key], depth + 1, encoded)
         handle.write("}")
+    elif encoded and isinstance(value, list) and id(value) in encoded:
+        encoded[id(value)](handle)
     elif isinstance(value, list) and len(value) > _CHUNK:
         handle.write("[")
         for start in range(0, len(value), _CHUNK):

@@ -64,11 +64,10 @@ class NodeCoverage:
     not_admitted: str | None  # why the DaemonSet does not run there; None when it admits the node
 
 
-def _could_ask_imds(pod: dict[str, Any], nmi_uids: set[str]) -> bool:
-    """A live pod whose IMDS traffic NMI would have to intercept (hostNetwork pods are BIND-004's finding)."""
-    if (pod.get("spec") or {}).get("hostNetwork") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        return False
-    return not _owned_by_any(pod, nmi_uids)
+def _live(pod: dict[str, Any]) -> bool:
+    """Not a hostNetwork pod (BIND-004's finding) and not finished: its IMDS traffic is NMI's to intercept."""
+    return not (pod.get("spec") or {}).get("hostNetwork") and (pod.get("status") or {}).get("phase") not in (
+        "Succeeded", "Failed")
 
 
 def nmi_nodes(snapshot: Snapshot, _target: Any) -> dict[str, NodeCoverage]:
@@ -77,19 +76,24 @@ def nmi_nodes(snapshot: Snapshot, _target: Any) -> dict[str, NodeCoverage]:
     if not daemonsets:
         raise NotApplicable("no NMI DaemonSet in kube-system (see NMI-001)")
     nmi_uids = {ds["metadata"].get("uid") for ds in daemonsets}
-    by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for pod in snapshot.kube.pods():  # one pass over every pod: a 20,000-pod cluster stays one pass
+    # one pass over every pod, each sorted once (NMI's own, or one that could ask IMDS): a 20,000-pod cluster stays
+    # one pass, and with -n every worker makes it while collecting
+    nmi_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    exposed_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pod in snapshot.kube.pods():
         node_name = (pod.get("spec") or {}).get("nodeName")
-        if node_name:
-            by_node[node_name].append(pod)
+        if not node_name:
+            continue
+        if _owned_by_any(pod, nmi_uids):
+            nmi_by_node[node_name].append(pod)
+        elif _live(pod):
+            exposed_by_node[node_name].append(pod)
     subjects: dict[str, NodeCoverage] = {}
     for node in snapshot.kube.nodes():
         if not is_linux(node) or is_virtual(node):
             continue  # Windows pods cannot use pod identity; virtual-kubelet pods run outside the node pool
         name = node["metadata"]["name"]
-        on_node = by_node.get(name, [])
-        nmi_pods = [pod for pod in on_node if _owned_by_any(pod, nmi_uids)]
-        exposed = [pod for pod in on_node if _could_ask_imds(pod, nmi_uids)]
+        nmi_pods, exposed = nmi_by_node.get(name, []), exposed_by_node.get(name, [])
         admitting = [ds for ds in daemonsets if admits(node, ds["spec"]["template"]["spec"])]
         if admitting:
             subjects[f"node/{name}"] = NodeCoverage(name, admitting[0], nmi_pods, exposed, None)
@@ -102,7 +106,7 @@ def nmi_nodes(snapshot: Snapshot, _target: Any) -> dict[str, NodeCoverage]:
 
 
 def _owned_by_any(pod: dict[str, Any], uids: set[str]) -> bool:
-    return any(ref.get("uid") in uids for ref in pod["metadata"].get("ownerReferences") or [])
+    return any(ref.get("uid") in uids for ref in pod["metadata"].get("ownerReferences") or ())
 
 
 def _listed(pods: list[dict[str, Any]], limit: int = 5) -> str:

@@ -104,9 +104,11 @@ def collect_kube(
     read_secrets: bool = False,
     budget: Budget | None = None,
     entries: dict[str, dict[str, Any]] | None = None,
+    on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Return snapshot entries keyed by `apiVersion/Kind` (filled into `entries` as each kind is listed, so a
-    caller that stops waiting at the deadline keeps what was read)."""
+    caller that stops waiting at the deadline keeps what was read); `on_page` gets each page once redacted
+    (see HandOver)."""
     budget = budget or Budget(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
                               retry_after_max=target.retry_after_max_seconds)
     configuration.retries = KubeRetry.for_budget(budget)
@@ -132,8 +134,13 @@ def collect_kube(
                 return _attempts(budget.retries_of_family("kube") - before)
             try:
                 # page by page: a page's raw objects are freed once redacted, so both copies of a kind never coexist
-                entries[key] = ok([redact_kube_object(_with_kind(item, spec)) for page in _pages(api, spec, budget)
-                                   for item in page])
+                items: list[dict[str, Any]] = []
+                for page in _pages(api, spec, budget):
+                    redacted = [redact_kube_object(_with_kind(item, spec)) for item in page]
+                    items += redacted
+                    if on_page is not None:
+                        on_page(key, redacted)
+                entries[key] = ok(items)
                 listed += len(entries[key]["value"])
             except ApiException as exc:
                 if exc.status == 404 and spec.custom:

@@ -116,6 +116,7 @@ def collect_live(
     credential: TokenCredential,
     progress: Callable[[str], None],
     read_secrets: bool = False,
+    on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
 ) -> Snapshot:
     """Every live collector once, under one deadline (`collect_timeout`): what is not read by then is `error`."""
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -132,10 +133,17 @@ def collect_live(
         beside["dns"] = collect_dns_evidence(target, beside["azure"], progress, budget)
         beside["tls"] = collect_tls_evidence(target, beside["azure"], beside["dns"], progress, budget)
 
+    late_pages = threading.Event()  # set at the deadline: pages still arriving then are not handed over
+
+    def forward(key: str, page: list[dict[str, Any]]) -> None:
+        if on_page is not None and not late_pages.is_set():
+            on_page(key, page)
+
     workers = [_Worker(azure_dns_tls), _Worker(lambda: collect_kube(target, kube_configuration, progress, read_secrets,
-                                                                        budget, entries=kube))]
+                                                                        budget, entries=kube, on_page=forward))]
     for worker in workers:
         worker.join(budget.remaining() + GRACE_SECONDS)
+    late_pages.set()
     late = f"not collected: the collection deadline ({budget.seconds:g} s) passed first"
     document["kube"] = {**{kind_key(s.api_version, s.kind): error(late) for s in KINDS}, **dict(kube)}
     document["azure"] = beside.get("azure") or {key: error(late) for key in ARM_ENTRIES}
