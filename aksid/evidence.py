@@ -82,7 +82,7 @@ def kept(value: Any) -> Any:
     """The value as an evidence item holds it: itself, or the digest of a large one."""
     text = json.dumps(value, sort_keys=True, default=str)
     if len(text) <= LARGE:
-        return value
+        return json.loads(text)  # as JSON holds it: tuples become lists, whatever process reads it back
     return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "size": len(text)}
 
 
@@ -127,9 +127,21 @@ class Evidence:
         for field in fields or ("metadata.name",):
             self.add(kube_source(obj), field, within=obj, note=note)
 
-    def kube_count(self, kind_key: str, objects: list[Any], note: str | None = None) -> None:
-        """How many objects of a kind were looked at (`#` of the listing): the evidence of an absence."""
-        self.add(f"kube {kind_key}", "#", len(objects), note=note)
+    def kube_condition(self, obj: Mapping[str, Any], kind: str, *fields: str) -> None:
+        """The `status.conditions` entry of one type (Ready, Established...): its status, and `fields` of it."""
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        index = next((i for i, c in enumerate(conditions) if isinstance(c, Mapping) and c.get("type") == kind), None)
+        if index is None:
+            self.add(kube_source(obj), "status.conditions", within=obj, note=f"no {kind} condition")
+            return
+        for field in ("status", *fields):
+            self.add(kube_source(obj), f"status.conditions[{index}].{field}", within=obj, note=f"{kind} condition")
+
+    def kube_count(self, kind_key: str, objects: list[Any], namespace: str | None = None,
+                   note: str | None = None) -> None:
+        """How many objects of a kind (in one namespace) were looked at (`#` of the listing): the evidence of an
+        absence. Source `kube v1/Pod` (every namespace) or `kube v1/Pod kube-addons/*`."""
+        self.add(f"kube {kind_key}" + (f" {namespace}/*" if namespace else ""), "#", len(objects), note=note)
 
     def arm(self, entry: str, resource: Mapping[str, Any], *fields: str, note: str | None = None) -> None:
         """Fields of one ARM resource of a snapshot entry (managedCluster, dnsZone, recordSets, identities,
@@ -145,6 +157,17 @@ class Evidence:
         source = f"dns {server}" + (f" {question}" if question else "")
         for field in fields:
             self.add(source, field, within=value)
+
+    def dns_answer(self, document: Mapping[str, Any], server: str, name: str, rdtype: str, *fields: str) -> None:
+        """A name server's answer as `snapshot.dns.answer` finds it (names in any case, trailing dot or not)."""
+        servers = (((document.get("dns") or {}).get("servers") or {}).get("value")) or {}
+        key = next((k for k in servers if _same(k.rstrip("."), server.rstrip("."))), server)
+        found = (servers.get(key) or {}).get("value") or {}
+        wanted = f"{name.rstrip('.')}. {rdtype.upper()}"
+        question = next((q for q in found.get("queries") or {} if q.lower() == wanted.lower()), wanted)
+        answer = ((found.get("queries") or {}).get(question) or {}).get("value") or {}
+        self.dns(key, question, answer, *fields)
+        self.dns(key, None, found, "address")
 
     def dns_parent(self, label: str, value: Mapping[str, Any], *fields: str) -> None:
         """What one server of the parent zone said about the delegation."""
@@ -200,6 +223,8 @@ def located(document: Mapping[str, Any], source: str) -> Any:
         if not name:
             return items
         namespace, _, plain = name.rpartition("/")
+        if plain == "*":
+            return [obj for obj in items if (obj.get("metadata") or {}).get("namespace") == namespace]
         for obj in items:
             meta = obj.get("metadata") or {}
             if meta.get("name") == plain and (meta.get("namespace") or "") == namespace:

@@ -1,0 +1,152 @@
+"""What each result saw: every passed check names its evidence, each item says what the snapshot says, and a
+failure carries the fix filled with the observed ids — in results.json, JUnit, SARIF and report.html."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aksid.evidence import Evidence, Unresolved, kept, path_parts, path_text, read, resolve
+from aksid.sandbox.runtime import down, up
+
+from .harness import Run, aksid, run_suites
+
+RED = "rbac-identity-contributor-on-dns-rg"
+EXTRA_ASSIGNMENT = ("/subscriptions/5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13/resourceGroups/rg-dns/providers/"
+                    "Microsoft.Authorization/roleAssignments/5c9e1a7b-3d2f-4b8e-a6c4-7f0d2e9b1a38")
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """One healthy sandbox for the module, judged once (Secrets read, so their evidence is judged too)."""
+    root = tmp_path_factory.mktemp("evidence-healthy")
+    sandbox = up("healthy", root / "sandbox")
+    try:
+        run = run_suites("--aksid-profile", str(sandbox.profile), "--aksid-read-secrets", reports=root / "reports")
+        assert run.code == 0, run.stdout + run.stderr
+        yield run
+    finally:
+        down(root / "sandbox")
+
+
+@pytest.fixture(scope="module")
+def red(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    reports = tmp_path_factory.mktemp("evidence-red") / "reports"
+    run = aksid("demo", "--scenario", RED, "--reports-dir", str(reports), reports=reports)
+    assert run.code == 0, run.stdout + run.stderr  # the demo exits 0 when the scenario's expectation is met
+    return run
+
+
+def _snapshot(run: Run) -> dict[str, Any]:
+    return json.loads((run.reports / "snapshot.json").read_text(encoding="utf-8"))
+
+
+# -- the API --------------------------------------------------------------------------------------
+
+
+def test_field_paths_round_trip() -> None:
+    parts = ["metadata", "labels", "app.kubernetes.io/name"]
+    assert path_text(*parts) == 'metadata.labels["app.kubernetes.io/name"]'
+    assert path_parts(path_text(*parts)) == parts
+    assert path_parts("spec.containers[0].args") == ["spec", "containers", 0, "args"]
+    assert read({"a": [{"b": 1}, {"b": 2}]}, "a[1].b") == 2 and read({"a": [1, 2, 3]}, "a.#") == 3
+    assert read({"a": {}}, "a.missing.deeper") is None
+
+
+def test_large_values_are_kept_as_their_digest_and_secrets_never() -> None:
+    evidence = Evidence()
+    evidence.add("tls handshake", "chain[0]", "-----BEGIN CERTIFICATE-----" + "A" * 2000)
+    evidence.add("kube v1/Pod ns/p", "spec.containers[0].env[0].AZURE_CLIENT_SECRET", "hunter2")
+    large, secret = evidence.record()
+    assert set(large["value"]) == {"sha256", "size"}
+    assert large["value"] == kept("-----BEGIN CERTIFICATE-----" + "A" * 2000)
+    assert secret["value"] == "<redacted>"
+
+
+def test_evidence_beyond_the_limit_is_counted() -> None:
+    evidence = Evidence(limit=2)
+    for index in range(5):
+        evidence.add("kube v1/Pod", "#", index)
+    assert evidence.record()[-1] == {"omitted": 3} and len(evidence.record()) == 3
+
+
+# -- healthy: every passed result names its evidence, and each item is the snapshot's --------------------------
+
+
+def test_every_passed_result_carries_evidence(healthy: Run) -> None:
+    passed = [c for c in healthy.results["checks"] if c["outcome"] == "passed"]
+    assert passed
+    bare = [(c["id"], c["subject"]) for c in passed if not [i for i in c["evidence"] if "source" in i]]
+    assert bare == [], f"passed without evidence: {bare}"
+    assert all(c["fix"] is None for c in passed)
+
+
+def test_every_evidence_item_is_what_the_snapshot_holds(healthy: Run) -> None:
+    document = _snapshot(healthy)
+    wrong = []
+    checked = 0
+    for result in healthy.results["checks"]:
+        for item in result["evidence"] or []:
+            if "source" not in item:
+                continue
+            checked += 1
+            try:
+                actual = resolve(document, item["source"], item["field"])
+            except Unresolved as exc:
+                wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: {exc}")
+                continue
+            if actual != item["value"]:
+                wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: "
+                             f"evidence {item['value']!r}, snapshot {actual!r}")
+    assert checked > 100
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_junit_and_html_show_the_evidence(healthy: Run) -> None:
+    result = next(c for c in healthy.results["checks"] if c["id"] == "RBAC-001")
+    item = next(i for i in result["evidence"] if i.get("field") == "properties.principalId")
+    root = ET.parse(healthy.reports / "junit.xml").getroot()
+    case = next(c for c in root.iter("testcase") if c.get("name", "").startswith("RBAC-001 "))
+    out = case.findtext("system-out") or ""
+    assert item["source"] in out and item["value"] in out
+    outs = [c.findtext("system-out") for c in root.iter("testcase")
+            if c.find("skipped") is None]
+    assert all(outs), "every judged case has its evidence in system-out"
+    html = (healthy.reports / "report.html").read_text(encoding="utf-8")
+    assert '<details class="evidence"><summary>evidence' in html and "<details open" not in html
+    assert item["value"] in html
+
+
+# -- red: the fix names the observed ids --------------------------------------------------------------------
+
+
+def test_failure_carries_the_fix_with_the_role_assignment_id(red: Run) -> None:
+    failed = [c for c in red.results["checks"] if c["outcome"] == "failed"]
+    assert [c["id"] for c in failed] == ["RBAC-002"]
+    result = failed[0]
+    assert result["fix"] == f"az role assignment delete --ids {EXTRA_ASSIGNMENT}"
+    assert "<id>" in result["remediation"], "remediation stays the catalogue's generic text"
+    assert any(i.get("source") == f"arm roleAssignments {EXTRA_ASSIGNMENT}" and i["field"] == "properties.scope"
+               for i in result["evidence"])
+
+
+def test_sarif_message_carries_the_fix_and_help_the_generic_text(red: Run) -> None:
+    sarif = json.loads((red.reports / "results.sarif").read_text(encoding="utf-8"))
+    run = sarif["runs"][0]
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "RBAC-002")
+    assert EXTRA_ASSIGNMENT not in rule["help"]["text"] and "<id>" in rule["help"]["text"]
+    result = next(r for r in run["results"] if r["ruleId"] == "RBAC-002")
+    assert f"az role assignment delete --ids {EXTRA_ASSIGNMENT}" in result["message"]["text"]
+
+
+def test_junit_failure_and_html_show_the_fix(red: Run) -> None:
+    root = ET.parse(red.reports / "junit.xml").getroot()
+    case = next(c for c in root.iter("testcase") if c.get("name", "").startswith("RBAC-002 "))
+    assert EXTRA_ASSIGNMENT in (case.findtext("failure") or "")
+    html = (red.reports / "report.html").read_text(encoding="utf-8")
+    assert f"az role assignment delete --ids {EXTRA_ASSIGNMENT}" in html
