@@ -263,6 +263,8 @@ def located(document: Mapping[str, Any], source: str) -> Any:
         return document.get("provision")
     if kind == "target":
         return _target_of(document)
+    if kind == "snapshot":
+        return {key: value for key, value in document.items() if not isinstance(value, (dict, list))}
     raise Unresolved(f"unknown source {source!r}")
 
 
