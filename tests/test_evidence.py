@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from aksid.evidence import Evidence, Unresolved, kept, path_parts, path_text, read, resolve
-from aksid.sandbox.runtime import down, up
+from aksid.sandbox.runtime import Sandbox, down, up
 
 from .harness import Run, aksid, run_suites
 
@@ -22,16 +22,31 @@ EXTRA_ASSIGNMENT = ("/subscriptions/5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13/resourc
 
 
 @pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """One healthy sandbox for the module, judged once (Secrets read, so their evidence is judged too)."""
-    root = tmp_path_factory.mktemp("evidence-healthy")
-    sandbox = up("healthy", root / "sandbox")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The module's one healthy sandbox."""
+    state = tmp_path_factory.mktemp("evidence-sandbox")
     try:
-        run = run_suites("--aksid-profile", str(sandbox.profile), "--aksid-read-secrets", reports=root / "reports")
-        assert run.code == 0, run.stdout + run.stderr
-        yield run
+        yield up("healthy", state)
     finally:
-        down(root / "sandbox")
+        down(state)
+
+
+@pytest.fixture(scope="module")
+def healthy(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Attach mode, judged once (Secrets read, so the checks that read them record evidence too)."""
+    reports = tmp_path_factory.mktemp("evidence-attach")
+    run = run_suites("--aksid-profile", str(sandbox.profile), "--aksid-read-secrets", reports=reports)
+    assert run.code == 0, run.stdout + run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def provisioned(sandbox: Sandbox, healthy: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Provision mode on the same sandbox (after the attach run): PROBE and CANARY judge what the run observed."""
+    reports = tmp_path_factory.mktemp("evidence-provision")
+    run = run_suites("--aksid-profile", str(sandbox.profile), "--aksid-mode", "provision", reports=reports)
+    assert run.code == 0, run.stdout + run.stderr
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +93,19 @@ def test_evidence_beyond_the_limit_is_counted() -> None:
 # -- healthy: every passed result names its evidence, and each item is the snapshot's --------------------------
 
 
-def test_every_passed_result_carries_evidence(healthy: Run) -> None:
-    passed = [c for c in healthy.results["checks"] if c["outcome"] == "passed"]
+def _passed_without_evidence(run: Run) -> list[tuple[str, str]]:
+    passed = [c for c in run.results["checks"] if c["outcome"] == "passed"]
     assert passed
-    bare = [(c["id"], c["subject"]) for c in passed if not [i for i in c["evidence"] if "source" in i]]
-    assert bare == [], f"passed without evidence: {bare}"
-    assert all(c["fix"] is None for c in passed)
+    assert all(c["fix"] is None for c in passed), "a fix is for what failed"
+    return [(c["id"], c["subject"]) for c in passed if not [i for i in c["evidence"] if "source" in i]]
 
 
-def test_every_evidence_item_is_what_the_snapshot_holds(healthy: Run) -> None:
-    document = _snapshot(healthy)
+def _not_in_snapshot(run: Run) -> list[str]:
+    """Every evidence item whose value differs from what the run's snapshot holds at its source and field."""
+    document = _snapshot(run)
     wrong = []
     checked = 0
-    for result in healthy.results["checks"]:
+    for result in run.results["checks"]:
         for item in result["evidence"] or []:
             if "source" not in item:
                 continue
@@ -104,7 +119,33 @@ def test_every_evidence_item_is_what_the_snapshot_holds(healthy: Run) -> None:
                 wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: "
                              f"evidence {item['value']!r}, snapshot {actual!r}")
     assert checked > 100
-    assert wrong == [], "\n".join(wrong)
+    return wrong
+
+
+def test_every_passed_result_carries_evidence(healthy: Run) -> None:
+    assert _passed_without_evidence(healthy) == []
+
+
+def test_every_evidence_item_is_what_the_snapshot_holds(healthy: Run) -> None:
+    assert {c["area"] for c in healthy.results["checks"] if c["outcome"] == "passed"} >= {
+        "NMI", "BIND", "RBAC", "DNS", "ISS", "TLS"}
+    assert _not_in_snapshot(healthy) == []
+
+
+def test_provision_checks_record_what_the_run_observed(provisioned: Run) -> None:
+    passed = {c["area"] for c in provisioned.results["checks"] if c["outcome"] == "passed"}
+    assert {"PROBE", "CANARY"} <= passed
+    assert _passed_without_evidence(provisioned) == []
+    assert _not_in_snapshot(provisioned) == []
+
+
+def test_workload_identity_checks_record_their_evidence(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    run = aksid("demo", "--scenario", "healthy-wi", "--reports-dir", str(reports), reports=reports)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "WI" in {c["area"] for c in run.results["checks"] if c["outcome"] == "passed"}
+    assert _passed_without_evidence(run) == []
+    assert _not_in_snapshot(run) == []
 
 
 def test_junit_and_html_show_the_evidence(healthy: Run) -> None:

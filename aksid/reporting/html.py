@@ -35,7 +35,8 @@ def _row(r: CheckResult, fleet: bool = False) -> str:
         fix += f'<details class="remediation"><summary>remediation</summary>{escape(r.remediation)}</details>'
     return (f'<tr class="{r.outcome}" data-check="{escape(r.id)}"><td class="outcome">{r.outcome}</td>'
             f"<td><b>{escape(r.id)}</b> <small>{escape(r.severity)}</small><br>{escape(r.title)}</td>"
-            f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}{_evidence(r)}</td><td>{fix}</td></tr>")
+            f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}{_evidence(r)}</td>"
+            f"<td>{fix}</td></tr>")
 
 
 def _identity_models(models: object) -> list[str]:
