@@ -79,10 +79,11 @@ def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapsho
         name = f"pod identity {obj.get('namespace')}/{obj.get('name')} of the AKS add-on"
         cluster = snapshot.azure.managed_cluster() or {}
         entries = ((cluster.get("properties") or {}).get("podIdentityProfile") or {}).get("userAssignedIdentities") or []
-        index = next(i for i, e in enumerate(entries) if e is obj or e == obj)
-        evidence.arm("managedCluster", cluster, *(f"properties.podIdentityProfile.userAssignedIdentities[{index}].{f}"
-                                                  for f in ("provisioningState", "identity.resourceId",
-                                                            "identity.clientId")))
+        index = next((i for i, e in enumerate(entries) if e == obj), None)
+        if index is not None:
+            evidence.arm("managedCluster", cluster, *(
+                f"properties.podIdentityProfile.userAssignedIdentities[{index}].{f}"
+                for f in ("provisioningState", "identity.resourceId", "identity.clientId")))
         evidence.fix(f"az aks pod-identity delete -g {target.aks_resource_group} --cluster-name {target.cluster_name} "
                      f"--namespace {obj.get('namespace')} --name {obj.get('name')}; az aks pod-identity add -g "
                      f"{target.aks_resource_group} --cluster-name {target.cluster_name} --namespace {obj.get('namespace')} "
@@ -262,6 +263,8 @@ def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot, evidence: Eviden
             problems.append(f"{_ref(exception)} exempts pods labelled {labels or 'anything'}")
         elif labels != ADDON_EXCEPTION_LABELS:
             problems.append(f"{_ref(exception)} exempts {labels}, not only kubernetes.azure.com/managedby=aks")
+            fixes.append(f"az aks update --disable-pod-identity then --enable-pod-identity, so the add-on rewrites "
+                         f"{_ref(exception)} with podLabels kubernetes.azure.com/managedby=aks only")
         else:
             found = _not_the_addons(snapshot, exception, labels)
             problems += found
