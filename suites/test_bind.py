@@ -270,8 +270,10 @@ def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot, evidence: Eviden
             problems += found
             for pod in snapshot.kube.pods(exception["metadata"].get("namespace"), labels):
                 evidence.kube(pod, "metadata.labels", "metadata.ownerReferences[0].name")
-            if found:
-                fixes.append(f"give the pods {', '.join(p.split(' ', 2)[1] for p in found)} other labels or remove them")
+            for problem in found:
+                pod_ns, _, pod_name = problem.split(" ", 2)[1].partition("/")
+                fixes.append(f"kubectl -n {pod_ns} label pod {pod_name} {' '.join(f'{k}-' for k in labels)} (and in its "
+                             "workload's pod template), or delete the pod")
     evidence.fix("; ".join(fixes))
     assert not problems, "; ".join(problems) + ": exempted pods reach IMDS directly"
 
