@@ -7,14 +7,13 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from aksid.evidence import Evidence, Unresolved, kept, path_parts, path_text, read, resolve
+from aksid.evidence import Evidence, kept, path_parts, path_text, read
 from aksid.sandbox.runtime import Sandbox, down, up
 
-from .harness import Run, aksid, run_suites
+from .harness import Run, aksid, evidence_not_in_snapshot, run_suites
 
 RED = "rbac-identity-contributor-on-dns-rg"
 EXTRA_ASSIGNMENT = ("/subscriptions/5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13/resourceGroups/rg-dns/providers/"
@@ -57,10 +56,6 @@ def red(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run
 
 
-def _snapshot(run: Run) -> dict[str, Any]:
-    return json.loads((run.reports / "snapshot.json").read_text(encoding="utf-8"))
-
-
 # -- the API --------------------------------------------------------------------------------------
 
 
@@ -100,28 +95,6 @@ def _passed_without_evidence(run: Run) -> list[tuple[str, str]]:
     return [(c["id"], c["subject"]) for c in passed if not [i for i in c["evidence"] if "source" in i]]
 
 
-def _not_in_snapshot(run: Run) -> list[str]:
-    """Every evidence item whose value differs from what the run's snapshot holds at its source and field."""
-    document = _snapshot(run)
-    wrong = []
-    checked = 0
-    for result in run.results["checks"]:
-        for item in result["evidence"] or []:
-            if "source" not in item:
-                continue
-            checked += 1
-            try:
-                actual = resolve(document, item["source"], item["field"])
-            except Unresolved as exc:
-                wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: {exc}")
-                continue
-            if actual != item["value"]:
-                wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: "
-                             f"evidence {item['value']!r}, snapshot {actual!r}")
-    assert checked > 100
-    return wrong
-
-
 def test_every_passed_result_carries_evidence(healthy: Run) -> None:
     assert _passed_without_evidence(healthy) == []
 
@@ -129,14 +102,14 @@ def test_every_passed_result_carries_evidence(healthy: Run) -> None:
 def test_every_evidence_item_is_what_the_snapshot_holds(healthy: Run) -> None:
     assert {c["area"] for c in healthy.results["checks"] if c["outcome"] == "passed"} >= {
         "NMI", "BIND", "RBAC", "DNS", "ISS", "TLS"}
-    assert _not_in_snapshot(healthy) == []
+    assert evidence_not_in_snapshot(healthy) == []
 
 
 def test_provision_checks_record_what_the_run_observed(provisioned: Run) -> None:
     passed = {c["area"] for c in provisioned.results["checks"] if c["outcome"] == "passed"}
     assert {"PROBE", "CANARY"} <= passed
     assert _passed_without_evidence(provisioned) == []
-    assert _not_in_snapshot(provisioned) == []
+    assert evidence_not_in_snapshot(provisioned) == []
 
 
 def test_workload_identity_checks_record_their_evidence(tmp_path: Path) -> None:
@@ -145,7 +118,7 @@ def test_workload_identity_checks_record_their_evidence(tmp_path: Path) -> None:
     assert run.code == 0, run.stdout + run.stderr
     assert "WI" in {c["area"] for c in run.results["checks"] if c["outcome"] == "passed"}
     assert _passed_without_evidence(run) == []
-    assert _not_in_snapshot(run) == []
+    assert evidence_not_in_snapshot(run) == []
 
 
 def test_junit_and_html_show_the_evidence(healthy: Run) -> None:
