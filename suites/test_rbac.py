@@ -50,7 +50,13 @@ def _assignment_evidence(evidence: Evidence, assignments: list[dict[str, Any]]) 
                      "properties.scope")
 
 
-def _delete(assignments: list[dict[str, Any]]) -> str:
+def _delete(snapshot: Snapshot, assignments: list[dict[str, Any]]) -> str:
+    """The command that deletes the assignments; in static mode, the plan's resources that declare them."""
+    sources = snapshot.document.get("sources") or {}
+    declared = [sources.get(str(a.get("id", "")).lower()) for a in assignments]
+    if assignments and all(place and place.get("address") for place in declared):
+        return "; ".join(f"remove {place['address']} ({place['file']}:{place.get('line')})"
+                         for place in declared if place)
     return "az role assignment delete --ids " + " ".join(str(a.get("id")) for a in assignments)
 
 
@@ -112,7 +118,7 @@ def test_dns_identity_holds_nothing_else(subject: dict[str, Any], snapshot: Snap
     evidence.target(target, "zone_id", "rbac_allowed")
     _assignment_evidence(evidence, _assignments_of(snapshot, principal))
     extra = [a for a in _assignments_of(snapshot, principal) if not _allowed(snapshot, target, a)]
-    evidence.fix(_delete(extra))
+    evidence.fix(_delete(snapshot, extra))
     assert not extra, (
         f"identity {subject['name']} also holds {'; '.join(_describe(snapshot, a) for a in extra)}: every pod bound "
         "to it can use that too")
@@ -147,7 +153,7 @@ def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, 
             evidence.arm("roleDefinitions", definitions[_role(assignment)], "properties.roleName",
                          "properties.permissions")
     writers = [a for a in held if contains(_scope(a), target.zone_id) and can_write_dns(_role(a), definitions.get(_role(a)))]
-    evidence.fix(_delete(writers))
+    evidence.fix(_delete(snapshot, writers))
     assert not writers, (
         f"the kubelet identity (object {subject['objectId']}) can write zone {target.domain} through "
         f"{'; '.join(_describe(snapshot, a) for a in writers)}: any pod on the nodes can change the zone")
@@ -278,7 +284,7 @@ def test_control_plane_operates_only_identities(subject: dict[str, Any], snapsho
             f"the control plane of {target.cluster_name} does not hold Managed Identity Operator on {dns_identity['id']}: "
             "the add-on cannot assign the DNS identity to the node pool")
     broad = [a for a in operator if "/providers/microsoft.managedidentity/userassignedidentities/" not in normalise(_scope(a))]
-    evidence.fix(_delete(broad))
+    evidence.fix(_delete(snapshot, broad))
     assert not broad, (
         f"the control plane holds Managed Identity Operator at {', '.join(_scope(a) for a in broad)}: it can "
         "assign every identity there to the node pool")

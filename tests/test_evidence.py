@@ -4,6 +4,7 @@ failure carries the fix filled with the observed ids — in results.json, JUnit,
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,21 @@ def test_junit_failure_and_html_show_the_fix(red: Run) -> None:
     assert EXTRA_ASSIGNMENT in (case.findtext("failure") or "")
     html = (red.reports / "report.html").read_text(encoding="utf-8")
     assert f"az role assignment delete --ids {EXTRA_ASSIGNMENT}" in html
+
+
+def test_static_fix_names_the_plan_resource_and_evidence_is_the_snapshots(tmp_path: Path) -> None:
+    """Static mode: the fix removes the declaration (file:line), since there is no assignment to delete yet."""
+    from aksid.sandbox.render import render
+    from aksid.sandbox.scenario import load_scenario
+
+    repo = tmp_path / RED
+    render(load_scenario(RED), repo)
+    reports = repo / "reports"
+    run = aksid("run", "--aksid-mode", "static", "--aksid-env-file", str(repo / "env.sh"), "--aksid-manifests",
+                str(repo / "manifests"), "--aksid-plan", str(repo / "plan.json"), "--aksid-source-root", str(repo),
+                "--aksid-reports-dir", str(reports), "-q", reports=reports)
+    assert run.code == 1, run.stdout + run.stderr
+    failed = [c for c in run.results["checks"] if c["outcome"] == "failed"]
+    assert [c["id"] for c in failed] == ["RBAC-002"]
+    assert re.fullmatch(r"remove azurerm_role_assignment\.\w+ \(plan\.json:\d+\)", failed[0]["fix"]), failed[0]["fix"]
+    assert evidence_not_in_snapshot(run) == []
