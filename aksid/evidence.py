@@ -219,9 +219,10 @@ def located(document: Mapping[str, Any], source: str) -> Any:
     kind, _, rest = source.partition(" ")
     if kind == "kube":
         key, _, name = rest.partition(" ")
-        items = _entry_value(document.get("kube") or {}, key) or []
+        listed = _entry_value(document.get("kube") or {}, key)
         if not name:
-            return items
+            return listed  # None when the kind is absent: its count is None, not 0
+        items = listed or []
         namespace, _, plain = name.rpartition("/")
         if plain == "*":
             return [obj for obj in items if (obj.get("metadata") or {}).get("namespace") == namespace]
