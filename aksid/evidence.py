@@ -219,10 +219,9 @@ def located(document: Mapping[str, Any], source: str) -> Any:
     kind, _, rest = source.partition(" ")
     if kind == "kube":
         key, _, name = rest.partition(" ")
-        listed = _entry_value(document.get("kube") or {}, key)
+        items = _entry_value(document.get("kube") or {}, key) or []
         if not name:
-            return listed  # None when the kind is absent: its count is None, not 0
-        items = listed or []
+            return items  # an absent kind lists nothing: its count is 0
         namespace, _, plain = name.rpartition("/")
         if plain == "*":
             return [obj for obj in items if (obj.get("metadata") or {}).get("namespace") == namespace]
