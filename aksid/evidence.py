@@ -99,6 +99,7 @@ class Evidence:
         self.items: list[dict[str, Any]] = []
         self.omitted = 0
         self.fix_text: str | None = None
+        self.fix_on_error = False
         self._limit = limit
 
     def add(self, source: str, field: str, value: Any = _MISSING, within: Any = None, note: str | None = None) -> Any:
@@ -189,9 +190,16 @@ class Evidence:
         for name in names:
             self.add("target", name, getattr(target, name))
 
-    def fix(self, text: str) -> None:
-        """The remediation with the observed objects and ids; the last one set before a failure is reported."""
+    def fix(self, text: str, on_error: bool = False) -> None:
+        """The remediation with the observed objects and ids; the last one set before a failure is reported.
+        With `on_error`, it is also the fix if the check cannot verify from here on (a setting to correct)."""
         self.fix_text = text
+        self.fix_on_error = on_error
+
+    def fix_for(self, outcome: str) -> str | None:
+        if outcome in ("failed", "waived") or (outcome == "error" and self.fix_on_error):
+            return self.fix_text
+        return None
 
     def record(self) -> list[dict[str, Any]]:
         return [*self.items, *([{"omitted": self.omitted}] if self.omitted else [])]

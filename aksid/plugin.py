@@ -648,11 +648,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _evidence_fields(item: pytest.Item, outcome: str) -> dict[str, Any]:
-    """What the check recorded (the `evidence` fixture): the items always, the fix for a failure."""
+    """What the check recorded (the `evidence` fixture): the items always, the fix for a failure (or an error the
+    check marked fixable: a setting to correct)."""
     recorded = item.stash.get(EVIDENCE_KEY, None)
     if recorded is None:
         return {"evidence": [], "fix": None}
-    return {"evidence": recorded.record(), "fix": recorded.fix_text if outcome in ("failed", "waived") else None}
+    return {"evidence": recorded.record(), "fix": recorded.fix_for(outcome)}
 
 
 @pytest.fixture

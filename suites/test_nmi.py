@@ -257,6 +257,9 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
             evidence.arm("managedCluster", cluster, "properties.podIdentityProfile.enabled")
         evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-pod-identity")
         if cluster is None:
+            evidence.fix(f"az aks list --subscription {target.subscription_id} --query \"[].[resourceGroup,name]\", "
+                         "then set AZ_AKS_RESOURCE_GROUP and AZ_AKS_CLUSTER_NAME to the cluster's", on_error=True)
+        if cluster is None:
             raise EvidenceUnavailable(
                 f"managed cluster {target.aks_resource_group}/{target.cluster_name} does not exist in subscription "
                 f"{target.subscription_id}; check AZ_AKS_RESOURCE_GROUP and AZ_AKS_CLUSTER_NAME"

@@ -175,6 +175,8 @@ def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Tar
     chain = _chain(snapshot, evidence)
     evidence.target(target, "trust_store", "acme_issuer")
     evidence.add("snapshot", "created", snapshot.document.get("created"), note="the time the chain is judged at")
+    evidence.fix(f"point --aksid-set trust_store= at a readable PEM bundle (now {target.trust_store}), or leave it unset "
+                 "for the Mozilla store", on_error=True)
     try:
         store = load_store(target.trust_store)
     except TrustStoreError as exc:

@@ -183,3 +183,16 @@ def test_static_fix_names_the_plan_resource_and_evidence_is_the_snapshots(tmp_pa
     assert [c["id"] for c in failed] == ["RBAC-002"]
     assert re.fullmatch(r"remove azurerm_role_assignment\.\w+ \(plan\.json:\d+\)", failed[0]["fix"]), failed[0]["fix"]
     assert evidence_not_in_snapshot(run) == []
+
+
+def test_an_error_a_setting_can_fix_carries_that_fix(healthy: Run, tmp_path: Path) -> None:
+    """Replayed where its trust store is gone, TLS-001 cannot verify; its fix names the setting and the path."""
+    document = json.loads((healthy.reports / "snapshot.json").read_text(encoding="utf-8"))
+    document["target"]["trust_store"] = str(tmp_path / "gone.pem")
+    saved = tmp_path / "snapshot.json"
+    saved.write_text(json.dumps(document), encoding="utf-8")
+    run = run_suites("--aksid-replay", str(saved), reports=tmp_path / "reports")
+    errors = [c for c in run.results["checks"] if c["outcome"] == "error"]
+    assert [c["id"] for c in errors] == ["TLS-001"], run.stdout
+    assert "trust_store" in errors[0]["fix"] and str(tmp_path / "gone.pem") in errors[0]["fix"]
+    assert all(c["fix"] is None for c in run.results["checks"] if c["outcome"] in ("passed", "skipped"))
