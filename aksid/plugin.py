@@ -28,6 +28,7 @@ from aksid.activation import (
 )
 from aksid.checks import SEVERITIES, NotApplicable, check_info
 from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
+from aksid.evidence import EVIDENCE_KEY, Evidence
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
 from aksid.identity_models import header_lines, identity_models, skip_reason
 from aksid.memory import keep_until_exit, long_lived_allocations
@@ -693,9 +694,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "remediation": info.remediation, "nodeid": item.nodeid, "waiver": waiver_record,
         "locations": _locations(item.config, outcome, message),
         "target": member.name if member is not None else _target_name(item.config),
+        **_evidence_fields(item, outcome),
     }
     report.user_properties.append((_PROPERTY, json.dumps(record)))
     return report
+
+
+def _evidence_fields(item: pytest.Item, outcome: str) -> dict[str, Any]:
+    """What the check recorded (the `evidence` fixture): the items always, the fix for a failure (or an error the
+    check marked fixable: a setting to correct)."""
+    recorded = item.stash.get(EVIDENCE_KEY, None)
+    if recorded is None:
+        return {"evidence": [], "fix": None}
+    return {"evidence": recorded.record(), "fix": recorded.fix_for(outcome)}
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """Where a check records what it compared (aksid.evidence); the plugin puts it on the check's result."""
+    recorded = Evidence()
+    request.node.stash[EVIDENCE_KEY] = recorded
+    return recorded
 
 
 def _member_of(item: pytest.Item) -> Member | None:

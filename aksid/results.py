@@ -29,6 +29,8 @@ class CheckResult:
     locations: list[dict[str, object]] | None = None  # static mode: files and lines of the objects at fault
     target: str | None = None  # the environment (a fleet member's name, or the one target's)
     new: bool = False  # red now, not red in the --aksid-baseline run
+    evidence: list[dict[str, object]] | None = None  # what the check judged, where it sits in the snapshot (aksid.evidence)
+    fix: str | None = None  # failed: the remediation filled with the observed objects and ids
 
 
 def summary(results: Iterable[CheckResult]) -> dict[str, int]:
@@ -80,6 +82,18 @@ def where_text(place: dict[str, object]) -> str:
     line = f":{place['line']}" if place.get("line") else ""
     extra = place.get("address") or place.get("chart_source")
     return f"{place['file']}{line}" + (f" ({extra})" if extra else "")
+
+
+def evidence_lines(result: CheckResult) -> list[str]:
+    """One line per evidence item: `source field = value` (JUnit system-out, HTML details)."""
+    lines = []
+    for item in result.evidence or []:
+        if "source" not in item:
+            lines.append(f"({item.get('omitted')} more items omitted)")
+            continue
+        note = f"  ({item['note']})" if item.get("note") else ""
+        lines.append(f"{item['source']} {item['field']} = {json.dumps(item.get('value'), sort_keys=True)}{note}")
+    return lines
 
 
 def terminal_lines(results: list[CheckResult]) -> list[str]:

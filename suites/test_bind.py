@@ -7,6 +7,7 @@ from typing import Any
 from aksid.arm_ids import same_id
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY, uses_workload_identity
 from aksid.snapshot import Snapshot, names
 from aksid.workloads import owner_chain, owner_workload, pods_of
@@ -61,17 +62,32 @@ def _azure_identity(snapshot: Snapshot, resource_id: str | None) -> dict[str, An
     subjects=identities,
     model=POD_IDENTITY,
 )
-def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapshot: Snapshot) -> None:
+def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
+                                    evidence: Evidence) -> None:
     origin, obj = subject
     if origin == "cluster":
         spec = obj.get("spec") or {}
         name = f"AzureIdentity {_ref(obj)}"
+        evidence.kube(obj, "spec.type", "spec.resourceID", "spec.clientID")
+        evidence.fix(f"kubectl -n {obj['metadata'].get('namespace')} edit azureidentity {obj['metadata']['name']}: "
+                     f"set spec.type 0, resourceID and clientID from `az identity show --ids {spec.get('resourceID')}`")
         assert spec.get("type") in (0, "0"), (
             f"{name} has type {spec.get('type')!r}; only 0 (user-assigned managed identity) is least-privilege here")
         resource_id, client_id = spec.get("resourceID"), spec.get("clientID")
     else:
         identity = obj.get("identity") or {}
         name = f"pod identity {obj.get('namespace')}/{obj.get('name')} of the AKS add-on"
+        cluster = snapshot.azure.managed_cluster() or {}
+        entries = ((cluster.get("properties") or {}).get("podIdentityProfile") or {}).get("userAssignedIdentities") or []
+        index = next((i for i, e in enumerate(entries) if e == obj), None)
+        if index is not None:
+            evidence.arm("managedCluster", cluster, *(
+                f"properties.podIdentityProfile.userAssignedIdentities[{index}].{f}"
+                for f in ("provisioningState", "identity.resourceId", "identity.clientId")))
+        evidence.fix(f"az aks pod-identity delete -g {target.aks_resource_group} --cluster-name {target.cluster_name} "
+                     f"--namespace {obj.get('namespace')} --name {obj.get('name')}; az aks pod-identity add -g "
+                     f"{target.aks_resource_group} --cluster-name {target.cluster_name} --namespace {obj.get('namespace')} "
+                     f"--name {obj.get('name')} --identity-resource-id {identity.get('resourceId')}")
         assert obj.get("provisioningState") == "Assigned", (
             f"{name} is in provisioningState {obj.get('provisioningState')!r}, not Assigned: the node pool does not "
             "hold this identity, so its pods get no token")
@@ -82,10 +98,15 @@ def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapsho
         ]
         assert in_cluster, f"{name} has no AzureIdentity {obj.get('namespace')}/{obj.get('name')} in the cluster"
         spec = in_cluster[0].get("spec") or {}
+        evidence.kube(in_cluster[0], "spec.resourceID", "spec.clientID")
         assert same_id(spec.get("resourceID"), resource_id) and spec.get("clientID") == client_id, (
             f"{name} names {resource_id} (client {client_id}) but the in-cluster AzureIdentity names "
             f"{spec.get('resourceID')} (client {spec.get('clientID')})")
     azure = _azure_identity(snapshot, resource_id)
+    if azure is not None:
+        evidence.arm("identities", azure, "id", "properties.clientId")
+    else:
+        evidence.arm_count("identities", snapshot.azure.identities(), note=f"none is {resource_id}")
     assert azure is not None, f"{name} names {resource_id}, which does not exist in Azure (deleted or mistyped)"
     actual = (azure.get("properties") or {}).get("clientId")
     assert client_id == actual, (
@@ -123,21 +144,27 @@ def _on_workload_identity(deployment: dict[str, Any]) -> bool:
     subjects=bindings_and_workloads,
     model=POD_IDENTITY,
 )
-def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target,
+                                          evidence: Evidence) -> None:
     kind, value = subject
     allowed = target.allowed_bindings()
     deployments = snapshot.kube.deployments()
+    evidence.target(target, "bind_allowed")
     if kind == "binding":
         selector = (value.get("spec") or {}).get("selector")
         namespace = value["metadata"].get("namespace")
+        evidence.kube(value, "spec.selector")
         intruders = []
         for pod in _carriers(snapshot, selector):
             if pod["metadata"].get("namespace") != namespace:
                 continue  # other namespaces are BIND-003's concern
+            evidence.kube(pod, f"metadata.labels.{SELECTOR_LABEL}", "metadata.ownerReferences[0].name")
             owner = owner_workload(pod, deployments)
             key = (owner["metadata"]["namespace"], owner["metadata"]["name"]) if owner else None
             if key is None or allowed.get(key) != selector:
                 intruders.append(pod)
+        evidence.fix("; ".join(f"kubectl -n {p['metadata'].get('namespace')} label pod {p['metadata']['name']} "
+                               f"{SELECTOR_LABEL}-" for p in intruders) + " (and remove the label from their pod templates)")
         assert not intruders, (
             f"{_ref(value)} selector '{selector}' is carried by {', '.join(names(intruders))}, which "
             f"{'is' if len(intruders) == 1 else 'are'} not an allowed workload; remove the label {SELECTOR_LABEL} from "
@@ -145,7 +172,13 @@ def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Sn
         return
     deployment, selector = value
     pods = pods_of(deployment, snapshot.kube.pods(deployment["metadata"]["namespace"]))
+    evidence.kube(deployment, f"spec.template.metadata.labels.{SELECTOR_LABEL}")
+    for pod in pods:
+        evidence.kube(pod, f"metadata.labels.{SELECTOR_LABEL}")
     wrong = [p for p in pods if (p["metadata"].get("labels") or {}).get(SELECTOR_LABEL) != selector]
+    evidence.fix(f"kubectl -n {deployment['metadata']['namespace']} patch deployment {deployment['metadata']['name']} "
+                 f"--type merge -p '{{\"spec\":{{\"template\":{{\"metadata\":{{\"labels\":{{\"{SELECTOR_LABEL}\":"
+                 f"\"{selector}\"}}}}}}}}}}'")
     assert not wrong, (
         f"deployment {_ref(deployment)} should carry {SELECTOR_LABEL}={selector}, but "
         + ", ".join(f"{_ref(p)} carries {(p['metadata'].get('labels') or {}).get(SELECTOR_LABEL)!r}" for p in wrong))
@@ -167,10 +200,17 @@ def selectors(snapshot: Snapshot, _target: Target) -> dict[str, dict[str, Any]]:
     subjects=selectors,
     model=POD_IDENTITY,
 )
-def test_selector_not_carried_elsewhere(subject: dict[str, Any], snapshot: Snapshot) -> None:
+def test_selector_not_carried_elsewhere(subject: dict[str, Any], snapshot: Snapshot, evidence: Evidence) -> None:
     selector = (subject.get("spec") or {}).get("selector")
     namespace = subject["metadata"].get("namespace")
-    outside = [pod for pod in _carriers(snapshot, selector) if pod["metadata"].get("namespace") != namespace]
+    evidence.kube(subject, "spec.selector")
+    carriers = _carriers(snapshot, selector)
+    for pod in carriers:
+        evidence.kube(pod, f"metadata.labels.{SELECTOR_LABEL}")
+    evidence.kube_count("v1/Pod", snapshot.kube.pods(), note=f"{len(carriers)} carry {SELECTOR_LABEL}={selector}")
+    outside = [pod for pod in carriers if pod["metadata"].get("namespace") != namespace]
+    evidence.fix("; ".join(f"kubectl -n {p['metadata'].get('namespace')} label pod {p['metadata']['name']} "
+                           f"{SELECTOR_LABEL}-" for p in outside))
     assert not outside, (
         f"selector '{selector}' of {_ref(subject)} is carried by {', '.join(names(outside))} outside {namespace}; "
         f"remove the label {SELECTOR_LABEL} from {'it' if len(outside) == 1 else 'them'}")
@@ -190,28 +230,51 @@ def bypasses(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
     subjects=bypasses,
     model=POD_IDENTITY,
 )
-def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot) -> None:
+def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot, evidence: Evidence) -> None:
     if subject == "hostnetwork":
         host_network = [
             pod for pod in snapshot.kube.pods()
             if (pod.get("spec") or {}).get("hostNetwork") and pod["metadata"].get("namespace") != SYSTEM_NAMESPACE
         ]
+        for pod in host_network:
+            evidence.kube(pod, "spec.hostNetwork")
+        evidence.kube_count("v1/Pod", snapshot.kube.pods(),
+                            note=f"{len(host_network)} with hostNetwork outside {SYSTEM_NAMESPACE}")
+        evidence.fix("run without hostNetwork: " + "; ".join(
+            f"set spec.hostNetwork false in the workload of pod {_ref(p)}" for p in host_network))
         assert not host_network, (
             f"{', '.join(names(host_network))} {'runs' if len(host_network) == 1 else 'run'} with hostNetwork outside "
             "kube-system: requests to IMDS from there bypass NMI")
         return
     if not snapshot.kube.served(GROUP, "AzurePodIdentityException"):
+        evidence.kube_count(f"{GROUP}/AzurePodIdentityException", [], note="the kind is not served")
         return  # no exceptions can exist (NMI-003 reports the missing CRD)
     problems = []
-    for exception in snapshot.kube.list(GROUP, "AzurePodIdentityException"):
+    fixes = []
+    exceptions = snapshot.kube.list(GROUP, "AzurePodIdentityException")
+    evidence.kube_count(f"{GROUP}/AzurePodIdentityException", exceptions)
+    for exception in exceptions:
         key = (exception["metadata"].get("namespace"), exception["metadata"]["name"])
         labels = (exception.get("spec") or {}).get("podLabels") or {}
+        evidence.kube(exception, "spec.podLabels")
+        if key != ADDON_EXCEPTION:
+            fixes.append(f"kubectl -n {key[0]} delete azurepodidentityexception {key[1]}")
         if key != ADDON_EXCEPTION:
             problems.append(f"{_ref(exception)} exempts pods labelled {labels or 'anything'}")
         elif labels != ADDON_EXCEPTION_LABELS:
             problems.append(f"{_ref(exception)} exempts {labels}, not only kubernetes.azure.com/managedby=aks")
+            fixes.append(f"az aks update --disable-pod-identity then --enable-pod-identity, so the add-on rewrites "
+                         f"{_ref(exception)} with podLabels kubernetes.azure.com/managedby=aks only")
         else:
-            problems += _not_the_addons(snapshot, exception, labels)
+            found = _not_the_addons(snapshot, exception, labels)
+            problems += found
+            for pod in snapshot.kube.pods(exception["metadata"].get("namespace"), labels):
+                evidence.kube(pod, "metadata.labels", "metadata.ownerReferences[0].name")
+            for problem in found:
+                pod_ns, _, pod_name = problem.split(" ", 2)[1].partition("/")
+                fixes.append(f"kubectl -n {pod_ns} label pod {pod_name} {' '.join(f'{k}-' for k in labels)} (and in its "
+                             "workload's pod template), or delete the pod")
+    evidence.fix("; ".join(fixes))
     assert not problems, "; ".join(problems) + ": exempted pods reach IMDS directly"
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target, is_loopback_host
+from aksid.evidence import Evidence
 from aksid.modes import LIVE_MODES
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match
 
@@ -71,6 +72,12 @@ def _a_record(snapshot: Snapshot, target: Target) -> tuple[dict[str, Any] | None
     addresses = sorted(str(_lower_keys(item).get("ipv4address")) for item in properties.get("arecords") or [])
     alias = (properties.get("targetresource") or {}).get("id")
     return record_set, None if alias and not addresses else addresses
+
+
+def _property(resource: dict[str, Any], lower: str) -> str:
+    """The field path of a property as the resource spells it (`properties.ARecords`), for evidence."""
+    key = next((k for k in resource.get("properties") or {} if str(k).lower() == lower), lower)
+    return f"properties.{key}"
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -141,20 +148,25 @@ def zone_and_name_servers(snapshot: Snapshot, target: Target) -> dict[str, tuple
     subjects=zone_and_name_servers,
     modes=LIVE_MODES,
 )
-def test_zone_delegated(subject: tuple[str, str | None], snapshot: Snapshot, target: Target) -> None:
+def test_zone_delegated(subject: tuple[str, str | None], snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     what, name_server = subject
+    zone = snapshot.azure.dns_zone()
+    if zone is not None:
+        evidence.arm("dnsZone", zone, _property(zone, "nameservers"))
     if what == "delegation":
-        _assert_delegation(snapshot, target)
+        _assert_delegation(snapshot, target, evidence)
     elif what == "server":
         assert name_server is not None
-        _assert_authoritative(snapshot, target, name_server)
+        _assert_authoritative(snapshot, target, name_server, evidence)
     else:
-        _assert_serials_agree(snapshot, target)
+        _assert_serials_agree(snapshot, target, evidence)
 
 
-def _assert_delegation(snapshot: Snapshot, target: Target) -> None:
+def _assert_delegation(snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     domain = _domain(target)
     zone = snapshot.azure.dns_zone()
+    evidence.target(target, "domain", "dns_resource_group")
+    evidence.fix(f"az network dns zone create -g {target.dns_resource_group} -n {domain}")
     assert zone is not None, (
         f"DNS zone {domain} does not exist in resource group {target.dns_resource_group} (subscription "
         f"{target.subscription_id}): external-dns and cert-manager have nowhere to write; create it "
@@ -172,6 +184,7 @@ def _assert_delegation(snapshot: Snapshot, target: Target) -> None:
         if value["rcode"] not in ("NOERROR", "NXDOMAIN"):
             raise EvidenceUnavailable(
                 f"parent server {label} (zone {parent['parent']}) answered {value['rcode']} for {domain} NS")
+        evidence.dns_parent(label, value, "rcode", "ns")
         delegated = sorted({_norm(name) for name in value["ns"]})
         if not delegated:
             problems.append(f"parent server {label} (zone {parent['parent']}) does not delegate {domain} at all "
@@ -184,16 +197,21 @@ def _assert_delegation(snapshot: Snapshot, target: Target) -> None:
         if parts:
             problems.append(f"parent server {label} (zone {parent['parent']}) delegates {domain} to "
                             f"{', '.join(delegated)}: it {' and '.join(parts)}")
+    evidence.fix(f"at the registrar of {domain} (parent zone {parent['parent']}), set the NS records to exactly "
+                 f"{' '.join(expected)}")
     assert not problems, (
         "; ".join(problems) + f". Azure's name servers for {domain} are {', '.join(expected)}: make exactly these the "
         "domain's NS records at the registrar, or resolvers ask servers that do not hold this zone"
     )
 
 
-def _assert_authoritative(snapshot: Snapshot, target: Target, name_server: str) -> None:
+def _assert_authoritative(snapshot: Snapshot, target: Target, name_server: str, evidence: Evidence) -> None:
     domain = _domain(target)
     address = snapshot.dns.server(name_server)["address"]
     answer = snapshot.dns.answer(name_server, domain, "SOA")
+    evidence.dns_answer(snapshot.document, name_server, domain, "SOA", "rcode", "aa", "answers")
+    evidence.fix(f"remove {name_server} from the NS records of {domain} at the registrar, or set them to `az network "
+                 f"dns zone show -g {target.dns_resource_group} -n {domain} --query nameServers`")
     problems = []
     if answer["rcode"] != "NOERROR":
         problems.append(f"answers {answer['rcode']}")
@@ -208,13 +226,14 @@ def _assert_authoritative(snapshot: Snapshot, target: Target, name_server: str) 
     )
 
 
-def _assert_serials_agree(snapshot: Snapshot, target: Target) -> None:
+def _assert_serials_agree(snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     domain = _domain(target)
     zone = snapshot.azure.dns_zone()
     assert zone is not None
     serials: dict[str, int] = {}
     for name_server in _name_servers(zone):
         answer = snapshot.dns.answer(name_server, domain, "SOA")  # no answer at all: cannot compare (error)
+        evidence.dns_answer(snapshot.document, name_server, domain, "SOA", "aa", "serial")
         if answer["aa"] and answer.get("serial") is not None:
             serials[_norm(name_server)] = int(answer["serial"])  # lame servers are reported on their own subject
     if not serials:
@@ -223,6 +242,9 @@ def _assert_serials_agree(snapshot: Snapshot, target: Target) -> None:
     for name_server, serial in serials.items():
         by_serial.setdefault(serial, []).append(name_server)
     listing = "; ".join(f"serial {serial} on {', '.join(names)}" for serial, names in sorted(by_serial.items()))
+    behind = [name for serial, names in sorted(by_serial.items())[:-1] for name in names]
+    evidence.fix(f"compare the parent's NS records for {domain} with `az network dns zone show -g "
+                 f"{target.dns_resource_group} -n {domain} --query nameServers`; {', '.join(behind)} serve an older copy")
     assert len(by_serial) == 1, (
         f"the SOA serials of zone {domain} differ across its name servers ({listing}): the servers with the lower "
         "serial serve an older copy of the zone; Azure DNS converges within minutes, so a lasting difference means "
@@ -245,9 +267,12 @@ def demo_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
     subjects=demo_record,
     modes=LIVE_MODES,
 )
-def test_a_record_matches_load_balancer(subject: str, snapshot: Snapshot, target: Target) -> None:
+def test_a_record_matches_load_balancer(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     fqdn, domain, namespace = subject, _domain(target), target.addon_namespace
     services = ingress_services(snapshot, target)
+    for service in services:
+        evidence.kube(service, "spec.type", "status.loadBalancer.ingress")
+    evidence.fix(f"install ingress-nginx in {namespace} with controller.service.type=LoadBalancer")
     assert services, (
         f"no LoadBalancer Service of ingress-nginx in namespace {namespace} (named {INGRESS_SERVICE} or labelled "
         f"app.kubernetes.io/name=ingress-nginx): {fqdn} has no ingress address to point at; install ingress-nginx with "
@@ -259,7 +284,16 @@ def test_a_record_matches_load_balancer(subject: str, snapshot: Snapshot, target
         f"Service {service_names} has no load balancer address yet (status.loadBalancer.ingress is empty): {fqdn} "
         f"cannot point at it; `kubectl -n {namespace} describe service` shows the cloud provider's events"
     )
+    evidence.fix(f"kubectl -n {namespace} describe service {' '.join(s['metadata']['name'] for s in services)}")
     record_set, addresses = _a_record(snapshot, target)
+    if record_set is not None:
+        evidence.arm("recordSets", record_set, _property(record_set, "arecords"))
+    else:
+        evidence.arm_count("recordSets", snapshot.azure.record_sets(), note=f"no A record {target.demo_host}")
+    for ingress in demo_ingresses(snapshot, target):
+        evidence.kube(ingress, "status.loadBalancer.ingress")
+    evidence.fix(f"kubectl -n {namespace} logs deploy/external-dns (it publishes {fqdn} -> {_listing(load_balancer)}); "
+                 f"check its zone access (RBAC-001) and ownership record (DNS-004)")
     ingresses = {_ref(ingress): _load_balancer_addresses(ingress) for ingress in demo_ingresses(snapshot, target)}
     _inside_sandbox(target, {
         f"load balancer of Service {service_names}": load_balancer,
@@ -281,6 +315,8 @@ def test_a_record_matches_load_balancer(subject: str, snapshot: Snapshot, target
         f"check `kubectl -n {namespace} logs deploy/external-dns`"
     )
     stale = {name: ips for name, ips in ingresses.items() if ips and ips != load_balancer}
+    evidence.fix(f"run ingress-nginx with --publish-service={namespace}/{INGRESS_SERVICE} so Ingress "
+                 f"{', '.join(stale)} carries {_listing(load_balancer)}")
     assert not stale, (
         "; ".join(f"Ingress {name} for {fqdn} carries status address {_listing(ips)}" for name, ips in stale.items())
         + f", not the load balancer's {_listing(load_balancer)}: external-dns publishes the Ingress status, so the record "
@@ -313,10 +349,15 @@ def _served(snapshot: Snapshot, name_server: str, fqdn: str) -> list[str] | None
     subjects=zone_name_servers,
     modes=LIVE_MODES,
 )
-def test_servers_answer_a_record(subject: str, snapshot: Snapshot, target: Target) -> None:
+def test_servers_answer_a_record(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     name_server, fqdn, domain = subject, target.demo_fqdn, _domain(target)
-    _, expected = _a_record(snapshot, target)
+    record_set, expected = _a_record(snapshot, target)
+    if record_set is not None:
+        evidence.arm("recordSets", record_set, _property(record_set, "arecords"))
     answer = snapshot.dns.answer(name_server, fqdn, "A")
+    evidence.dns_answer(snapshot.document, name_server, fqdn, "A", "rcode", "aa", "answers")
+    evidence.fix(f"compare the NS records of {domain} at the registrar with `az network dns zone show -g "
+                 f"{target.dns_resource_group} -n {domain} --query nameServers`; remove {name_server} if it is not among them")
     address = snapshot.dns.server(name_server)["address"]
     served = sorted(answer["answers"])
     _inside_sandbox(target, {f"A record {fqdn} in Azure DNS": expected or [], f"answer of {name_server} for {fqdn}": served})
@@ -420,9 +461,12 @@ def external_dns_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
     subjects=external_dns_record,
     modes=LIVE_MODES,
 )
-def test_ownership_record(subject: str, snapshot: Snapshot, target: Target) -> None:
+def test_ownership_record(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     fqdn, domain = subject, _domain(target)
     deployments = [d for d in snapshot.kube.deployments(target.addon_namespace) if _is_external_dns(d)]
+    for deployment in deployments:
+        for index, _ in enumerate(deployment["spec"]["template"]["spec"].get("containers") or []):
+            evidence.kube(deployment, f"spec.template.spec.containers[{index}].args")
     settings = [_external_dns_settings(d) for d in deployments]
     owners = sorted({owner for owner, _, _ in settings})
     runs = ", ".join(f"{_ref(d)} with --txt-owner-id={s[0]}" for d, s in zip(deployments, settings, strict=True))
@@ -430,16 +474,28 @@ def test_ownership_record(subject: str, snapshot: Snapshot, target: Target) -> N
     found: list[tuple[str, dict[str, str]]] = []
     for name in names:
         record_set = _record_set(snapshot, target, "TXT", name)
+        if record_set is not None:
+            evidence.arm("recordSets", record_set, _property(record_set, "txtrecords"))
         for record in _properties(record_set or {}).get("txtrecords") or []:
             fields = ownership_fields("".join(str(chunk) for chunk in _lower_keys(record).get("value") or []))
             if fields.get("heritage") == EXTERNAL_DNS:
                 found.append((f"{name}.{domain}", fields))
+    a_records = [r for r in snapshot.azure.record_sets() if str(r.get("id", "")).endswith(f"/A/{target.demo_host}")]
+    evidence.fix(f"az network dns record-set a delete -g {target.dns_resource_group} -z {domain} -n {target.demo_host} "
+                 f"(external-dns recreates it with its TXT ownership record, owner {', '.join(owners)})"
+                 + (f"; ids {' '.join(str(r.get('id')) for r in a_records)}" if a_records else ""))
+    if not found:
+        evidence.arm_count("recordSets", snapshot.azure.record_sets(), note=f"no TXT {', '.join(names)}")
     assert found, (
         f"no external-dns ownership TXT record for {fqdn} in zone {domain} (looked for TXT {', '.join(names)}): external-dns "
         f"(running as {runs}) does not own the host, so it will neither update nor delete its A record"
     )
     foreign = [(name, fields.get("external-dns/owner")) for name, fields in found
                if fields.get("external-dns/owner") not in owners]
+    evidence.fix("; ".join(f"az network dns record-set txt delete -g {target.dns_resource_group} -z {domain} -n "
+                           f"{name.removesuffix('.' + domain)}" for name, _ in foreign)
+                 + f" and the A record {target.demo_host}, so this cluster's external-dns ({', '.join(owners)}) "
+                 "recreates both - only if the other owner no longer needs them")
     assert not foreign, (
         "; ".join(f"the ownership TXT record {name} says external-dns/owner={owner}" for name, owner in foreign)
         + f", but this cluster's external-dns runs as {runs}: another external-dns instance (another cluster sharing "

@@ -9,6 +9,7 @@ import pytest
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.evidence import Evidence
 from aksid.modes import LIVE_MODES
 from aksid.snapshot import Snapshot, unknown_until_apply
 
@@ -54,8 +55,21 @@ def cluster_issuers(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, 
     subjects=cluster_issuers,
     modes=LIVE_MODES,
 )
-def test_cluster_issuer_ready(subject: tuple[str, dict[str, Any] | None]) -> None:
+def test_cluster_issuer_ready(subject: tuple[str, dict[str, Any] | None], snapshot: Snapshot, target: Target,
+                              evidence: Evidence) -> None:
     name, issuer = subject
+    if issuer is None:
+        evidence.kube_count(f"{CERT_MANAGER}/ClusterIssuer", snapshot.kube.list(CERT_MANAGER, "ClusterIssuer"),
+                            note=f"none is {name}")
+        evidence.target(target, "acme_issuer")
+        evidence.fix(f"kubectl apply the tutorial's ClusterIssuer {name}")
+    else:
+        evidence.kube(issuer, "spec.acme.server", "spec.acme.email")
+        evidence.kube_condition(issuer, "Ready", "reason", "message")
+        acme = (issuer.get("spec") or {}).get("acme") or {}
+        evidence.fix(f"kubectl describe clusterissuer {name}; check spec.acme.server {acme.get('server')} and the "
+                     f"e-mail, or delete the account key Secret {(acme.get('privateKeySecretRef') or {}).get('name')} "
+                     "so cert-manager registers again")
     assert issuer is not None, f"ClusterIssuer {name} (ACME_ISSUER) does not exist; apply the tutorial's issuers"
     ready = _condition(issuer, "Ready")
     assert ready.get("status") == "True", (
@@ -82,13 +96,24 @@ def demo_issuer(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict
                 "letsencrypt-prod the production directory and letsencrypt-staging the staging one.",
     subjects=demo_issuer,
 )
-def test_demo_issuer_matches_acme_issuer(subject: tuple[str, dict[str, Any] | None], target: Target) -> None:
+def test_demo_issuer_matches_acme_issuer(subject: tuple[str, dict[str, Any] | None], snapshot: Snapshot, target: Target,
+                                         evidence: Evidence) -> None:
     name, issuer = subject
+    ingress = demo_ingress(snapshot, target)
+    if ingress is not None:
+        evidence.kube(ingress, f'metadata.annotations["{ISSUER_ANNOTATION}"]')
+        evidence.fix(f"kubectl -n {ingress['metadata']['namespace']} annotate ingress {ingress['metadata']['name']} "
+                     f"--overwrite {ISSUER_ANNOTATION}={target.acme_issuer}")
+    evidence.target(target, "acme_issuer")
     assert name == target.acme_issuer, (
         f"the demo Ingress uses ClusterIssuer {name}, but ACME_ISSUER is {target.acme_issuer}")
     assert issuer is not None, f"ClusterIssuer {name} used by the demo Ingress does not exist"
     server = ((issuer.get("spec") or {}).get("acme") or {}).get("server")
     expected = target.acme_server_for(name)
+    evidence.kube(issuer, "spec.acme.server")
+    evidence.add("target", f"acme_{'staging' if name.endswith('staging') else 'prod'}_server", expected)
+    evidence.fix(f"kubectl patch clusterissuer {name} --type merge -p '{{\"spec\":{{\"acme\":{{\"server\":"
+                 f"\"{expected}\"}}}}}}'")
     assert server == expected, f"ClusterIssuer {name} uses ACME server {server}, expected {expected}"
 
 
@@ -118,17 +143,32 @@ def azure_dns_solvers(snapshot: Snapshot, _target: Target) -> dict[str, tuple[st
                 "to the DNS identity's.",
     subjects=azure_dns_solvers,
 )
-def test_solver_targets_the_zone(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target) -> None:
+def test_solver_targets_the_zone(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
+                                 evidence: Evidence) -> None:
     label, azure = subject
+    kind, ref, _, index = label.split(" ")
+    namespace, _, name = ref.rpartition("/")
+    issuer = snapshot.kube.get(CERT_MANAGER, kind, namespace or None, name) or {}
+    where = f"spec.acme.solvers[{index}].dns01.azureDNS"
+    evidence.kube(issuer, *(f"{where}.{key}" for key in ("subscriptionID", "resourceGroupName", "hostedZoneName",
+                                                          "managedIdentity")))
+    evidence.target(target, "subscription_id", "dns_resource_group", "domain")
     expected = {"subscriptionID": target.subscription_id, "resourceGroupName": target.dns_resource_group,
                 "hostedZoneName": target.domain.rstrip(".")}
     wrong = [f"{key} is {azure.get(key)!r}, expected {value!r}" for key, value in expected.items()
              if str(azure.get(key, "")).lower().rstrip(".") != value.lower()]
+    patch = ",".join(f'\"{key}\":\"{value}\"' for key, value in expected.items()
+                     if str(azure.get(key, "")).lower().rstrip(".") != value.lower())
+    evidence.fix(f"kubectl edit {kind.lower()} {ref}: in {where} set {patch.replace(chr(92), '')}")
     assert not wrong, f"{label}: {'; '.join(wrong)}"
     managed = azure.get("managedIdentity") or {}
     if managed.get("clientID"):
         identity = snapshot.azure.identity_named(target.identity_name)
         client_id = ((identity or {}).get("properties") or {}).get("clientId")
+        if identity is not None:
+            evidence.arm("identities", identity, "name", "properties.clientId")
+        evidence.fix(f"kubectl edit {kind.lower()} {ref}: set {where}.managedIdentity.clientID to {client_id} "
+                     f"(the DNS identity {target.identity_name}), or remove managedIdentity")
         if unknown_until_apply(client_id):
             pytest.skip(f"{label} names zone, group and subscription right; its managedIdentity.clientID cannot be "
                         f"compared: the DNS identity's client id is {client_id}")
@@ -171,15 +211,31 @@ def _failing_acme(snapshot: Snapshot, namespace: str) -> list[str]:
     subjects=demo_certificate,
     modes=LIVE_MODES,
 )
-def test_demo_certificate_current(subject: tuple[str, Any], snapshot: Snapshot) -> None:
+def test_demo_certificate_current(subject: tuple[str, Any], snapshot: Snapshot, evidence: Evidence) -> None:
     kind, (namespace, name) = subject
     if kind == "secret":
+        secret = snapshot.kube.get("v1", "Secret", namespace, name)
+        if secret is not None:
+            evidence.kube(secret, "metadata.name", "type")
+        else:
+            evidence.kube_count("v1/Secret", snapshot.kube.list("v1", "Secret", namespace), namespace,
+                                note=f"none is {name}")
+        evidence.fix(f"kubectl -n {namespace} describe certificate {name}; cmctl renew -n {namespace} {name}")
         assert snapshot.kube.get("v1", "Secret", namespace, name) is not None, (
             f"Secret {namespace}/{name} of the demo Certificate does not exist: the Ingress serves no certificate")
         return
     certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", namespace, name)
     failing = _failing_acme(snapshot, namespace)
     hint = f"; {'; '.join(failing)}" if failing else ""
+    for acme_kind in ("Order", "Challenge"):
+        for obj in snapshot.kube.list(ACME, acme_kind, namespace):
+            evidence.kube(obj, "status.state", "status.reason")
+    if certificate is not None:
+        evidence.kube_condition(certificate, "Ready", "reason")
+        evidence.kube(certificate, "status.notAfter", "status.renewalTime")
+    evidence.add("snapshot", "created", snapshot.document.get("created"), note="the time it is judged at")
+    evidence.fix(f"kubectl -n {namespace} describe certificate,certificaterequest,order,challenge; fix what "
+                 + ("; ".join(failing) if failing else "they report") + f"; then cmctl renew -n {namespace} {name}")
     assert certificate is not None, f"Certificate {namespace}/{name} does not exist{hint}"
     ready = _condition(certificate, "Ready")
     assert ready.get("status") == "True", (

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksid.checks import NotApplicable, check
+from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.nodes import admits, is_linux, is_pod_ready, is_virtual, why_not_admitted
@@ -41,8 +42,12 @@ def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE)
     modes=LIVE_MODES,
     model=POD_IDENTITY,
 )
-def test_nmi_daemonset_exists(snapshot: Snapshot) -> None:
+def test_nmi_daemonset_exists(snapshot: Snapshot, target: Any, evidence: Evidence) -> None:
     found = nmi_daemonsets(snapshot)
+    for ds in found:
+        evidence.kube(ds, "metadata.name", "metadata.labels")
+    evidence.kube_count("apps/v1/DaemonSet", snapshot.kube.daemonsets(SYSTEM_NAMESPACE), SYSTEM_NAMESPACE)
+    evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-pod-identity")
     elsewhere = [ds for ds in nmi_daemonsets(snapshot, None) if ds["metadata"]["namespace"] != SYSTEM_NAMESPACE]
     hint = f"; found {', '.join(names(elsewhere))} outside kube-system" if elsewhere else ""
     assert found, (
@@ -134,9 +139,25 @@ def _coverage_fix(coverage: NodeCoverage) -> str:
     modes=LIVE_MODES,
     model=POD_IDENTITY,
 )
-def test_nmi_ready_on_node(subject: NodeCoverage) -> None:
+def test_nmi_ready_on_node(subject: NodeCoverage, evidence: Evidence) -> None:
     node, pods = subject.node, subject.nmi_pods
     ds_name = f"{subject.daemonset['metadata']['namespace']}/{subject.daemonset['metadata']['name']}"
+    evidence.kube(subject.daemonset, "metadata.uid")
+    for pod in pods:
+        evidence.kube(pod, "spec.nodeName", "metadata.ownerReferences[0].uid", "status.phase")
+        evidence.kube_condition(pod, "Ready")
+    for pod in subject.exposed[:5]:
+        evidence.kube(pod, "spec.nodeName", note="a pod there that could ask IMDS")
+    namespace = subject.daemonset["metadata"]["namespace"]
+    if subject.not_admitted is not None and not pods:
+        evidence.fix(f"{_coverage_fix(subject)}; meanwhile `kubectl cordon {node}` and move "
+                     f"{_listed(subject.exposed)} off it")
+    elif not pods:
+        evidence.fix(f"kubectl -n {namespace} describe daemonset {subject.daemonset['metadata']['name']}; "
+                     f"kubectl cordon {node} until NMI runs there")
+    else:
+        evidence.fix(f"kubectl -n {namespace} describe pod {' '.join(p['metadata']['name'] for p in pods)}; "
+                     f"kubectl cordon {node} until NMI is ready")
     if subject.not_admitted is not None and not pods:
         raise AssertionError(
             f"node {node} runs {len(subject.exposed)} pod(s) that can ask IMDS ({_listed(subject.exposed)}) but "
@@ -186,8 +207,23 @@ def _established(crd: dict[str, Any]) -> bool:
     modes=LIVE_MODES,
     model=POD_IDENTITY,
 )
-def test_pod_identity_installed(subject: tuple[str, str, dict[str, Any] | None]) -> None:
+def test_pod_identity_installed(subject: tuple[str, str, dict[str, Any] | None], snapshot: Snapshot, target: Any,
+                                evidence: Evidence) -> None:
     what, name, obj = subject
+    evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} "
+                 "--disable-pod-identity, then --enable-pod-identity (the add-on reinstalls "
+                 f"{'CustomResourceDefinition ' + name if what == 'crd' else f'{SYSTEM_NAMESPACE}/{name}'})")
+    if obj is None:
+        evidence.kube_count("apiextensions.k8s.io/v1/CustomResourceDefinition" if what == "crd"
+                            else f"{POD_IDENTITY_GROUP}/v1/AzurePodIdentityException", snapshot.kube.crds()
+                            if what == "crd" else snapshot.kube.list(f"{POD_IDENTITY_GROUP}/v1", "AzurePodIdentityException"),
+                            note=f"looked for {name}")
+    elif what == "crd":
+        evidence.kube(obj, "metadata.name", *(f"spec.versions[{i}].served" for i, _ in
+                                             enumerate(obj["spec"].get("versions", []))))
+        evidence.kube_condition(obj, "Established")
+    else:
+        evidence.kube(obj, "metadata.name", "spec.podLabels")
     if what == "crd":
         assert obj is not None, f"CustomResourceDefinition {name} is not installed; AzureIdentity objects cannot exist"
         served = [v["name"] for v in obj["spec"].get("versions", []) if v.get("served")]
@@ -217,10 +253,16 @@ def operation_mode(snapshot: Snapshot, target: Any) -> dict[str, Any]:
     subjects=operation_mode,
     model=POD_IDENTITY,
 )
-def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any) -> None:
+def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any, evidence: Evidence) -> None:
     what, _ = subject
     if what == "profile":
         cluster = snapshot.azure.managed_cluster()
+        if cluster is not None:
+            evidence.arm("managedCluster", cluster, "properties.podIdentityProfile.enabled")
+        evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-pod-identity")
+        if cluster is None:
+            evidence.fix(f"az aks list --subscription {target.subscription_id} --query \"[].[resourceGroup,name]\", "
+                         "then set AZ_AKS_RESOURCE_GROUP and AZ_AKS_CLUSTER_NAME to the cluster's", on_error=True)
         if cluster is None:
             raise EvidenceUnavailable(
                 f"managed cluster {target.aks_resource_group}/{target.cluster_name} does not exist in subscription "
@@ -234,6 +276,15 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
         )
         return
     mic = [d for d in snapshot.kube.deployments() if _carries_any(d, MIC_SELECTORS)]
+    for deployment in mic:
+        evidence.kube(deployment, "metadata.labels")
+    evidence.kube_count("apps/v1/Deployment", snapshot.kube.deployments(), note="none labelled component=mic")
+    evidence.fix("helm uninstall the self-managed aad-pod-identity release that runs "
+                 + (", ".join(f"deployment {n}" for n in names(mic)) or "MIC")
+                 + f", then az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-pod-identity")
+    for ds in nmi_daemonsets(snapshot):
+        for index, _ in enumerate(ds["spec"]["template"]["spec"].get("containers", [])):
+            evidence.kube(ds, f"spec.template.spec.containers[{index}].args")
     assert not mic, (
         f"MIC is running ({', '.join(names(mic))}): this is standard mode, where MIC assigns identities to the "
         "node pool; remove the self-managed aad-pod-identity release"
@@ -269,8 +320,15 @@ def pod_identity_cluster(snapshot: Snapshot, target: Any) -> dict[str, dict[str,
     subjects=pod_identity_cluster,
     model=POD_IDENTITY,
 )
-def test_pod_identity_not_on_kubenet(subject: dict[str, Any]) -> None:
+def test_pod_identity_not_on_kubenet(subject: dict[str, Any], evidence: Evidence) -> None:
     properties = subject.get("properties") or {}
+    evidence.arm("managedCluster", subject, "properties.networkProfile.networkPlugin",
+                 "properties.podIdentityProfile.allowNetworkPluginKubenet")
+    parts = str(subject.get("id", "")).split("/")
+    lower = [part.lower() for part in parts]
+    group = parts[lower.index("resourcegroups") + 1] if "resourcegroups" in lower[:-1] else "<rg>"
+    evidence.fix(f"az aks update -g {group} -n {subject.get('name')} --network-plugin azure --network-plugin-mode "
+                 "overlay (or move its workloads to Workload Identity and --disable-pod-identity)")
     plugin = (properties.get("networkProfile") or {}).get("networkPlugin")
     allowed = (properties.get("podIdentityProfile") or {}).get("allowNetworkPluginKubenet")
     assert not (plugin == "kubenet" and allowed is True), (

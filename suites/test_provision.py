@@ -11,6 +11,7 @@ from typing import Any
 
 from aksid.checks import check
 from aksid.config import Target
+from aksid.evidence import Evidence, path_text
 from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY
 from aksid.snapshot import EvidenceUnavailable, Snapshot
 from aksid.trust import TrustStoreError, dns_names, load_store, parse_chain, top_issuer, verify_chain
@@ -33,6 +34,15 @@ def _outcome(record: dict[str, Any]) -> dict[str, Any]:
     return record["value"]
 
 
+def _probe_evidence(evidence: Evidence, snapshot: Snapshot, role: str, *claims: str) -> None:
+    """The probe's pod and what IMDS/NMI answered it."""
+    section = snapshot.provision.section
+    evidence.provision(section, path_text("probes", role, "namespace"), path_text("probes", role, "pod"),
+                       path_text("probes", role, "selector"), path_text("probes", role, "status"),
+                       path_text("probes", role, "value", "status"),
+                       *(path_text("probes", role, "value", *claim.split(".")) for claim in claims))
+
+
 # -- PROBE-001 ----------------------------------------------------------------------------------
 
 @check(
@@ -44,10 +54,17 @@ def _outcome(record: dict[str, Any]) -> dict[str, Any]:
     modes=PROVISION,
     model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; PROBE-003/004 are workload identity's
 )
-def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target) -> None:
-    _role, record = subject
+def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
+                                           evidence: Evidence) -> None:
+    role, record = subject
+    _probe_evidence(evidence, snapshot, role, "claims.oid", "claims.appid", "claims.aud")
     answer = _outcome(record)
     identity = snapshot.azure.identity_named(target.identity_name)
+    if identity is not None:
+        evidence.arm("identities", identity, "properties.principalId", "properties.clientId")
+        evidence.fix(f"az aks pod-identity add -g {target.aks_resource_group} --cluster-name {target.cluster_name} "
+                     f"--namespace {record.get('namespace')} --name {target.identity_name} --identity-resource-id "
+                     f"{identity.get('id')} --binding-selector {record.get('selector')} (then check BIND-001, NMI-002)")
     if identity is None:
         raise EvidenceUnavailable(f"the DNS identity {target.identity_name} is not in Azure (see BIND-001)")
     wanted = identity.get("properties") or {}
@@ -74,9 +91,13 @@ def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], 
     modes=PROVISION,
     model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; PROBE-003/004 are workload identity's
 )
-def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None:
+def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, evidence: Evidence) -> None:
     role, record = subject
+    _probe_evidence(evidence, snapshot, role, "claims.oid", "claims.xms_mirid")
     answer = _outcome(record)
+    evidence.fix(f"kubectl -n kube-system get pods -l component=nmi -o wide (NMI must run, in managed mode, on the node "
+                 f"of probe {record.get('namespace')}/{record.get('pod')}); kubectl get azurepodidentityexceptions -A; "
+                 "remove exceptions and hostNetwork that let pods bypass NMI (BIND-004)")
     how = ("without the binding's selector" if role == "probe-unbound"
            else f"with selector {record.get('selector')} outside the identity's namespace")
     claims = answer.get("claims") or {}
@@ -86,6 +107,20 @@ def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None
 
 
 # -- PROBE-003 ----------------------------------------------------------------------------------
+
+def _wi_probe_evidence(evidence: Evidence, snapshot: Snapshot, role: str) -> None:
+    """The workload identity probe's pod, its ServiceAccount and what Entra ID answered the exchange."""
+    section = snapshot.provision.section
+    evidence.provision(section, *(path_text("probes", role, *field.split(".")) for field in (
+        "namespace", "pod", "service_account", "asks_client_id", "status", "value.status", "value.claims.oid",
+        "value.claims.appid", "value.claims.aud", "value.assertion.iss", "value.assertion.sub")))
+
+
+def _group_of(identity: dict[str, Any]) -> str:
+    parts = str(identity.get("id") or "").split("/")
+    lowered = [p.lower() for p in parts]
+    return parts[lowered.index("resourcegroups") + 1] if "resourcegroups" in lowered else "<resource group>"
+
 
 def _wi_where(record: dict[str, Any]) -> str:
     return (f"probe {record.get('namespace')}/{record.get('pod')} (ServiceAccount "
@@ -104,12 +139,21 @@ def _wi_where(record: dict[str, Any]) -> str:
     model=WORKLOAD_IDENTITY,
 )
 def test_allowed_wi_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot,
-                                                target: Target) -> None:
-    _role, record = subject
+                                                target: Target, evidence: Evidence) -> None:
+    role, record = subject
+    _wi_probe_evidence(evidence, snapshot, role)
     answer = _outcome(record)
     identity = snapshot.azure.identity_named(target.identity_name)
     if identity is None:
         raise EvidenceUnavailable(f"the DNS identity {target.identity_name} is not in Azure (see WI-003)")
+    evidence.arm("identities", identity, "properties.principalId", "properties.clientId")
+    issuer = ((snapshot.azure.managed_cluster() or {}).get("properties") or {}).get("oidcIssuerProfile") or {}
+    evidence.fix(f"az identity federated-credential create -g {_group_of(identity)} --identity-name "
+                 f"{target.identity_name} -n {record.get('service_account')} --issuer {issuer.get('issuerURL')} "
+                 f"--subject system:serviceaccount:{record.get('namespace')}:{record.get('service_account')} "
+                 f"--audiences api://AzureADTokenExchange; kubectl -n {record.get('namespace')} annotate serviceaccount "
+                 f"{record.get('service_account')} azure.workload.identity/client-id="
+                 f"{(identity.get('properties') or {}).get('clientId')} --overwrite (then WI-002..004)")
     wanted = identity.get("properties") or {}
     claims, assertion = answer.get("claims") or {}, answer.get("assertion") or {}
     where = _wi_where(record)
@@ -137,10 +181,16 @@ def test_allowed_wi_probe_gets_the_dns_identity(subject: tuple[str, dict[str, An
     modes=PROVISION,
     model=WORKLOAD_IDENTITY,
 )
-def test_unallowed_wi_probes_are_refused(subject: tuple[str, dict[str, Any]]) -> None:
-    _role, record = subject
+def test_unallowed_wi_probes_are_refused(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
+                                        evidence: Evidence) -> None:
+    role, record = subject
+    _wi_probe_evidence(evidence, snapshot, role)
     answer = _outcome(record)
     claims, assertion = answer.get("claims") or {}, answer.get("assertion") or {}
+    identity = snapshot.azure.identity_named(target.identity_name) or {}
+    evidence.fix(f"az identity federated-credential list -g {_group_of(identity)} --identity-name {target.identity_name}"
+                 f" --query \"[?subject=='{assertion.get('sub')}'].name\" -o tsv | xargs -n1 az identity "
+                 f"federated-credential delete -y -g {_group_of(identity)} --identity-name {target.identity_name} -n")
     assert answer.get("status") != 200 and not claims, (
         f"{_wi_where(record)} asked for client id {record.get('asks_client_id')} and got a token for principal "
         f"{claims.get('oid')} ({claims.get('xms_mirid')}): Entra ID trusts {assertion.get('sub')} of issuer "
@@ -154,9 +204,12 @@ def canary_host(snapshot: Snapshot, _target: Target) -> dict[str, str]:
     return {f"host/{host}": host}
 
 
-def _step(snapshot: Snapshot, key: str) -> Any:
+def _step(snapshot: Snapshot, key: str, evidence: Evidence | None = None, *fields: str) -> Any:
     """A step's value; a step the controller did not complete in time is the finding (AssertionError)."""
     entry = snapshot.provision.canary(key)
+    if evidence is not None:
+        evidence.provision(snapshot.provision.section, path_text("canary", key, "status"),
+                           *(path_text("canary", key, "value", *field.split(".")) for field in fields))
     if entry.get("status") == "timeout":
         raise AssertionError(entry["reason"])
     if entry.get("status") != "ok":
@@ -172,11 +225,14 @@ def _step(snapshot: Snapshot, key: str) -> Any:
     subjects=canary_host,
     modes=PROVISION,
 )
-def test_canary_record_published(subject: str, snapshot: Snapshot) -> None:
-    address = _step(snapshot, "address")
-    record = _step(snapshot, "azure_record")
+def test_canary_record_published(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
+    evidence.fix(f"kubectl -n {target.addon_namespace} logs deploy/external-dns: its identity needs DNS Zone Contributor "
+                 f"on {target.zone_id} (RBAC-001) and --domain-filter must include {subject}")
+    address = _step(snapshot, "address", evidence)
+    evidence.provision(snapshot.provision.section, path_text("canary", "address", "value"))
+    record = _step(snapshot, "azure_record", evidence, "addresses")
     assert address in record.get("addresses", []), f"Azure DNS holds {record.get('addresses')} for {subject}, not {address}"
-    _step(snapshot, "servers")  # every authoritative server answered the address (or the step timed out)
+    _step(snapshot, "servers", evidence)  # every authoritative server answered the address (or the step timed out)
 
 
 # -- CANARY-002 ---------------------------------------------------------------------------------
@@ -189,11 +245,15 @@ def test_canary_record_published(subject: str, snapshot: Snapshot) -> None:
     subjects=canary_host,
     modes=PROVISION,
 )
-def test_canary_certificate_issued_and_trusted(subject: str, snapshot: Snapshot, target: Target) -> None:
-    certificate = _step(snapshot, "certificate")
+def test_canary_certificate_issued_and_trusted(subject: str, snapshot: Snapshot, target: Target,
+                                              evidence: Evidence) -> None:
+    evidence.fix(f"during a run: kubectl describe certificate,certificaterequest,order,challenge -n <run namespace> for "
+                 f"{subject}; the DNS-01 solver of {target.acme_issuer} needs the identity's rights on {target.zone_id}")
+    certificate = _step(snapshot, "certificate", evidence, "spec.issuerRef.name")
+    evidence.target(target, "acme_issuer", "trust_store")
     issuer = ((certificate.get("spec") or {}).get("issuerRef") or {}).get("name")
     assert issuer == target.acme_issuer, f"the canary's Certificate was issued by {issuer}, not {target.acme_issuer}"
-    tls = _step(snapshot, "tls")
+    tls = _step(snapshot, "tls", evidence, "handshake.value.chain[0]", "handshake.value.chain[1]")
     chain = parse_chain(((tls.get("handshake") or {}).get("value") or {}).get("chain") or [])
     try:
         store = load_store(target.trust_store)
@@ -219,7 +279,10 @@ def run_subject(snapshot: Snapshot, _target: Target) -> dict[str, str]:
     subjects=run_subject,
     modes=PROVISION,
 )
-def test_teardown_left_nothing(subject: str, snapshot: Snapshot) -> None:
+def test_teardown_left_nothing(subject: str, snapshot: Snapshot, evidence: Evidence) -> None:
+    section = snapshot.provision.section
+    evidence.provision(section, "run_id", "teardown.leftovers", "teardown.problems", "teardown.records")
+    evidence.fix(f"aksid sweep --run-id {section.get('run_id')} with the same target options")
     leftovers = snapshot.provision.teardown("leftovers")
     problems = snapshot.provision.teardown("problems") or []
     assert not leftovers, f"{subject} left {', '.join(leftovers)} ({'; '.join(problems) or 'no delete failed'})"

@@ -16,6 +16,7 @@ from aksid.arm_ids import (
 )
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.redact import looks_secret
@@ -43,6 +44,22 @@ def _describe(snapshot: Snapshot, assignment: dict[str, Any]) -> str:
     return f"{role_name(_role(assignment), snapshot.azure.role_definitions())} at {props.get('scope')} (assignment {name})"
 
 
+def _assignment_evidence(evidence: Evidence, assignments: list[dict[str, Any]]) -> None:
+    for assignment in assignments:
+        evidence.arm("roleAssignments", assignment, "properties.principalId", "properties.roleDefinitionId",
+                     "properties.scope")
+
+
+def _delete(snapshot: Snapshot, assignments: list[dict[str, Any]]) -> str:
+    """The command that deletes the assignments; in static mode, the plan's resources that declare them."""
+    sources = snapshot.document.get("sources") or {}
+    declared = [sources.get(str(a.get("id", "")).lower()) for a in assignments]
+    if assignments and all(place and place.get("address") for place in declared):
+        return "; ".join(f"remove {place['address']} ({place['file']}:{place.get('line')})"
+                         for place in declared if place)
+    return "az role assignment delete --ids " + " ".join(str(a.get("id")) for a in assignments)
+
+
 def dns_identities(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any]]:
     """The identity named IDENTITY_NAME (the tutorial's `${AZ_DNS_DOMAIN/./-}-identity`)."""
     identity = snapshot.azure.identity_named(target.identity_name)
@@ -59,8 +76,15 @@ def dns_identities(snapshot: Snapshot, target: Target) -> dict[str, dict[str, An
                 "ServicePrincipal --role 'DNS Zone Contributor' --scope <zone id>",
     subjects=dns_identities,
 )
-def test_dns_identity_is_zone_contributor(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_dns_identity_is_zone_contributor(subject: dict[str, Any], snapshot: Snapshot, target: Target,
+                                          evidence: Evidence) -> None:
     principal = (subject.get("properties") or {}).get("principalId")
+    evidence.arm("identities", subject, "name", "properties.principalId")
+    evidence.target(target, "zone_id")
+    _assignment_evidence(evidence, _assignments_of(snapshot, principal))
+    evidence.arm_count("roleAssignments", snapshot.azure.role_assignments())
+    evidence.fix(f"az role assignment create --assignee-object-id {principal} --assignee-principal-type "
+                 f"ServicePrincipal --role 'DNS Zone Contributor' --scope {target.zone_id}")
     on_zone = [
         a for a in _assignments_of(snapshot, principal)
         if _role(a) == DNS_ZONE_CONTRIBUTOR and same_id(_scope(a), target.zone_id)
@@ -87,9 +111,14 @@ def _allowed(snapshot: Snapshot, target: Target, assignment: dict[str, Any]) -> 
                 "Contributor on the zone only (allow more with --aksid-set rbac_allowed=ROLE@SCOPE).",
     subjects=dns_identities,
 )
-def test_dns_identity_holds_nothing_else(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_dns_identity_holds_nothing_else(subject: dict[str, Any], snapshot: Snapshot, target: Target,
+                                         evidence: Evidence) -> None:
     principal = (subject.get("properties") or {}).get("principalId")
+    evidence.arm("identities", subject, "name", "properties.principalId")
+    evidence.target(target, "zone_id", "rbac_allowed")
+    _assignment_evidence(evidence, _assignments_of(snapshot, principal))
     extra = [a for a in _assignments_of(snapshot, principal) if not _allowed(snapshot, target, a)]
+    evidence.fix(_delete(snapshot, extra))
     assert not extra, (
         f"identity {subject['name']} also holds {'; '.join(_describe(snapshot, a) for a in extra)}: every pod bound "
         "to it can use that too")
@@ -111,12 +140,20 @@ def kubelet_identity(snapshot: Snapshot, target: Target) -> dict[str, dict[str, 
                 "take the kubelet identity through IMDS, so the zone would be writable by all of them.",
     subjects=kubelet_identity,
 )
-def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, target: Target,
+                                   evidence: Evidence) -> None:
+    cluster = snapshot.azure.managed_cluster() or {}
+    evidence.arm("managedCluster", cluster, "properties.identityProfile.kubeletidentity.objectId")
+    evidence.target(target, "zone_id")
     definitions = {role_guid(d.get("id", "")): d for d in snapshot.azure.role_definitions()}
-    writers = [
-        a for a in _assignments_of(snapshot, subject["objectId"])
-        if contains(_scope(a), target.zone_id) and can_write_dns(_role(a), definitions.get(_role(a)))
-    ]
+    held = _assignments_of(snapshot, subject["objectId"])
+    _assignment_evidence(evidence, held)
+    for assignment in held:
+        if contains(_scope(assignment), target.zone_id) and definitions.get(_role(assignment)):
+            evidence.arm("roleDefinitions", definitions[_role(assignment)], "properties.roleName",
+                         "properties.permissions")
+    writers = [a for a in held if contains(_scope(a), target.zone_id) and can_write_dns(_role(a), definitions.get(_role(a)))]
+    evidence.fix(_delete(snapshot, writers))
     assert not writers, (
         f"the kubelet identity (object {subject['objectId']}) can write zone {target.domain} through "
         f"{'; '.join(_describe(snapshot, a) for a in writers)}: any pod on the nodes can change the zone")
@@ -162,9 +199,16 @@ def _secret_settings(container: dict[str, Any]) -> list[str]:
                 "from external-dns' azure.json, then delete the service principal's secret.",
     subjects=dns_clients,
 )
-def test_no_client_secret(subject: tuple[str, dict[str, Any]], snapshot: Snapshot) -> None:
+def test_no_client_secret(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, evidence: Evidence) -> None:
     kind, obj = subject
     if kind == "issuer":
+        for index, solver in enumerate(obj["spec"]["acme"]["solvers"]):
+            if "azureDNS" in (solver.get("dns01") or {}):
+                evidence.kube(obj, f"spec.acme.solvers[{index}].dns01.azureDNS.clientSecretSecretRef",
+                              f"spec.acme.solvers[{index}].dns01.azureDNS.managedIdentity")
+        evidence.fix(f"kubectl edit {obj['kind'].lower()} {obj['metadata']['name']}: remove clientSecretSecretRef, "
+                     "clientID and tenantID from its azureDNS solver (managedIdentity is used instead), then delete "
+                     "the service principal's secret")
         secret_solvers = [
             s["dns01"]["azureDNS"] for s in obj["spec"]["acme"]["solvers"]
             if "clientSecretSecretRef" in ((s.get("dns01") or {}).get("azureDNS") or {})
@@ -173,15 +217,26 @@ def test_no_client_secret(subject: tuple[str, dict[str, Any]], snapshot: Snapsho
             f"{obj['kind']} {obj['metadata']['name']} authenticates to Azure DNS with a client secret "
             f"(secret {secret_solvers[0]['clientSecretSecretRef'].get('name')}, client {secret_solvers[0].get('clientID')})")
     elif kind == "deployment":
+        for index, container in enumerate(obj["spec"]["template"]["spec"].get("containers", [])):
+            evidence.kube(obj, f"spec.template.spec.containers[{index}].args",
+                          *(f"spec.template.spec.containers[{index}].env[{e}].name"
+                            for e, _ in enumerate(container.get("env") or [])))
+        evidence.fix(f"kubectl -n {obj['metadata'].get('namespace')} edit deployment {obj['metadata']['name']}: "
+                     "remove AZURE_CLIENT_SECRET / --azure-client-secret and use the managed identity")
         found = [f"{c['name']}: {s}" for c in obj["spec"]["template"]["spec"].get("containers", []) for s in _secret_settings(c)]
         assert not found, f"deployment {obj['metadata']['name']} passes a client secret ({', '.join(found)})"
     else:
         secret = snapshot.kube.get("v1", "Secret", obj["namespace"], obj["name"])
+        evidence.kube_count("v1/Secret", snapshot.kube.list("v1", "Secret", obj["namespace"]), obj["namespace"],
+                            note=f"looked for {obj['name']}")
         assert secret is not None, f"Secret {obj['namespace']}/{obj['name']} mounted by external-dns does not exist"
         for key, value in (secret.get("data") or {}).items():
             settings = value.get("redactedJson") if isinstance(value, dict) else None
             if settings is None:
                 continue
+            evidence.kube(secret, f'data["{key}"].redactedJson')
+            evidence.fix(f"set useManagedIdentityExtension: true and remove aadClientSecret from {key} of Secret "
+                         f"{obj['namespace']}/{obj['name']}, then delete the service principal's secret")
             secrets = [k for k, v in settings.items() if looks_secret(k) and v not in ("", None)]
             assert not secrets, (
                 f"Secret {obj['namespace']}/{obj['name']} key {key} sets {', '.join(secrets)}: external-dns "
@@ -211,17 +266,25 @@ def control_plane(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any
     modes=LIVE_MODES,
     model=POD_IDENTITY,  # the add-on assigns the identity to the node pool; workload identity needs no such right
 )
-def test_control_plane_operates_only_identities(subject: dict[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_control_plane_operates_only_identities(subject: dict[str, Any], snapshot: Snapshot, target: Target,
+                                                evidence: Evidence) -> None:
+    cluster = snapshot.azure.managed_cluster() or {}
+    evidence.arm("managedCluster", cluster, "identity.principalId", "identity.userAssignedIdentities")
     operator = [
         a for p in subject["principals"] for a in _assignments_of(snapshot, p)
         if _role(a) == MANAGED_IDENTITY_OPERATOR
     ]
+    _assignment_evidence(evidence, operator)
     dns_identity = snapshot.azure.identity_named(target.identity_name)
     if dns_identity is not None:
+        evidence.arm("identities", dns_identity, "id")
+        evidence.fix(f"az role assignment create --assignee-object-id {subject['principals'][0]} --role 'Managed "
+                     f"Identity Operator' --scope {dns_identity['id']}")
         assert any(same_id(_scope(a), dns_identity["id"]) for a in operator), (
             f"the control plane of {target.cluster_name} does not hold Managed Identity Operator on {dns_identity['id']}: "
             "the add-on cannot assign the DNS identity to the node pool")
     broad = [a for a in operator if "/providers/microsoft.managedidentity/userassignedidentities/" not in normalise(_scope(a))]
+    evidence.fix(_delete(snapshot, broad))
     assert not broad, (
         f"the control plane holds Managed Identity Operator at {', '.join(_scope(a) for a in broad)}: it can "
         "assign every identity there to the node pool")

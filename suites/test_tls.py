@@ -18,8 +18,9 @@ from cryptography import x509
 
 from aksid.checks import check
 from aksid.config import LETSENCRYPT_STAGING, Target
+from aksid.evidence import Evidence
 from aksid.modes import LIVE_MODES
-from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, names
 from aksid.trust import (
     TrustStoreError,
     dns_names,
@@ -46,14 +47,28 @@ def served_host(_snapshot: Snapshot, target: Target) -> dict[str, str]:
     return {f"host/{target.demo_fqdn}": target.demo_fqdn}
 
 
-def _chain(snapshot: Snapshot) -> list[x509.Certificate]:
+def _chain(snapshot: Snapshot, evidence: Evidence | None = None) -> list[x509.Certificate]:
     handshake = snapshot.tls.value("handshake")
+    if evidence is not None:
+        evidence.tls("handshake", handshake, "address", "port", "server_name")
     if not handshake.get("chain"):
         raise EvidenceUnavailable("the server sent no certificate")
     try:
-        return parse_chain(handshake["chain"])
+        chain = parse_chain(handshake["chain"])
     except ValueError as exc:
         raise EvidenceUnavailable(f"the served certificates cannot be parsed: {exc}") from None
+    if evidence is not None:
+        for index, certificate in enumerate(chain):
+            evidence.add("tls handshake", f"chain[{index}]", handshake["chain"][index], note=_describe(certificate))
+    return chain
+
+
+def _describe(certificate: x509.Certificate) -> str:
+    """What a reader needs of a certificate kept as its digest: subject, names, issuer, serial, validity."""
+    names = ", ".join(dns_names(certificate)) or "no DNS name"
+    return (f"subject {certificate.subject.rfc4514_string()}, DNS names {names}, issuer "
+            f"{certificate.issuer.rfc4514_string()}, serial {certificate.serial_number:x}, valid "
+            f"{certificate.not_valid_before_utc.isoformat()} to {certificate.not_valid_after_utc.isoformat()}")
 
 
 # -- cert-manager's view of the demo certificate -------------------------------------------------
@@ -156,8 +171,12 @@ def _issued_by_staging(snapshot: Snapshot, target: Target) -> bool:
     subjects=served_host,
     modes=LIVE_MODES,
 )
-def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Target) -> None:
-    chain = _chain(snapshot)
+def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
+    chain = _chain(snapshot, evidence)
+    evidence.target(target, "trust_store", "acme_issuer")
+    evidence.add("snapshot", "created", snapshot.document.get("created"), note="the time the chain is judged at")
+    evidence.fix(f"point --aksid-set trust_store= at a readable PEM bundle (now {target.trust_store}), or leave it unset "
+                 "for the Mozilla store", on_error=True)
     try:
         store = load_store(target.trust_store)
     except TrustStoreError as exc:
@@ -167,6 +186,11 @@ def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Tar
         return
     served = f"{len(chain)} certificates" if len(chain) > 1 else "its leaf only, without intermediates: see TLS-003"
     staging = looks_like_staging(chain) or _issued_by_staging(snapshot, target) or target.acme_issuer.endswith("staging")
+    found = _demo_tls(snapshot, target)
+    renew = f"; cmctl renew -n {found[0]} {found[1]}" if found else ""
+    evidence.fix(("set ACME_ISSUER=letsencrypt-prod and annotate the demo Ingress cert-manager.io/cluster-issuer="
+                  f"letsencrypt-prod{renew}") if staging else
+                 f"serve a chain that leads to a root of {store.name} (leaf and intermediates in tls.crt){renew}")
     hint = ("; it is a Let's Encrypt staging chain, which no browser trusts: switch ACME_ISSUER to letsencrypt-prod"
             " and re-issue the certificate" if staging else "")
     raise AssertionError(
@@ -194,8 +218,18 @@ def _covers(leaf: x509.Certificate, host: str) -> bool:
     subjects=served_host,
     modes=LIVE_MODES,
 )
-def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot, target: Target) -> None:
-    leaf = _chain(snapshot)[0]
+def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot, target: Target,
+                                                evidence: Evidence) -> None:
+    leaf = _chain(snapshot, evidence)[0]
+    evidence.target(target, "demo_fqdn", "tls_min_days")
+    evidence.add("snapshot", "created", snapshot.document.get("created"), note="the time the leaf is judged at")
+    found = _demo_tls(snapshot, target)
+    if found is not None:
+        certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", *found)
+        if certificate is not None:
+            evidence.kube(certificate, "spec.dnsNames")
+        evidence.fix(f"kubectl -n {found[0]} describe certificate {found[1]} (dnsNames must include {subject}); "
+                     f"cmctl renew -n {found[0]} {found[1]}")
     names = ", ".join(dns_names(leaf)) or "no DNS name"
     assert _covers(leaf, subject), (
         f"the certificate served for {subject} is for {names} ({leaf.subject.rfc4514_string()}) and does not cover "
@@ -220,8 +254,12 @@ def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot
     subjects=served_host,
     modes=LIVE_MODES,
 )
-def test_served_leaf_is_the_issued_one(subject: str, snapshot: Snapshot, target: Target) -> None:
-    chain = _chain(snapshot)
+def test_served_leaf_is_the_issued_one(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
+    chain = _chain(snapshot, evidence)
+    found = _demo_tls(snapshot, target)
+    if found is not None:
+        evidence.fix(f"point the Ingress's tls.secretName at Secret {found[0]}/{found[1]} and serve its tls.crt as "
+                     "cert-manager wrote it (leaf + intermediates)")
     assert len(chain) > 1 or chain[0].issuer == chain[0].subject, (
         f"{subject} serves its leaf without intermediates (issuer '{chain[0].issuer.rfc4514_string()}'): clients "
         "that do not fetch them (AIA) cannot build the chain")
@@ -229,12 +267,25 @@ def test_served_leaf_is_the_issued_one(subject: str, snapshot: Snapshot, target:
     if found is None:
         raise EvidenceUnavailable(f"no Ingress has TLS for {subject}, so there is no issued certificate to compare")
     issued, source = _issued_leaf(snapshot, *found)
+    _issued_evidence(snapshot, evidence, *found)
     assert issued is not None, f"{source} holds no certificate, so {subject} cannot be serving cert-manager's"
     served = chain[0]
     assert issued == served, (
         f"{subject} serves serial {served.serial_number:x} (expires {served.not_valid_after_utc}), but {source} "
         f"holds serial {issued.serial_number:x} (expires {issued.not_valid_after_utc}): the Ingress serves another "
         "certificate")
+
+
+def _issued_evidence(snapshot: Snapshot, evidence: Evidence, namespace: str, name: str) -> None:
+    """Where the issued leaf was read: the Secret's tls.crt, else the current CertificateRequest's certificate."""
+    secret = _secret(snapshot, namespace, name)
+    request = None if secret is not None else _current_request(snapshot, namespace, name)
+    obj, field, encoded = ((secret, 'data["tls.crt"]', (secret.get("data") or {}).get("tls.crt")) if secret is not None
+                           else (request, "status.certificate", ((request or {}).get("status") or {}).get("certificate")))
+    if obj is None:
+        return
+    issued = _first_certificate(_pem(encoded or ""))
+    evidence.kube(obj, field, note=_describe(issued) if issued is not None else "no certificate")
 
 
 # -- TLS-004 ------------------------------------------------------------------------------------
@@ -250,16 +301,23 @@ def edge_behaviours(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
     subjects=edge_behaviours,
     modes=LIVE_MODES,
 )
-def test_edge_behaviour(subject: str, snapshot: Snapshot, target: Target) -> None:
+def test_edge_behaviour(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     host = target.demo_fqdn
     if subject == "protocols":
         legacy = snapshot.tls.value("legacy")
+        evidence.tls("legacy", legacy, *(f'["{name}"]' for name in legacy))
+        evidence.tls("handshake", snapshot.tls.value("handshake"), "protocol")
+        evidence.fix(f"set ssl-protocols \"TLSv1.2 TLSv1.3\" in the ConfigMap of ingress-nginx ({target.addon_namespace}) "
+                     f"that serves {host}")
         accepted = [name for name, yes in legacy.items() if yes]
         assert not accepted, f"{host} still completes {' and '.join(accepted)} handshakes; only TLS 1.2 and 1.3 are safe"
         protocol = snapshot.tls.value("handshake").get("protocol")
         assert protocol in ("TLSv1.2", "TLSv1.3"), f"{host} negotiated {protocol}"
     elif subject == "redirect":
         answer: dict[str, Any] = snapshot.tls.value("http")
+        evidence.tls("http", answer, "status", "location")
+        evidence.fix(f"remove nginx.ingress.kubernetes.io/ssl-redirect: \"false\" from the Ingress of {host} (and keep "
+                     f"ssl-redirect true in ingress-nginx's ConfigMap in {target.addon_namespace})")
         location = str(answer.get("location") or "")
         assert answer.get("status") in REDIRECTS, (
             f"http://{host}/ answered {answer.get('status')} instead of redirecting to https://{host}/")
@@ -267,6 +325,15 @@ def test_edge_behaviour(subject: str, snapshot: Snapshot, target: Target) -> Non
             f"http://{host}/ redirects to {location!r}, not to https://{host}/")
     else:
         page = snapshot.tls.value("page")
+        evidence.tls("page", page, "status")
+        evidence.add("tls page", "body", within=page,
+                     note=f"{'contains' if DEMO_TITLE in (page.get('body') or '') else 'lacks'} '{DEMO_TITLE}'")
+        ingress = next((i for i in snapshot.kube.list("networking.k8s.io/v1", "Ingress")
+                        if any(r.get("host") == host for r in (i.get("spec") or {}).get("rules") or [])), None)
+        if ingress is not None:
+            evidence.kube(ingress, "spec.rules")
+        evidence.fix(f"point the backend of Ingress {names([ingress])[0] if ingress else host} at service "
+                     "hello-kubernetes port 80")
         assert page.get("status") == 200 and DEMO_TITLE in (page.get("body") or ""), (
             f"https://{host}/ answered {page.get('status')} without '{DEMO_TITLE}': the Ingress does not reach "
             "hello-kubernetes")

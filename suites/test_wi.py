@@ -9,12 +9,14 @@ from typing import Any
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.evidence import Evidence
 from aksid.identity_models import (
     POD_IDENTITY,
     POD_IDENTITY_GROUP,
     POD_IDENTITY_LABEL,
     WI_AUDIENCE,
     WI_CLIENT_ID_ANNOTATION,
+    WI_USE_LABEL,
     WORKLOAD_IDENTITY,
     WorkloadModels,
     injected_client_id,
@@ -83,8 +85,14 @@ def _webhook_deployments(snapshot: Snapshot, namespace: str | None = None) -> li
                 "federated credential must name).",
     model=WORKLOAD_IDENTITY,
 )
-def test_oidc_issuer_and_workload_identity_enabled(snapshot: Snapshot, target: Target) -> None:
+def test_oidc_issuer_and_workload_identity_enabled(snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     props = _cluster_properties(snapshot, target)
+    evidence.arm("managedCluster", snapshot.azure.managed_cluster() or {}, "properties.oidcIssuerProfile.enabled",
+                 "properties.oidcIssuerProfile.issuerURL", "properties.securityProfile.workloadIdentity.enabled")
+    for deployment in _webhook_deployments(snapshot):
+        evidence.kube(deployment, "metadata.namespace")
+    evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-oidc-issuer "
+                 "--enable-workload-identity")
     oidc = props.get("oidcIssuerProfile") or {}
     feature = ((props.get("securityProfile") or {}).get("workloadIdentity") or {}).get("enabled")
     problems = []
@@ -138,14 +146,21 @@ def _ready(deployment: dict[str, Any], snapshot: Snapshot) -> tuple[bool, str]:
     modes=LIVE_MODES,
     model=WORKLOAD_IDENTITY,
 )
-def test_webhook_ready(snapshot: Snapshot) -> None:
+def test_webhook_ready(snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     found = _webhook_configuration(snapshot)
     deployments = _webhook_deployments(snapshot)
+    evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-workload-identity")
+    if found is None:
+        evidence.kube_count("admissionregistration.k8s.io/v1/MutatingWebhookConfiguration", snapshot.kube.mutating_webhooks(),
+                            note=f"none is {WEBHOOK_CONFIGURATION}")
     where = ", ".join(names(deployments)) or "none"
     assert found is not None, (
         f"no MutatingWebhookConfiguration {WEBHOOK_CONFIGURATION} (webhook {WEBHOOK_NAME}); webhook deployments: "
         f"{where}: the API server never asks the webhook to mutate pods")
     configuration, webhook = found
+    index = (configuration.get("webhooks") or []).index(webhook)
+    evidence.kube(configuration, f"webhooks[{index}].name", f"webhooks[{index}].clientConfig.service",
+                  f"webhooks[{index}].failurePolicy")
     service = (webhook.get("clientConfig") or {}).get("service") or {}
     namespace = service.get("namespace")
     assert namespace, (f"MutatingWebhookConfiguration {_ref(configuration)} calls {webhook.get('clientConfig')}, not the "
@@ -155,6 +170,11 @@ def test_webhook_ready(snapshot: Snapshot) -> None:
     assert own, (f"MutatingWebhookConfiguration {_ref(configuration)} calls Service {namespace}/{service.get('name')}, "
                  f"but no {WEBHOOK_DEPLOYMENT} runs in {namespace} (webhook deployments: {where}); with failurePolicy "
                  f"{policy} labelled pods are {'refused' if policy == 'Fail' else 'left without tokens'}")
+    for deployment in own:
+        evidence.kube(deployment, "spec.replicas", "status.readyReplicas")
+        evidence.kube_condition(deployment, "Available")
+        evidence.fix(f"kubectl -n {namespace} describe deployment {deployment['metadata']['name']}; kubectl -n {namespace} "
+                     f"rollout restart deployment {deployment['metadata']['name']}")
     not_ready = [reason for ok, reason in (_ready(d, snapshot) for d in own) if not ok]
     assert len(not_ready) < len(own), f"the workload identity webhook is not ready: {'; '.join(not_ready)}"
 
@@ -197,10 +217,19 @@ def _issuer_problem(issuer: str | None, cluster_issuer: str | None, cluster: str
     subjects=dns_identity_credentials,
     model=WORKLOAD_IDENTITY,
 )
-def test_federated_credential_exact(subject: tuple[dict[str, Any], Any], snapshot: Snapshot, target: Target) -> None:
+def test_federated_credential_exact(subject: tuple[dict[str, Any], Any], snapshot: Snapshot, target: Target,
+                                    evidence: Evidence) -> None:
     identity, credential = subject
+    evidence.arm("identities", identity, "name", "properties.clientId")
+    group = str(identity["id"]).split("/")[4] if str(identity["id"]).count("/") > 4 else "<group>"
     if credential is None:
         users = _dns_identity_users(snapshot, _client_id(identity))
+        evidence.add("arm federatedCredentials", f'["{str(identity["id"]).lower()}"]', [])
+        issuer = (_cluster_properties(snapshot, target).get("oidcIssuerProfile") or {}).get("issuerURL")
+        evidence.fix("; ".join(
+            f"az identity federated-credential create --identity-name {identity['name']} -g {group} -n {u.name} "
+            f"--issuer {issuer} --subject system:serviceaccount:{u.namespace}:{u.service_account} "
+            f"--audiences {WI_AUDIENCE}" for u in users))
         assert not users, (
             f"identity {identity['name']} has no federated credential, but {', '.join(u.ref for u in users)} "
             "use it through workload identity: their token exchange fails (AADSTS70021)")
@@ -208,6 +237,12 @@ def test_federated_credential_exact(subject: tuple[dict[str, Any], Any], snapsho
     props = credential.get("properties") or {}
     name = f"federated credential {credential['name']} of {identity['name']}"
     cluster_issuer = (_cluster_properties(snapshot, target).get("oidcIssuerProfile") or {}).get("issuerURL")
+    evidence.arm("federatedCredentials", credential, "properties.issuer", "properties.audiences", "properties.subject")
+    evidence.arm("managedCluster", snapshot.azure.managed_cluster() or {}, "properties.oidcIssuerProfile.issuerURL")
+    evidence.target(target, "wi_allowed")
+    evidence.fix(f"az identity federated-credential delete --identity-name {identity['name']} -g {group} -n "
+                 f"{credential['name']}; then create one per allowed ServiceAccount ({_allowed_text(target)}) with "
+                 f"--issuer {cluster_issuer} --audiences {WI_AUDIENCE}")
     problems = []
     issuer_problem = _issuer_problem(props.get("issuer"), cluster_issuer, target.cluster_name)
     if issuer_problem:
@@ -267,17 +302,29 @@ def _pods_using(snapshot: Snapshot, client_id: str) -> list[tuple[dict[str, Any]
     subjects=client_id_carriers,
     model=WORKLOAD_IDENTITY,
 )
-def test_client_id_only_on_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_client_id_only_on_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target,
+                                   evidence: Evidence) -> None:
     kind, value = subject
     allowed = target.allowed_service_accounts()
+    evidence.target(target, "wi_allowed")
     if kind == "serviceaccount":
         key = (value["metadata"].get("namespace"), value["metadata"]["name"])
+        evidence.kube(value, f'metadata.annotations["{WI_CLIENT_ID_ANNOTATION}"]')
+        evidence.fix(f"kubectl -n {key[0]} annotate serviceaccount {key[1]} {WI_CLIENT_ID_ANNOTATION}-")
         assert key in allowed, (
             f"ServiceAccount {_ref(value)} carries {WI_CLIENT_ID_ANNOTATION} of the DNS identity "
             f"{target.identity_name}, but is not an allowed one ({_allowed_text(target)}); remove the annotation")
         return
-    intruders = [(pod, account) for pod, account in _pods_using(snapshot, _client_id(value))
-                 if (pod["metadata"].get("namespace"), account) not in allowed]
+    evidence.arm("identities", value, "name", "properties.clientId")
+    using = _pods_using(snapshot, _client_id(value))
+    for pod, _ in using:
+        evidence.kube(pod, "spec.serviceAccountName", f'metadata.labels["{WI_USE_LABEL}"]')
+    evidence.kube_count("v1/Pod", snapshot.kube.pods(), note=f"{len(using)} use the DNS identity's client id")
+    intruders = [(pod, account) for pod, account in using if (pod["metadata"].get("namespace"), account) not in allowed]
+    evidence.fix("; ".join(
+        f"kubectl -n {p['metadata'].get('namespace')} annotate serviceaccount {a} {WI_CLIENT_ID_ANNOTATION}- and remove "
+        f"the label {WI_USE_LABEL} (and AZURE_CLIENT_ID) from the workload of pod {p['metadata']['name']}"
+        for p, a in intruders))
     assert not intruders, (
         "pods use the DNS identity's client id through workload identity outside the allowed ServiceAccounts ("
         f"{_allowed_text(target)}): " + ", ".join(f"{_ref(p)} (ServiceAccount {a})" for p, a in intruders))
@@ -321,6 +368,17 @@ def _leftovers_of(workload: WorkloadModels, snapshot: Snapshot, target: Target) 
     return list(dict.fromkeys(found))
 
 
+def _removal(leftover: str, target: Target) -> str:
+    """The command that removes one leftover named by _leftovers_of."""
+    words = leftover.split(" ")
+    if leftover.startswith("the add-on's pod identity "):
+        namespace, _, name = words[-1].partition("/")
+        return (f"az aks pod-identity delete -g {target.aks_resource_group} --cluster-name {target.cluster_name} "
+                f"--namespace {namespace} --name {name}")
+    namespace, _, name = words[1].partition("/")
+    return f"kubectl -n {namespace} delete {words[0].lower()} {name}"
+
+
 def _pods_of(workload: WorkloadModels, snapshot: Snapshot) -> list[dict[str, Any]]:
     reader = snapshot.kube.deployments if workload.kind == "Deployment" else snapshot.kube.daemonsets
     raw = next((w for w in reader(workload.namespace) if w["metadata"]["name"] == workload.name), None)
@@ -337,10 +395,20 @@ def _pods_of(workload: WorkloadModels, snapshot: Snapshot) -> list[dict[str, Any
     subjects=migration,
     model=WORKLOAD_IDENTITY,
 )
-def test_no_pod_identity_left_behind(subject: tuple[str, Any], snapshot: Snapshot, target: Target) -> None:
+def test_no_pod_identity_left_behind(subject: tuple[str, Any], snapshot: Snapshot, target: Target,
+                                     evidence: Evidence) -> None:
     kind, workload = subject
+    cluster = snapshot.azure.managed_cluster() or {}
+    evidence.arm("managedCluster", cluster, "properties.podIdentityProfile.enabled",
+                 "properties.podIdentityProfile.userAssignedIdentities")
     if kind == "workload":
+        bindings, _ = _pod_identity_objects(snapshot)
+        for binding in bindings:
+            evidence.kube(binding, "spec.selector", "spec.azureIdentity")
+        for pod in _pods_of(workload, snapshot):
+            evidence.kube(pod, f"metadata.labels.{POD_IDENTITY_LABEL}", f'metadata.labels["{WI_USE_LABEL}"]')
         leftovers = _leftovers_of(workload, snapshot, target)
+        evidence.fix("; ".join(_removal(item, target) for item in leftovers))
         assert not leftovers, (
             f"{workload.ref} uses workload identity, but {', '.join(leftovers)} still "
             f"{'targets' if len(leftovers) == 1 else 'target'} it; remove {'it' if len(leftovers) == 1 else 'them'}")
@@ -349,6 +417,7 @@ def test_no_pod_identity_left_behind(subject: tuple[str, Any], snapshot: Snapsho
     if not profile.get("enabled"):
         return
     users = [w.ref for w in workload_models(snapshot) if POD_IDENTITY in w.models]
+    evidence.fix(f"az aks update -g {target.aks_resource_group} -n {target.cluster_name} --disable-pod-identity")
     assert users, (
         f"the pod-identity add-on of {target.cluster_name} is enabled (podIdentityProfile.enabled) but no workload "
         f"uses pod identity any more ({len(profile.get('userAssignedIdentities') or [])} pod identities still "

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aksid.evidence import Unresolved, resolve
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -58,3 +60,25 @@ def pytest_in(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout:
 
 def run_suites(*args: str, reports: Path, env: dict[str, str] | None = None) -> Run:
     return aksid("run", "--aksid-reports-dir", str(reports), "-q", "--tb=short", *args, reports=reports, env=env)
+
+
+def evidence_not_in_snapshot(run: Run) -> list[str]:
+    """Every evidence item whose value differs from what the run's snapshot holds at its source and field."""
+    document = json.loads((run.reports / "snapshot.json").read_text(encoding="utf-8"))
+    wrong = []
+    checked = 0
+    for result in run.results["checks"]:
+        for item in result["evidence"] or []:
+            if "source" not in item:
+                continue
+            checked += 1
+            try:
+                actual = resolve(document, item["source"], item["field"])
+            except Unresolved as exc:
+                wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: {exc}")
+                continue
+            if actual != item["value"]:
+                wrong.append(f"{result['id']} [{result['subject']}] {item['source']} {item['field']}: "
+                             f"evidence {item['value']!r}, snapshot {actual!r}")
+    assert checked > 50
+    return wrong

@@ -117,6 +117,9 @@ def test_planted_secrets_never_reach_reports_or_output(tmp_path: Path) -> None:
     tokens = [(state / "arm-token").read_text(), yaml.safe_load((state / "kubeconfig").read_text())["users"][0]["user"]["token"]]
     snapshot = (reports / "snapshot.json").read_text()
     assert "leaky" in snapshot and "AZURE_CLIENT_SECRET" in snapshot, "the planted objects must have been collected"
+    secret_evidence = [i for c in run.results["checks"] for i in c["evidence"]
+                       if i.get("source", "").startswith("kube v1/Secret")]
+    assert secret_evidence, "the reports carry evidence read from Secrets, and must still hold no secret"
     for path in [*reports.iterdir()]:
         text = path.read_text()
         for secret in (PLANTED, encoded, *tokens):

@@ -73,5 +73,10 @@ def test_azure_json_client_secret_is_found_with_the_opt_in(tmp_path: Path) -> No
     failed = [c for c in run.results["checks"] if c["outcome"] == "failed"]
     assert [(c["id"], c["subject"]) for c in failed] == [("RBAC-004", "secret/kube-addons/external-dns")]
     assert "aadClientSecret" in failed[0]["message"]
+    # the evidence names the Secret's key as the snapshot holds it: redacted, the setting's name kept
+    judged = [i for i in failed[0]["evidence"] if i.get("field") == 'data["azure.json"].redactedJson']
+    assert judged and judged[0]["source"] == "kube v1/Secret kube-addons/external-dns", failed[0]["evidence"]
+    assert judged[0]["value"]["aadClientSecret"] == "<redacted>"
+    assert "Secret kube-addons/external-dns" in failed[0]["fix"]
     for path in reports.iterdir():
         assert planted not in path.read_text(), f"{path.name} leaks the planted secret"

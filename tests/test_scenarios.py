@@ -11,7 +11,7 @@ from aksid.catalogue import load_catalogue
 from aksid.sandbox.scenario import builtin_names, load_scenario
 
 from .diff_expectations import assert_diff_names_change, base_of
-from .harness import aksid
+from .harness import aksid, evidence_not_in_snapshot
 
 SCENARIOS = builtin_names()
 ATTACH_IDS = {entry.id for entry in load_catalogue() if "attach" in entry.modes}  # PROBE/CANARY need provision mode
@@ -29,6 +29,10 @@ def test_demo_meets_scenario_expectation(name: str, tmp_path: Path, base_reports
             continue  # judged in provision mode (tests/test_provision.py)
         said = " ".join(c["message"] for c in run.results["checks"] if c["id"] == check_id)
         assert all(text in said for text in texts), (check_id, texts, said)
+    failed = [c for c in run.results["checks"] if c["outcome"] == "failed"]
+    assert all(c["fix"] for c in failed), [(c["id"], c["subject"]) for c in failed if not c["fix"]]
+    assert all(c["evidence"] for c in failed + [c for c in run.results["checks"] if c["outcome"] == "passed"])
+    assert evidence_not_in_snapshot(run) == [], "evidence must be what the snapshot holds, in red runs too"
     if not (set(scenario.expect_failed) | set(scenario.expect_error)) & ATTACH_IDS:
         assert run.ids_with("passed"), "a green scenario must pass checks, not skip them all"
         assert "aksid summary" in run.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 from aksid.reporting.baseline import html_section
 from aksid.reporting.chain import STYLE as CHAIN_STYLE
 from aksid.reporting.chain import Sources, render_chains, row_anchor
-from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
+from aksid.results import CheckResult, by_area, by_urgency, evidence_lines, is_fleet, labelled_subject, summary
 from aksid.snapshot import Snapshot
 
 _STYLE = """
@@ -18,17 +18,30 @@ h1{font-size:1.5rem;margin:0 0 .25rem} h2{font-size:1.15rem;margin:1.6rem 0 .5re
 table{border-collapse:collapse;width:100%} td,th{border:1px solid #d0d7de;padding:.35rem .5rem;vertical-align:top;text-align:left}
 th{background:#f6f8fa} code{font-size:12px;word-break:break-all}
 .failed{background:#ffebe9} .error{background:#fff8c5} .waived{background:#eef} .skipped{color:#57606a} .passed{color:#1a7f37}
+details.evidence ul{margin:.25rem 0;padding-left:1.1rem} details summary{cursor:pointer;color:#57606a}
 .outcome{font-weight:700;text-transform:uppercase;font-size:12px;white-space:nowrap}
 @media print{body{margin:0;font-size:11px} tr{page-break-inside:avoid} .passed{display:none}}
 """
 
 
+def _evidence(r: CheckResult) -> str:
+    """What the check judged, collapsed: `<details>` opens on a click."""
+    lines = evidence_lines(r)
+    if not lines:
+        return ""
+    items = "".join(f"<li><code>{escape(line)}</code></li>" for line in lines)
+    return f'<details class="evidence"><summary>evidence ({len(lines)})</summary><ul>{items}</ul></details>'
+
+
 def _row(r: CheckResult, fleet: bool = False, where: str = "row") -> str:
-    fix = escape(r.remediation) if r.outcome in ("failed", "error") else ""
+    fix = escape(r.fix or r.remediation) if r.outcome in ("failed", "error") else ""
+    if r.fix and r.outcome in ("failed", "error"):
+        fix += f'<details class="remediation"><summary>remediation</summary>{escape(r.remediation)}</details>'
     anchor = row_anchor(r, where)  # "finding-…" in Needs attention (the chain's arrows point there), "row-…" below
     return (f'<tr class="{r.outcome}" data-check="{escape(r.id)}" id="{anchor}"><td class="outcome">{r.outcome}</td>'
             f"<td><b>{escape(r.id)}</b> <small>{escape(r.severity)}</small><br>{escape(r.title)}</td>"
-            f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}</td><td>{fix}</td></tr>")
+            f"<td><code>{escape(labelled_subject(r, fleet))}</code></td><td>{escape(r.message)}{_evidence(r)}</td>"
+            f"<td>{fix}</td></tr>")
 
 
 def _identity_models(models: object) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from aksid.results import CheckResult, by_area, is_fleet, labelled_subject, summary
+from aksid.results import CheckResult, by_area, evidence_lines, is_fleet, labelled_subject, summary
 
 
 def write_junit(path: Path, results: list[CheckResult]) -> None:
@@ -31,11 +31,14 @@ def write_junit(path: Path, results: list[CheckResult]) -> None:
                 ET.SubElement(props, "property", name="new", value="true")
             if result.outcome == "failed":
                 node = ET.SubElement(case, "failure", message=result.message)
-                node.text = f"{result.message}\n\nRemediation: {result.remediation}"
+                node.text = f"{result.message}\n\nRemediation: {result.remediation}" + (
+                    f"\n\nFix: {result.fix}" if result.fix else "")
             elif result.outcome == "error":
                 ET.SubElement(case, "error", message=result.message).text = result.message
             elif result.outcome in ("skipped", "waived"):
                 ET.SubElement(case, "skipped", message=result.message)
+            if result.evidence:
+                ET.SubElement(case, "system-out").text = "evidence:\n" + "\n".join(evidence_lines(result))
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 

@@ -24,7 +24,7 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
     if urgent:
         lines += ["| | check | subject | finding | fix |", "|---|---|---|---|---|"]
         for r in urgent:
-            fix = r.remediation if r.outcome == "failed" else ""
+            fix = (r.fix or r.remediation) if r.outcome == "failed" else ""
             lines.append(f"| {_ICON[r.outcome]} | {r.id} ({r.severity}) | `{labelled_subject(r, fleet)}` | {_cell(r.message)} "
                          f"| {_cell(fix)} |")
         lines.append("")

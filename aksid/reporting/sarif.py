@@ -41,9 +41,10 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
             "ruleIndex": rule_index[r.id],
             "level": _LEVEL[r.severity] if r.outcome == "failed" else "note",
             "kind": "fail" if r.outcome == "failed" else ("review" if r.outcome == "error" else "informational"),
-            "message": {"text": r.message},
+            "message": {"text": f"{r.message}\n\nFix: {r.fix}" if r.fix else r.message},
             "locations": _locations(r, fleet),
-            "properties": {"outcome": r.outcome, "nodeid": r.nodeid, "target": r.target},
+            "properties": {"outcome": r.outcome, "nodeid": r.nodeid, "target": r.target, "fix": r.fix,
+                           "evidence": r.evidence or []},
         }
         if meta.get("baseline"):
             entry["baselineState"] = "new" if r.new else "unchanged"

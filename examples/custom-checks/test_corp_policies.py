@@ -11,6 +11,7 @@ from typing import Any
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
+from aksid.evidence import Evidence
 from aksid.snapshot import Snapshot
 
 MIN_READY = 2  # our policy: what serves users survives the loss of one node
@@ -31,8 +32,11 @@ def demo_deployments(snapshot: Snapshot, target: Target) -> dict[str, dict[str, 
                 "and spread them over nodes with a topology spread constraint.",
     subjects=demo_deployments,
 )
-def test_demo_app_has_two_ready_replicas(subject: dict[str, Any]) -> None:
+def test_demo_app_has_two_ready_replicas(subject: dict[str, Any], evidence: Evidence) -> None:
     name = f"{subject['metadata']['namespace']}/{subject['metadata']['name']}"
+    evidence.kube(subject, "spec.replicas", "status.readyReplicas")  # what was compared, where it sits in the snapshot
+    evidence.fix(f"kubectl -n {subject['metadata']['namespace']} scale deploy {subject['metadata']['name']} "
+                 f"--replicas={MIN_READY}")
     wanted = subject.get("spec", {}).get("replicas", 1)
     ready = subject.get("status", {}).get("readyReplicas", 0)
     assert wanted >= MIN_READY and ready >= MIN_READY, (
