@@ -88,8 +88,7 @@ class ArmCollector:
     ) -> None:
         self.target = target
         self.progress = progress
-        self.budget = budget or Budget(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
-                                       retry_after_max=target.retry_after_max_seconds)
+        self.budget = budget or Budget.for_target(target)
         kwargs: dict[str, Any] = {
             "base_url": target.arm_endpoint,
             "credential_scopes": [ARM_SCOPE],

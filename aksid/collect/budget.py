@@ -65,6 +65,17 @@ class Budget:
         self._lock = threading.Lock()
         self._retries: dict[Retried, int] = {}
 
+    @classmethod
+    def for_target(cls, target: Any) -> Budget:
+        """A collection's budget from the target's settings (collect_timeout, request_timeout, retry_after_max)."""
+        return cls(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
+                   retry_after_max=target.retry_after_max_seconds)
+
+    @classmethod
+    def for_probes(cls, timeout: float) -> Budget:
+        """A collector called on its own (provision mode's DNS and TLS reads): its attempts, each within `timeout`."""
+        return cls(max(timeout * 2 * ATTEMPTS, 30), request_timeout=timeout)
+
     def remaining(self) -> float:
         return self.deadline - self._clock()
 
@@ -90,10 +101,6 @@ class Budget:
         key = Retried(family, endpoint, cause)
         with self._lock:
             self._retries[key] = self._retries.get(key, 0) + 1
-
-    def retries_of(self, family: str, endpoint: str) -> int:
-        with self._lock:
-            return sum(n for key, n in self._retries.items() if key.family == family and key.endpoint == endpoint)
 
     def retries_of_family(self, family: str) -> int:
         with self._lock:

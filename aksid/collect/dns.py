@@ -57,7 +57,7 @@ def collect_dns(
 
     A query that times out, is reset or answers SERVFAIL is asked again within `budget` (attempts, backoff,
     deadline); a server that refuses TCP after a UDP timeout is not running, and is not asked again."""
-    budget = budget or Budget(max(timeout * 8, 30), request_timeout=timeout)
+    budget = budget or Budget.for_probes(timeout)
     try:
         origin = dns.name.from_text(zone.rstrip(".") + ".")
         questions = _questions(origin, host, txt_names)

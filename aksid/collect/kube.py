@@ -109,8 +109,7 @@ def collect_kube(
     """Return snapshot entries keyed by `apiVersion/Kind` (filled into `entries` as each kind is listed, so a
     caller that stops waiting at the deadline keeps what was read); `on_page` gets each page once redacted
     (see HandOver)."""
-    budget = budget or Budget(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
-                              retry_after_max=target.retry_after_max_seconds)
+    budget = budget or Budget.for_target(target)
     configuration.retries = KubeRetry.for_budget(budget)
     entries = {} if entries is None else entries
     stop: str | None = None  # a cause that every further LIST would meet too (unreachable, credentials, deadline)

@@ -121,8 +121,7 @@ def collect_live(
     """Every live collector once, under one deadline (`collect_timeout`): what is not read by then is `error`."""
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
-    budget = Budget(target.collect_timeout_seconds, request_timeout=target.request_timeout_seconds,
-                    retry_after_max=target.retry_after_max_seconds)
+    budget = Budget.for_target(target)
     arm = ArmCollector(target, credential, progress, budget)
     kube: dict[str, Any] = {}
     beside: dict[str, Any] = {}

@@ -40,7 +40,7 @@ def collect_tls(host: str, address: str, *, https_port: int = 443, http_port: in
 
     `address_origin` (e.g. "A record served by the zone's name servers") goes into error reasons. A connection
     reset or timed out is tried again within `budget`; a refused one (nothing listening) is not."""
-    budget = budget or Budget(max(timeout * 8, 30), request_timeout=timeout)
+    budget = budget or Budget.for_probes(timeout)
     origin = f" ({address_origin})" if address_origin else ""
     if loopback_only and not is_loopback_host(address):
         reason = f"{host} is at {address}{origin}, which is outside the sandbox (network is loopback-only): not connected"
