@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aksid.diff_facts import Fact, snapshot_facts, strip_pod_suffix
+from aksid.jsonfile import read_json_object
 
 DIFF_SCHEMA = "aksid.diff/v1"
 RED = ("failed", "error")
@@ -101,15 +102,7 @@ def load_side(path: Path) -> Side:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DiffError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise DiffError(f"{path} is not valid JSON (line {exc.lineno})") from None
-    if not isinstance(document, dict):
-        raise DiffError(f"{path} is not a JSON object")
-    return document
+    return read_json_object(path, DiffError)
 
 
 def _fill(side: Side, document: dict[str, Any], path: Path) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from aksid.jsonfile import read_json_object
 from aksid.reporting import write_reports
 from aksid.results import RESULTS_SCHEMA, CheckResult
 from aksid.snapshot import Snapshot
@@ -51,14 +51,10 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MergeError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise MergeError(f"{path} is not valid JSON (line {exc.lineno})") from None
-    if not isinstance(document, dict) or document.get("schema") != RESULTS_SCHEMA:
-        raise MergeError(f"{path} is not an aksid results.json (schema {RESULTS_SCHEMA})")
+    expected = f"an aksid results.json (schema {RESULTS_SCHEMA})"
+    document = read_json_object(path, MergeError, expected=expected)
+    if document.get("schema") != RESULTS_SCHEMA:
+        raise MergeError(f"{path} is not {expected}")
     return document
 
 

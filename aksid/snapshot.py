@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from aksid.jsonfile import read_json_object
 from aksid.memory import long_lived_allocations
 
 SCHEMA = "aksid.snapshot/v1"
@@ -342,15 +343,8 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: Path) -> Snapshot:
-        try:
-            with long_lived_allocations():
-                document = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"the snapshot {path} cannot be read ({exc.strerror or exc})") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the snapshot {path} is not valid JSON (line {exc.lineno})") from None
-        if not isinstance(document, dict):
-            raise ValueError(f"the snapshot {path} is not a JSON object")
+        with long_lived_allocations():
+            document = read_json_object(path, ValueError, f"the snapshot {path}")
         return cls(document)
 
     def save(self, path: Path) -> None:
