@@ -15,11 +15,14 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dns.message
 import dns.rcode
+
+from aksid.sandbox.wire_faults import abort_on_close
 
 _DNS_KINDS = ("drop", "servfail", "refused")
 _TCP_KINDS = ("reset", "hang")
@@ -76,8 +79,8 @@ class DnsFaultProxy:
         self._tcp.bind(self.address)  # the same port over TCP, as a DNS server listens
         self._tcp.listen(16)
         self._closed = threading.Event()
-        for target in (self._serve_udp, self._serve_tcp):
-            threading.Thread(target=target, daemon=True, name="aksid-dns-proxy").start()
+        threading.Thread(target=self._serve_udp, daemon=True, name="aksid-dns-proxy").start()
+        _accept_in_background(self._tcp, self._closed, self._reply_tcp, "aksid-dns-proxy")
 
     def set_faults(self, faults: list[dict[str, Any]]) -> None:
         self.faults.set(faults)
@@ -123,14 +126,6 @@ class DnsFaultProxy:
             except OSError:
                 pass
 
-    def _serve_tcp(self) -> None:
-        while not self._closed.is_set():
-            try:
-                connection, _ = self._tcp.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._reply_tcp, args=(connection,), daemon=True).start()
-
     def _reply_tcp(self, connection: socket.socket) -> None:
         with connection:
             try:
@@ -162,23 +157,15 @@ class TcpFaultProxy:
         self._server.listen(32)
         self.address: tuple[str, int] = self._server.getsockname()
         self._closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True, name="aksid-tcp-proxy").start()
+        _accept_in_background(self._server, self._closed, self._handle, "aksid-tcp-proxy")
 
     def set_faults(self, faults: list[dict[str, Any]]) -> None:
         self.faults.set(faults)
 
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            try:
-                connection, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
-
     def _handle(self, connection: socket.socket) -> None:
         kind = None if self.spare_legacy_tls and _legacy_client_hello(connection) else self.faults.take()
         if kind == "reset":
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            abort_on_close(connection)
             connection.close()
             return
         if kind == "hang":
@@ -199,6 +186,19 @@ class TcpFaultProxy:
     def close(self) -> None:
         self._closed.set()
         self._server.close()
+
+
+def _accept_in_background(server: socket.socket, closed: threading.Event,
+                          handle: Callable[[socket.socket], None], name: str) -> None:
+    """Accept connections until the server socket is closed, each handled on its own daemon thread."""
+    def accept() -> None:
+        while not closed.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True, name=name).start()
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:

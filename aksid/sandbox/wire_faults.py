@@ -46,7 +46,7 @@ def parse_kind(spec: dict[str, Any], where: str) -> WireFault | None:
 def before_answer(handler: BaseHTTPRequestHandler, fault: WireFault) -> bool:
     """Act on a fault that leaves no answer at all; True when the request is done with (nothing to write)."""
     if fault.kind == "reset":
-        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        abort_on_close(handler.connection)
         handler.close_connection = True
         return True
     if fault.kind == "hang":
@@ -54,6 +54,11 @@ def before_answer(handler: BaseHTTPRequestHandler, fault: WireFault) -> bool:
         handler.close_connection = True
         return True
     return False
+
+
+def abort_on_close(connection: socket.socket) -> None:
+    """Closing the socket then sends a TCP RST, not a FIN: the peer sees ECONNRESET (SO_LINGER on, 0 s)."""
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def write_body(handler: BaseHTTPRequestHandler, fault: WireFault | None, body: bytes) -> None:
