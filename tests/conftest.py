@@ -26,6 +26,14 @@ def sandbox_for(tmp_path: Path) -> Iterator[Any]:
         down(state_dir)
 
 
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One `healthy` sandbox shared by a module's tests (a module may define its own `healthy` instead)."""
+    sandbox = up("healthy", tmp_path_factory.mktemp("sandbox"))
+    yield sandbox
+    down(sandbox.state_dir)
+
+
 @pytest.fixture(scope="session")
 def base_reports(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The reports folder (snapshot.json, results.json) of a demo run of a base scenario, run once per session."""

@@ -34,15 +34,6 @@ SHIPPED_ROLES = {"aksid-reader", "aksid-secrets-reader", "aksid-provisioner"}
 PROVISION_IDS = {"PROBE-001", "PROBE-002", "CANARY-001", "CANARY-002", "CANARY-003"}
 
 
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory):
-    from aksid.sandbox.runtime import down, up
-
-    sandbox = up("healthy", tmp_path_factory.mktemp("sandbox"))
-    yield sandbox
-    down(sandbox.state_dir)
-
-
 def least_privilege(sandbox) -> Path:
     return sandbox.state_dir / "profile-least-privilege.yaml"
 

@@ -28,15 +28,6 @@ RED = [name for name in builtin_names()
 
 
 @pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory):
-    from aksid.sandbox.runtime import down, up
-
-    sandbox = up("healthy", tmp_path_factory.mktemp("sandbox"))
-    yield sandbox
-    down(sandbox.state_dir)
-
-
-@pytest.fixture(scope="module")
 def healthy_wi(tmp_path_factory: pytest.TempPathFactory):
     from aksid.sandbox.runtime import down, up
 

@@ -20,15 +20,6 @@ BUNDLED = {"NMI-001", "BIND-002", "RBAC-002", "DNS-003", "ISS-001", "TLS-001"}
 SCHEMA = json.loads((REPO / "aksid" / "schemas" / "results-v1.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory):
-    from aksid.sandbox.runtime import down, up
-
-    sandbox = up("healthy", tmp_path_factory.mktemp("sandbox"))
-    yield sandbox
-    down(sandbox.state_dir)
-
-
 def pods_lists(sandbox) -> int:
     return sum(1 for r in sandbox.requests() if r["path"].startswith("/api/v1/pods"))
 
