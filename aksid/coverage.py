@@ -24,9 +24,7 @@ def coverage(document: Mapping[str, Any]) -> dict[str, Any]:
         counted = {name: status for name, status in units.items() if status != "skipped"}
         missing = sorted(name for name, status in counted.items() if status not in _COLLECTED)
         areas[section] = {"collected": len(counted) - len(missing), "total": len(counted), "missing": missing}
-    total = sum(area["total"] for area in areas.values())
-    collected = sum(area["collected"] for area in areas.values())
-    return {"percent": round(100.0 * collected / total, 1) if total else 100.0, "areas": areas}
+    return _report(areas)
 
 
 def merged(coverages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -36,8 +34,12 @@ def merged(coverages: list[dict[str, Any]]) -> dict[str, Any]:
         parts = [c["areas"][section] for c in coverages]
         areas[section] = {"collected": sum(p["collected"] for p in parts), "total": sum(p["total"] for p in parts),
                           "missing": sorted({m for p in parts for m in p["missing"]})}
-    total = sum(a["total"] for a in areas.values())
-    collected = sum(a["collected"] for a in areas.values())
+    return _report(areas)
+
+
+def _report(areas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    total = sum(area["total"] for area in areas.values())
+    collected = sum(area["collected"] for area in areas.values())
     return {"percent": round(100.0 * collected / total, 1) if total else 100.0, "areas": areas}
 
 
