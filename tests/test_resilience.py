@@ -139,8 +139,7 @@ def test_a_dns_server_that_is_not_running_is_not_retried(bench: FaultBench, tmp_
     document["dns"]["server_addresses"][first] = f"127.0.0.1:{port}"
     document["tls"]["https_port"] = port  # nginx stopped: refused, not retried
     profile = tmp_path / "profile.yaml"
-    profile.write_text(yaml.safe_dump(document), encoding="utf-8")
-    for key in ("kube", "azure"):
+    for key in ("kube", "azure"):  # the profile moves out of the state dir: its relative paths become absolute
         for name, value in list(document[key].items()):
             if isinstance(value, str) and (bench.state_dir / value).exists():
                 document[key][name] = str(bench.state_dir / value)
