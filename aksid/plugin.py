@@ -34,7 +34,6 @@ from aksid.identity_models import header_lines, identity_models, skip_reason
 from aksid.memory import keep_until_exit, long_lived_allocations
 from aksid.progress import Progress
 from aksid.redact import redact_provision
-from aksid.reporting import REPORT_FILES, write_reports
 from aksid.results import CheckResult, terminal_lines
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, HandOver, JsonScribe, Snapshot
 from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
@@ -821,6 +820,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         snapshot = state.snapshot.document if state.snapshot is not None and state.fleet is None else None
         results = apply_baseline(Path(session.config.getoption("aksid_baseline")), results, meta, snapshot)
+    from aksid.reporting import write_reports  # the controller's work only: xdist workers never import the writers
+
     write_reports(state.reports_dir, results, meta, _chain_snapshots(state))
     state.stale = meta["stale_waivers"]
     state.collection = {"coverage": meta.get("coverage"), "retries": meta.get("retries")}
@@ -919,6 +920,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"stale waiver {stale['check']} {stale['subject']!r}: matches no failure ({stale['reason']})",
                                     yellow=True)
     _write_collection_lines(terminalreporter, state.collection)
+    from aksid.reporting import REPORT_FILES
+
     terminalreporter.write_line(f"reports in {state.reports_dir}: {', '.join(REPORT_FILES)}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import re
 from typing import Any
@@ -21,7 +22,7 @@ def looks_secret(name: str) -> bool:
 
 
 # Built-in kinds whose secrets can only sit in annotations and in their pods' containers (env, args, command,
-# probes' and hooks' exec commands): only those are walked; the rest (status, volumes, affinity) is copied as is.
+# probes' and hooks' exec commands): only those are walked; the rest (status, volumes, affinity) is left as is.
 _POD_SPECS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",), "Deployment": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
     "DaemonSet": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
@@ -31,57 +32,66 @@ _NO_POD_SPEC = frozenset({"Namespace", "Node", "Service", "ServiceAccount", "Ing
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 
-def redact_kube_object(obj: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of `obj` with secret material replaced, and without `managedFields` (kubectl hides them
-    too: they repeat the object's field names and cost a third of a pod's size); the input is not modified."""
+def redact_kube_object(obj: dict[str, Any], owned: bool = False) -> dict[str, Any]:
+    """`obj` with secret material replaced, and without `managedFields` (kubectl hides them too: they repeat the
+    object's field names and cost a third of a pod's size). A copy, the input unchanged; `owned`: the caller has just
+    parsed `obj` and gives it up, so it is redacted where it stands (no copy: half the time on a large cluster)."""
+    if not owned:
+        obj = copy.deepcopy(obj)
     kind = obj.get("kind")
     metadata = obj.get("metadata")
-    if isinstance(metadata, dict) and "managedFields" in metadata:
-        obj = {**obj, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
     path = _POD_SPECS.get(str(kind))
     if path is None and kind not in _NO_POD_SPEC:
-        return _walk(obj, kind=kind)  # Secrets, custom resources...: every field
-    redacted = {**obj, "metadata": _walk(obj.get("metadata"), kind, "metadata")}
+        _walk(obj, kind)  # Secrets, custom resources...: every field
+        return obj
+    _walk(metadata, kind, "metadata")
     if path is not None:
-        _redact_pod_spec(redacted, path, kind)
-    return redacted
+        _redact_pod_spec(obj, path, kind)
+    return obj
 
 
 def _redact_pod_spec(obj: dict[str, Any], path: tuple[str, ...], kind: str | None) -> None:
-    """Copy-on-write down to the pod spec: its template's metadata and its containers are walked."""
+    """Down to the pod spec: its template's metadata and its containers are walked."""
     node = obj
     for depth, key in enumerate(path):
         child = node.get(key)
         if not isinstance(child, dict):
             return
-        child = dict(child)
-        if key == "template" and isinstance(child.get("metadata"), dict):
-            child["metadata"] = _walk(child["metadata"], kind, "metadata")
-        node[key] = child
+        if key == "template":
+            _walk(child.get("metadata"), kind, "metadata")
         node = child
         if depth == len(path) - 1:
             for containers in _CONTAINER_LISTS:
-                if isinstance(node.get(containers), list):
-                    node[containers] = _walk(node[containers], kind, containers)
+                _walk(node.get(containers), kind, containers)
 
 
-def _walk(value: Any, kind: str | None, key: str | None = None) -> Any:
-    # Hot path (every field of every object): scalars are returned where they stand instead of by a call.
+def _walk(value: Any, kind: str | None, key: str | None = None) -> None:
+    """Replace secret material inside `value` where it stands."""
+    # Hot path (every field of every walked object): scalars are skipped where they stand instead of by a call.
     if type(value) is dict:
         if kind == "Secret" and key in ("data", "stringData"):
-            return {k: (v if k in _PUBLIC_SECRET_KEYS else _redact_secret_value(v, key == "data")) for k, v in value.items()}
-        if key == "annotations":
-            return {k: (REDACTED if k in _SECRET_ANNOTATIONS else v) for k, v in value.items()}
-        if "value" in value and _is_env_var(value):
-            return {**value, "value": REDACTED} if looks_secret(str(value["name"])) else dict(value)
-        return {k: (_walk(v, kind, k) if type(v) in _CONTAINERS else v) for k, v in value.items()}
-    if type(value) is list:
-        redacted = [_walk(item, kind, key) if type(item) in _CONTAINERS else item for item in value]
+            for name, item in value.items():
+                if name not in _PUBLIC_SECRET_KEYS:
+                    value[name] = _redact_secret_value(item, key == "data")
+        elif key == "annotations":
+            for name in _SECRET_ANNOTATIONS.intersection(value):
+                value[name] = REDACTED
+        elif "value" in value and _is_env_var(value):
+            if looks_secret(str(value["name"])):
+                value["value"] = REDACTED
+        else:
+            for name, item in value.items():
+                if type(item) in _CONTAINERS:
+                    _walk(item, kind, name)
+    elif type(value) is list:
+        for item in value:
+            if type(item) in _CONTAINERS:
+                _walk(item, kind, key)
         # container args like --azure-client-secret=... carry the value inline
         if key in ("args", "command"):
-            redacted = [_redact_flag(item) if isinstance(item, str) else item for item in redacted]
-        return redacted
-    return value
+            value[:] = [_redact_flag(item) if isinstance(item, str) else item for item in value]
 
 
 _CONTAINERS = (dict, list)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+from aksid.jsonfile import indented
 
 RESULTS_SCHEMA = "aksid.results/v1"
 OUTCOMES = ("passed", "failed", "error", "skipped", "waived")
@@ -33,6 +35,9 @@ class CheckResult:
     fix: str | None = None  # failed: the remediation filled with the observed objects and ids
 
 
+_FIELDS = tuple(f.name for f in fields(CheckResult))
+
+
 def summary(results: Iterable[CheckResult]) -> dict[str, int]:
     counts = Counter(result.outcome for result in results)
     return {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
@@ -43,7 +48,8 @@ def results_document(results: list[CheckResult], meta: dict[str, object]) -> dic
         "schema": RESULTS_SCHEMA,
         **meta,
         "summary": {"total": len(results), **summary(results)},
-        "checks": [asdict(result) for result in sorted(results, key=_order)],
+        # each result's fields as they are: dataclasses.asdict would deep-copy every evidence item first
+        "checks": [{name: getattr(result, name) for name in _FIELDS} for result in sorted(results, key=_order)],
     }
 
 
@@ -65,7 +71,7 @@ def by_area(results: Iterable[CheckResult]) -> dict[str, list[CheckResult]]:
 
 def write_json(path: Path, results: list[CheckResult], meta: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results_document(results, meta), indent=2) + "\n", encoding="utf-8")
+    path.write_bytes(indented(results_document(results, meta)))
 
 
 def is_fleet(results: Iterable[CheckResult]) -> bool:

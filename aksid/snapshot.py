@@ -7,7 +7,6 @@ collected — a check that needs it reports `error`, never `passed`.
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import struct
@@ -17,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aksid.jsonfile import read_json_object
+from aksid.jsonfile import compact_sorted, read_json_object
 from aksid.memory import long_lived_allocations
 
 SCHEMA = "aksid.snapshot/v1"
@@ -65,12 +64,16 @@ def labels_match(labels: Mapping[str, str] | None, selector: Mapping[str, str]) 
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+_LABEL_VALUES = (str, int, float, bool)
+
+
 class KubeEvidence:
     """Read-only accessors over the Kubernetes part of a snapshot."""
 
     def __init__(self, entries: Mapping[str, dict[str, Any]]) -> None:
         self._entries = entries
         self._by_namespace: dict[str, dict[str | None, list[dict[str, Any]]]] = {}
+        self._by_label: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = {}
 
     def entry(self, api_version: str, kind: str) -> dict[str, Any]:
         key = kind_key(api_version, kind)
@@ -93,10 +96,26 @@ class KubeEvidence:
             raise EvidenceUnavailable(f"{kind} objects could not be listed: {entry['reason']}")
         if entry["status"] == "skipped":
             raise EvidenceNotCollected(entry["reason"])
-        items = self._in_namespace(kind_key(api_version, kind), entry["value"] or [], namespace)
-        if labels is None:
-            return list(items)
-        return [item for item in items if labels_match(item.get("metadata", {}).get("labels"), labels)]
+        key = kind_key(api_version, kind)
+        if labels:
+            candidates = self._labelled(key, entry["value"] or [], labels)
+            return [item for item in candidates if labels_match(item.get("metadata", {}).get("labels"), labels)
+                    and (namespace is None or item.get("metadata", {}).get("namespace") == namespace)]
+        return list(self._in_namespace(key, entry["value"] or [], namespace))
+
+    def _labelled(self, key: str, items: list[dict[str, Any]], labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Objects carrying the selector's first label, in listing order, from an index built once per kind (checks
+        look for a selector's carriers among every pod of the cluster, once per subject)."""
+        index = self._by_label.get(key)
+        if index is None:
+            index = {}
+            for item in items:
+                for pair in (item.get("metadata", {}).get("labels") or {}).items():
+                    if type(pair[1]) in _LABEL_VALUES:  # a static manifest may hold anything; the scan below judges it
+                        index.setdefault(pair, []).append(item)
+            self._by_label[key] = index
+        first = next(iter(labels.items()))
+        return index.get(first, []) if type(first[1]) in _LABEL_VALUES else items
 
     def _in_namespace(self, key: str, items: list[dict[str, Any]], namespace: str | None) -> list[dict[str, Any]]:
         """Objects of one namespace, from an index built once per kind (checks ask per namespace, per subject)."""
@@ -356,7 +375,7 @@ class Snapshot:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 write_json(handle, document, encoded=encoded or {})
             os.replace(tmp, path)
         except BaseException:
@@ -448,7 +467,7 @@ class JsonScribe:
     def page(self, key: str, items: list[dict[str, Any]]) -> None:
         if not items:
             return
-        data = json.dumps(items, separators=(",", ":"), sort_keys=True)[1:-1].encode("ascii")  # non-ASCII is escaped
+        data = compact_sorted(items)[1:-1]
         self._pieces.setdefault(key, []).append((self._offset, len(data)))
         self._handle.write(data)
         self._offset += len(data)
@@ -458,11 +477,11 @@ class JsonScribe:
 
         def copy(key: str) -> Callable[[Any], None]:
             def write(out: Any) -> None:
-                out.write("[")
+                out.write(b"[")
                 for index, (offset, length) in enumerate(self._pieces.get(key, [])):
                     self._handle.seek(offset)
-                    out.write(("," if index else "") + self._handle.read(length).decode("ascii"))
-                out.write("]")
+                    out.write((b"," if index else b"") + self._handle.read(length))
+                out.write(b"]")
             return write
 
         Snapshot.write(document, path, {ident: copy(key) for ident, key in self.encoded.items()})
@@ -488,29 +507,28 @@ def _read_frame(handle: Any) -> tuple[Any, ...] | None:
     return None
 
 
-_CHUNK = 500  # list items encoded per piece: the C encoder's speed, without the whole document in memory at once
+_CHUNK = 500  # list items encoded per piece: the encoder's speed, without the whole document in memory at once
 
 
 def write_json(handle: Any, value: Any, depth: int = 0, encoded: Mapping[int, Callable[[Any], None]] | None = None) -> None:
-    """Compact, sorted JSON streamed to `handle`. `json.dump` would stream too, but only with the pure-Python
-    encoder (5x slower on a large cluster); here the outer mappings and long lists are written piece by
-    piece, each piece by `json.dumps` (the C encoder). `encoded`: lists (by id) already encoded, with their writer."""
+    """Compact, sorted JSON streamed to the binary `handle`: the outer mappings and long lists are written piece by
+    piece (the whole document never exists as one string). `encoded`: lists (by id) already encoded, with their
+    writer."""
     if depth < 3 and isinstance(value, dict):
-        handle.write("{")
+        handle.write(b"{")
         for index, key in enumerate(sorted(value)):
-            handle.write(("," if index else "") + json.dumps(key) + ":")
+            handle.write((b"," if index else b"") + compact_sorted(key) + b":")
             write_json(handle, value[key], depth + 1, encoded)
-        handle.write("}")
+        handle.write(b"}")
     elif encoded and isinstance(value, list) and id(value) in encoded:
         encoded[id(value)](handle)
     elif isinstance(value, list) and len(value) > _CHUNK:
-        handle.write("[")
+        handle.write(b"[")
         for start in range(0, len(value), _CHUNK):
-            piece = json.dumps(value[start:start + _CHUNK], separators=(",", ":"), sort_keys=True)
-            handle.write(("," if start else "") + piece[1:-1])
-        handle.write("]")
+            handle.write((b"," if start else b"") + compact_sorted(value[start:start + _CHUNK])[1:-1])
+        handle.write(b"]")
     else:
-        handle.write(json.dumps(value, separators=(",", ":"), sort_keys=True))
+        handle.write(compact_sorted(value))
 
 
 def _dns_errors(entries: Mapping[str, dict[str, Any]]) -> list[str]:

@@ -132,10 +132,10 @@ def collect_kube(
             def attempts(before: int = retried_before) -> str:
                 return _attempts(budget.retries_of_family("kube") - before)
             try:
-                # page by page: a page's raw objects are freed once redacted, so both copies of a kind never coexist
+                # page by page, each object redacted where it stands as soon as it is parsed (no second copy)
                 items: list[dict[str, Any]] = []
                 for page in _pages(api, spec, budget):
-                    redacted = [redact_kube_object(_with_kind(item, spec)) for item in page]
+                    redacted = [redact_kube_object(_with_kind(item, spec), owned=True) for item in page]
                     items += redacted
                     if on_page is not None:
                         on_page(key, redacted)
@@ -212,8 +212,11 @@ def _read_page(api: kclient.ApiClient, method: str, url: str, headers: dict[str,
 
 
 def _with_kind(item: dict[str, Any], spec: KindSpec) -> dict[str, Any]:
-    """List items of built-in kinds come without apiVersion/kind; restore them for the evidence."""
-    return {"apiVersion": spec.api_version, "kind": spec.kind, **item}
+    """List items of built-in kinds come without apiVersion/kind; restore them for the evidence (the item was just
+    parsed: set where it stands)."""
+    item.setdefault("apiVersion", spec.api_version)
+    item.setdefault("kind", spec.kind)
+    return item
 
 
 def _api_error(spec: KindSpec, exc: ApiException) -> str:

@@ -113,6 +113,9 @@ class PageServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: with Nagle on, a small body waits for the client's delayed
+            # ACK of the headers (40 ms a page), and the server, not the client, would set the pace
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 with outer.lock:
