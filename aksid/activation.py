@@ -64,10 +64,11 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def settings_overrides(config: Any) -> list[str]:
-    """`--aksid-set` pairs, with `--aksid-timeout` as the field it sets (the last word, like --aksid-set's)."""
+    """`--aksid-set` pairs, then `--aksid-timeout` (the last word, like --aksid-set's), which config.parse_overrides
+    reads as the field it sets."""
     pairs = list(config.getoption("aksid_set") or [])
     if config.getoption("aksid_timeout") is not None:
-        pairs.append(f"collect_timeout={config.getoption('aksid_timeout')}")
+        pairs.append(f"--aksid-timeout={config.getoption('aksid_timeout')}")
     return pairs
 
 

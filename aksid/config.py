@@ -510,11 +510,18 @@ def _from_variables(variables: Mapping[str, str], source: str) -> dict[str, tupl
     return values
 
 
+# Options that set one field, so a message names the option the user typed (see activation.settings_overrides).
+OPTION_FIELDS = {"--aksid-timeout": "collect_timeout"}
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, tuple[str, str]]:
-    """`--aksid-set field=value` pairs."""
+    """`--aksid-set field=value` pairs (and `--aksid-timeout=value` for the options of OPTION_FIELDS)."""
     values: dict[str, tuple[str, str]] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
+        if name in OPTION_FIELDS:
+            values[OPTION_FIELDS[name]] = (value, f"command line ({name})")
+            continue
         if not sep or name not in FIELD_BY_NAME:
             known = ", ".join(FIELD_BY_NAME)
             raise ConfigError(f"--aksid-set expects FIELD=VALUE with FIELD one of {known}; got '{pair}'")

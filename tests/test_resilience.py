@@ -223,6 +223,6 @@ def test_a_malformed_timeout_is_one_sentence_and_exit_4(tmp_path: Path) -> None:
                     AZ_SUBSCRIPTION_ID="5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13")
     run = run_suites("--aksid-timeout", "abc", reports=tmp_path, env=env)
     assert run.code == 4
-    assert "collect_timeout 'abc' from command line" in run.stdout + run.stderr
+    assert "collect_timeout 'abc' from command line (--aksid-timeout) is not a number" in run.stdout + run.stderr
     assert "is not a number of seconds" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
