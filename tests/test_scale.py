@@ -94,3 +94,46 @@ def test_a_large_cluster_collected_still_hides_a_planted_secret(tmp_path) -> Non
     pods = entries["v1/Pod"]["value"]
     assert len(pods) > 2000 and all("managedFields" not in p["metadata"] for p in pods)
     assert PLANTED not in json.dumps(entries)
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_redaction_in_place_equals_the_copy_and_the_copy_leaves_its_input(name: str) -> None:
+    for obj in load_scenario(name).kube_objects:
+        before = copy.deepcopy(obj)
+        redacted = redact_kube_object(obj)
+        assert obj == before  # the copy's contract
+        assert redact_kube_object(copy.deepcopy(obj), owned=True) == redacted, obj["metadata"]
+
+
+def _linear(items: list[dict], namespace: str | None, labels: dict) -> list[dict]:
+    """Selector queries as they were before the label index: a scan of every object."""
+    return [item for item in items
+            if (namespace is None or item.get("metadata", {}).get("namespace") == namespace)
+            and all((item.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in labels.items())]
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_selector_queries_through_the_label_index_equal_a_scan(name: str) -> None:
+    from aksid.snapshot import KubeEvidence, kind_key, ok
+
+    by_kind: dict[tuple[str, str], list[dict]] = {}
+    for obj in load_scenario(name).kube_objects:
+        by_kind.setdefault((obj["apiVersion"], obj["kind"]), []).append(obj)
+    kube = KubeEvidence({kind_key(*key): ok(items) for key, items in by_kind.items()})
+    for (api_version, kind), items in by_kind.items():
+        pairs = {pair for item in items for pair in (item["metadata"].get("labels") or {}).items()}
+        namespaces = {item["metadata"].get("namespace") for item in items} | {None, "elsewhere"}
+        for key, value in pairs:
+            for namespace in namespaces:
+                for labels in ({key: value}, {key: value, "app": "x"}, {key: str(value) + "-not"}):
+                    assert kube.list(api_version, kind, namespace, labels) == _linear(items, namespace, labels)
+
+
+def test_label_values_that_are_not_strings_are_still_judged() -> None:
+    from aksid.snapshot import KubeEvidence, ok
+
+    items = [{"metadata": {"name": "a", "labels": {"v": 1}}}, {"metadata": {"name": "b", "labels": {"v": ["odd"]}}},
+             {"metadata": {"name": "c", "labels": {"v": True}}}, {"metadata": {"name": "d"}}]
+    kube = KubeEvidence({"v1/Pod": ok(items)})
+    for labels in ({"v": 1}, {"v": ["odd"]}, {"v": True}, {"v": "1"}, {}):
+        assert kube.pods(labels=labels) == _linear(items, None, labels), labels
