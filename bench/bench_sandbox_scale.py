@@ -22,15 +22,14 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from aksid.sandbox.large_cluster import generate
+from aksid.sandbox.large_cluster import generate_pods
 from aksid.sandbox.runtime import down, up
 from aksid.sandbox.scenario import load_scenario
 
 
 def write_scenario(pods: int, directory: Path) -> Path:
     base = load_scenario("healthy").kube_objects
-    namespaces = max(1, pods // 10)
-    objects = generate(nodes=max(1, namespaces // 4), namespaces=namespaces, pods_per_namespace=10, base=base)
+    objects = generate_pods(pods, base)
     added = objects[len(base):]
     path = directory / f"scale-{pods}.yaml"
     path.write_text(json.dumps({"name": f"scale-{pods}", "description": f"healthy plus {len(added)} generated objects",

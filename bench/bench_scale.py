@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from aksid.collect.kube import KINDS, PAGE_SIZE
-from aksid.sandbox.large_cluster import PageServer, generate
+from aksid.sandbox.large_cluster import PageServer, generate_pods
 from aksid.sandbox.runtime import down, up
 from aksid.sandbox.scenario import load_prepared
 
@@ -134,10 +134,9 @@ def measure(name: str, argv: list[str], server: PageServer, repeat: int, env: di
 
 
 def bench_size(pods: int, sandbox: Any, repeat: int, tmp: Path) -> list[dict]:
-    namespaces = max(1, pods // 10)
     # the sandbox's objects as it prepared them (the certificate really issued), so the checks stay green
     prepared = load_prepared(sandbox.state_dir / "scenario.json").kube_objects
-    objects = generate(nodes=max(1, namespaces // 4), namespaces=namespaces, pods_per_namespace=10, base=prepared)
+    objects = generate_pods(pods, base=prepared)
     server = PageServer(objects)
     url = server.start()
     kubeconfig = tmp / f"kubeconfig-{pods}"

@@ -32,6 +32,12 @@ MANAGED_FIELDS = [{"manager": "kube-controller-manager", "operation": "Update", 
                                              "f:phase": {}, "f:podIP": {}, "f:podIPs": {}, "f:startTime": {}}}}]
 
 
+def generate_pods(pods: int, base: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The benches' cluster of about `pods` app pods: namespaces of ten pods, a node (with its NMI pod) per four."""
+    namespaces = max(1, pods // 10)
+    return generate(nodes=max(1, namespaces // 4), namespaces=namespaces, pods_per_namespace=10, base=base)
+
+
 def generate(nodes: int, namespaces: int, pods_per_namespace: int,
              base: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """`base` (healthy's objects, or a running sandbox's as it prepared them) plus the generated ones; the checks
