@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from aksid.provision.teardown import terminate_as_interrupt
 from aksid.sandbox.large_cluster import generate_pods
 from aksid.sandbox.runtime import down, up
 from aksid.sandbox.scenario import load_scenario
@@ -53,12 +53,7 @@ def read_pages(kubeconfig: Path, limit: int) -> tuple[list[float], int]:
             return times, listed
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # so `finally` stops the sandbox on SIGTERM too
-
-
 def main() -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=20000)
     parser.add_argument("--page", type=int, default=500)
@@ -86,4 +81,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with terminate_as_interrupt():  # SIGTERM takes Ctrl-C's path, so `finally` stops the sandbox on both
+        sys.exit(main())

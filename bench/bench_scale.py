@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import yaml
 
 from aksid.collect.kube import KINDS, PAGE_SIZE
+from aksid.provision.teardown import terminate_as_interrupt
 from aksid.sandbox.large_cluster import PageServer, generate_pods
 from aksid.sandbox.runtime import down, up
 from aksid.sandbox.scenario import load_prepared
@@ -178,12 +178,7 @@ def bench_size(pods: int, sandbox: Any, repeat: int, tmp: Path) -> list[dict]:
     return rows
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # so `finally` stops the sandbox on SIGTERM too
-
-
 def main() -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="2000,20000")
     parser.add_argument("--repeat", type=int, default=3)
@@ -210,4 +205,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with terminate_as_interrupt():  # SIGTERM takes Ctrl-C's path, so `finally` stops the sandbox on both
+        sys.exit(main())
