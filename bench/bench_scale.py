@@ -78,12 +78,18 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     stop = threading.Event()
 
     def sample() -> None:
+        own_command = None
         while not stop.wait(0.02):
             for pid in [process.pid, *_descendants(process.pid)]:
                 try:
                     status = Path(f"/proc/{pid}/status").read_text()
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
+                if pid == process.pid:
+                    own_command = command
+                elif command == own_command:
+                    continue  # forked, not yet exec'd (`uname -p` behind platform.processor()): the parent's pages
                 hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
                 peaks[pid] = max(peaks.get(pid, 0), hwm)
 
