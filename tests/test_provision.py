@@ -210,6 +210,41 @@ def _world(name: str, tmp_path: Path):
     return World(KubeStore(scenario.kube_objects), ArmStore(scenario.azure_resources), tmp_path, None)
 
 
+def test_the_cert_manager_model_keeps_a_host_added_while_it_reconciles(tmp_path: Path, monkeypatch) -> None:
+    # An issuance thread marks its Certificate Ready, then adds the host, while the loop's reconcile reads which
+    # hosts nginx serves and which Certificates are Ready. CI once saw the host added between those reads removed
+    # for good (CANARY-002 red); here the issuance lands exactly there.
+    from aksid.sandbox.controllers import cert_manager, edge_hosts
+    from aksid.sandbox.controllers.world import Endpoints
+
+    world = _world("healthy", tmp_path)
+    world.endpoints = Endpoints("example.test", [], {}, {}, {"root": str(tmp_path / "nginx"), "pid": 0,
+                                                             "address": "127.0.0.80", "https_port": 8443,
+                                                             "http_port": 8080})
+    monkeypatch.setattr(edge_hosts, "send_signal", lambda pid, sig: None)  # no nginx to reload here
+    host = "aksid-canary.example.test"
+    certificate = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                   "metadata": {"name": "aksid-canary-tls", "namespace": "aksid-r1"},
+                   "spec": {"secretName": "aksid-canary-tls", "dnsNames": [host]},
+                   "status": cert_manager._conditions("False", "DoesNotExist", "Issuing")}
+    world.kube.put(certificate)
+    listing, issued = edge_hosts.served_hosts, []
+
+    def issuance_lands_during_the_listing(nginx):
+        if not issued:  # what _store does, in its order: Ready first, then the host
+            issued.append(True)
+            world.kube.put({**certificate, "status": cert_manager._conditions("True", "Ready", "up to date")})
+            edge_hosts.add_host(nginx, host, "chain", "key")
+        return listing(nginx)
+
+    monkeypatch.setattr(edge_hosts, "served_hosts", issuance_lands_during_the_listing)
+    cert_manager.reconcile(world, [])
+    assert issued and listing(world.endpoints.nginx) == [host]
+    world.kube.remove("cert-manager.io", "Certificate", "aksid-r1", "aksid-canary-tls")
+    cert_manager.reconcile(world, [])
+    assert listing(world.endpoints.nginx) == []  # its Certificate gone: nginx stops serving it
+
+
 def test_the_webhook_model_mutates_labelled_pods_as_azure_workload_identity_does(tmp_path: Path) -> None:
     from aksid.provision.manifests import wi_probe_pod
     from aksid.sandbox.controllers import wi_webhook

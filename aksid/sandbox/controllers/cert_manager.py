@@ -37,9 +37,13 @@ def reconcile(world: World, ingresses: list[dict[str, Any]]) -> None:
                 _ensure_certificate(world, ingress, issuer, tls["secretName"], list(tls["hosts"]))
     nginx = world.endpoints.nginx if world.endpoints else None
     if nginx:
+        # Served hosts first, then the Ready Certificates: an issuance (another thread) marks its Certificate
+        # Ready before it adds the host, so a host listed here is in `wanted` below unless its Certificate is
+        # gone. In the other order a host added between the two reads was removed and never served again.
+        served = edge_hosts.served_hosts(nginx)
         wanted = {h for c in world.kube.list_kind("cert-manager.io", "Certificate") for h in (c.get("spec") or {}).get(
             "dnsNames") or [] if _ready(c)}
-        for host in edge_hosts.served_hosts(nginx):
+        for host in served:
             if host not in wanted:
                 edge_hosts.remove_host(nginx, host)
 
