@@ -9,6 +9,7 @@ import pytest
 
 from aksid.collect.kube import collect_kube, kube_configuration
 from aksid.config import resolve_target
+from aksid.jsonfile import parsed
 from aksid.redact import (
     _PUBLIC_SECRET_KEYS,
     _SECRET_ANNOTATIONS,
@@ -137,3 +138,24 @@ def test_label_values_that_are_not_strings_are_still_judged() -> None:
     kube = KubeEvidence({"v1/Pod": ok(items)})
     for labels in ({"v": 1}, {"v": ["odd"]}, {"v": True}, {"v": "1"}, {}):
         assert kube.pods(labels=labels) == _linear(items, None, labels), labels
+
+
+@pytest.mark.parametrize(("page", "expected"), [
+    (b'{"items": [{"metadata": {"name": "a"}}], "metadata": {"continue": "x"}}',
+     {"items": [{"metadata": {"name": "a"}}], "metadata": {"continue": "x"}}),
+    (b'{"data": "\\ud800", "n": NaN}', {"data": "\ud800", "n": float("nan")}),  # orjson refuses both
+], ids=["page", "lone-surrogate-and-nan"])
+def test_pages_parse_as_the_standard_library_parses_them(page: bytes, expected: object) -> None:
+    assert str(parsed(page)) == str(json.loads(page)) == str(expected)  # str: NaN is not equal to itself
+
+
+def test_an_integer_beyond_64_bits_reads_as_the_api_server_stores_it() -> None:
+    # apimachinery decodes a JSON number as int64 when it fits, else float64: the API never serves a wider integer
+    assert parsed(b'{"n": 123456789012345678901234567890, "m": 9223372036854775807}') == {
+        "n": 1.2345678901234568e+29, "m": 9223372036854775807}
+
+
+def test_a_truncated_page_is_still_a_json_decode_error() -> None:
+    # the collector's retry names it "truncated JSON" by this type
+    with pytest.raises(json.JSONDecodeError):
+        parsed(b'{"items": [{"metadata": ')

@@ -18,6 +18,7 @@ from kubernetes.config.config_exception import ConfigException
 from aksid.collect.budget import Budget, DeadlinePassed, GaveUp, RetryAfterTooLong, retrying
 from aksid.collect.retry_policies import KubeRetry
 from aksid.config import ConfigError, Target, is_loopback_host
+from aksid.jsonfile import parsed
 from aksid.redact import redact_kube_object
 from aksid.snapshot import absent, error, kind_key, not_collected, ok
 
@@ -208,7 +209,7 @@ def _read_page(api: kclient.ApiClient, method: str, url: str, headers: dict[str,
     response.read()
     if not 200 <= response.status < 300:
         raise ApiException(http_resp=response)
-    return json.loads(response.data)
+    return parsed(response.data)
 
 
 def _with_kind(item: dict[str, Any], spec: KindSpec) -> dict[str, Any]:
