@@ -88,8 +88,11 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
                     continue
                 if pid == process.pid:
                     own_command = command
-                elif command == own_command:
-                    continue  # forked, not yet exec'd (`uname -p` behind platform.processor()): the parent's pages
+                elif command == own_command or not Path(command.split(b"\0")[0].decode(errors="replace")).name.startswith(
+                        "python"):
+                    # forked, not yet exec'd (`uname -p` behind platform.processor()): the parent's pages; or that
+                    # command itself, or its zombie: not a worker either
+                    continue
                 hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
                 peaks[pid] = max(peaks.get(pid, 0), hwm)
 
