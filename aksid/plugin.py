@@ -31,6 +31,7 @@ from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_t
 from aksid.evidence import EVIDENCE_KEY, Evidence
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
 from aksid.identity_models import header_lines, identity_models, skip_reason
+from aksid.interrupts import reported_as_interrupted
 from aksid.memory import keep_until_exit, long_lived_allocations
 from aksid.progress import Progress
 from aksid.redact import redact_provision
@@ -298,7 +299,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _under_xdist(session.config) and state.mode != "provision":  # provision handles signals: main thread only
         _collect_beside_worker_start(state)
         return
-    with long_lived_allocations():
+    with reported_as_interrupted(), long_lived_allocations():
         _collect(state)
 
 
