@@ -31,7 +31,7 @@ from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_t
 from aksid.evidence import EVIDENCE_KEY, Evidence
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
 from aksid.identity_models import header_lines, identity_models, skip_reason
-from aksid.interrupts import reported_as_interrupted
+from aksid.interrupts import reported_as_interrupted, terminate_as_interrupt
 from aksid.memory import keep_until_exit, long_lived_allocations
 from aksid.progress import Progress
 from aksid.redact import redact_provision
@@ -434,7 +434,6 @@ def _collect_static(state: AksidState) -> Snapshot:
 def _provision(state: AksidState, reporter: Any) -> None:
     """After the read-only collection: probes and a canary, observed and removed; their evidence joins the snapshot."""
     from aksid.provision.run import provision
-    from aksid.provision.teardown import terminate_as_interrupt
 
     def say(line: str) -> None:  # the timeline of the waits is always printed: it is what a nightly log needs
         if reporter is not None:

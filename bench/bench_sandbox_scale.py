@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from aksid.provision.teardown import terminate_as_interrupt
+from aksid.interrupts import terminate_as_interrupt
 from aksid.sandbox.large_cluster import generate_pods
 from aksid.sandbox.runtime import down, up
 from aksid.sandbox.scenario import load_scenario

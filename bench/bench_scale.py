@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from aksid.collect.kube import KINDS, PAGE_SIZE
-from aksid.provision.teardown import terminate_as_interrupt
+from aksid.interrupts import terminate_as_interrupt
 from aksid.sandbox.large_cluster import PageServer, generate_pods
 from aksid.sandbox.runtime import down, up
 from aksid.sandbox.scenario import load_prepared

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client as kclient
 from kubernetes.client.exceptions import ApiException
 
+from aksid.interrupts import note_interrupt
 from aksid.provision.manifests import CREATED_ANNOTATION, RUN_LABEL
 
 
@@ -153,8 +154,11 @@ def _shielded() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, _frame: held.append(number))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    def hold(number: int, _frame: object) -> None:
+        note_interrupt(number)
+        held.append(number)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -162,20 +166,3 @@ def _shielded() -> Iterator[None]:
             signal.signal(sig, handler)
         if held:
             raise KeyboardInterrupt
-
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM takes the Ctrl-C path, so `finally` blocks (the teardown) run on both."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_number: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

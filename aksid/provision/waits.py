@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aksid.interrupts import raise_if_interrupted
+
 # An attempt sees what the others found so far; it returns (value, or None while not yet, what it saw).
 Attempt = Callable[[Mapping[str, Any]], tuple[Any | None, str]]
 
@@ -30,6 +32,7 @@ class Timeline:
         seen = dict.fromkeys(attempts, "nothing yet")
         results: dict[str, dict[str, Any]] = {}
         while True:
+            raise_if_interrupted()  # an attempt may have swallowed the interrupt as an error of a library's
             for description, attempt in attempts.items():
                 if description in found:
                     continue
