@@ -12,6 +12,8 @@ for -n 2 the controller and, beside it, the largest worker) and requests served:
           parsing alone cost; ratios stay relative to the first floor, the issue's
   naive   the `kubernetes` client's models, pods only (list_pod_for_all_namespaces, paginated)
   aksid   `aksid run` (collect, snapshot, checks, reports), serial and with -n 2
+Then one more run of each aksid path with bench/checks_cpu.py: the CPU seconds of the checks phase, per process (what
+xdist's per-test messages cost beside the checks themselves).
 One `aksid run -n 2` per size runs first, unmeasured, as on an installed system: bytecode caches written (the bench
 drops PYTHONDONTWRITEBYTECODE from the runs' environment) and the server's pages encoded. Prints a table with the ratios
 to the floor and writes it as JSON. Everything runs on loopback.
@@ -178,13 +180,27 @@ def bench_size(pods: int, sandbox: Any, repeat: int, tmp: Path) -> list[dict]:
         measure("aksid run", aksid, server, repeat, env),
         measure("aksid run -n 2", [*aksid, "-n", "2"], server, repeat, env),
     ]
+    checks = {name: checks_cpu(argv, env, tmp / f"checks-cpu-{pods}-{i}.jsonl")
+              for i, (name, argv) in enumerate((("aksid run", aksid), ("aksid run -n 2", [*aksid, "-n", "2"])))}
     server.stop()
     pod_count = sum(1 for o in objects if o["kind"] == "Pod")
     for row in rows:
         row["pods"] = pod_count
         row["ratio"] = row["wall"] / rows[0]["wall"]
         row["rss_ratio"] = row["rss_mb"] / rows[0]["rss_mb"]
+        row["checks_cpu"] = checks.get(row["name"])
     return rows
+
+
+def checks_cpu(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    """One more run with bench/checks_cpu.py: the checks phase's CPU seconds, per process."""
+    env = {**env, "AKSID_BENCH_CHECKS_CPU": str(log),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")]))}
+    subprocess.run([*argv, "-p", "checks_cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    return {"controller": next((p["cpu"] for p in lines if p["role"] == "controller"), None),
+            "workers": [p["cpu"] for p in lines if p["role"] == "worker"]}
 
 
 def main() -> int:
@@ -208,6 +224,15 @@ def main() -> int:
         workers = f"{row['workers_rss_mb']:.0f}" if row["workers_rss_mb"] else "-"
         print(f"{row['pods']:>6}  {row['name']:<17} {row['wall']:>7.2f} {row['ratio']:>7.2f} {row['cpu']:>6.2f} "
               f"{row['rss_mb']:>7.0f} {row['rss_ratio']:>7.2f} {workers:>10} {row['requests']:>8}")
+    print("\nchecks phase (first test to the end of the session, one more run each), CPU s:")
+    for row in table:
+        if row["checks_cpu"]:
+            spent = row["checks_cpu"]
+            workers = " + ".join(f"{cpu:.2f}" for cpu in spent["workers"])
+            total = (spent["controller"] or 0) + sum(spent["workers"])
+            print(f"{row['pods']:>6}  {row['name']:<17} {'controller' if workers else 'process'} "
+                  f"{spent['controller'] or 0:.2f}"
+                  + (f", workers {workers}, in all {total:.2f}" if workers else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=1))
     return 0
