@@ -170,18 +170,18 @@ def bench_size(pods: int, sandbox: Any, repeat: int, tmp: Path) -> list[dict]:
     paths = [spec.path for spec in KINDS if not spec.sensitive]
     aksid = [sys.executable, "-m", "aksid", "run", "--aksid-profile", str(profile_path), "-q", "-p", "no:cacheprovider",
              "--aksid-reports-dir", str(tmp / f"reports-{pods}")]
+    aksid_runs = {"aksid run": aksid, "aksid run -n 2": [*aksid, "-n", "2"]}
     floor = FLOOR.replace("{limit}", str(PAGE_SIZE))
-    run([*aksid, "-n", "2"], env)  # warm-up, not measured: bytecode caches, the server's pages encoded once
+    run(aksid_runs["aksid run -n 2"], env)  # warm-up, not measured: bytecode caches, the server's pages encoded once
     rows = [
         measure("floor", [sys.executable, "-c", floor.replace("{gc_paused}", "False"), url, *paths], server, repeat),
         measure("floor, gc paused", [sys.executable, "-c", floor.replace("{gc_paused}", "True"), url, *paths], server,
                 repeat),
         measure("naive", [sys.executable, "-c", NAIVE % PAGE_SIZE, str(kubeconfig)], server, repeat),
-        measure("aksid run", aksid, server, repeat, env),
-        measure("aksid run -n 2", [*aksid, "-n", "2"], server, repeat, env),
+        *(measure(name, argv, server, repeat, env) for name, argv in aksid_runs.items()),
     ]
-    checks = {name: checks_cpu(argv, env, tmp / f"checks-cpu-{pods}-{i}.jsonl")
-              for i, (name, argv) in enumerate((("aksid run", aksid), ("aksid run -n 2", [*aksid, "-n", "2"])))}
+    checks = {name: checks_cpu(argv, env, tmp / f"checks-cpu-{pods}-{index}.jsonl")
+              for index, (name, argv) in enumerate(aksid_runs.items())}
     server.stop()
     pod_count = sum(1 for o in objects if o["kind"] == "Pod")
     for row in rows:
