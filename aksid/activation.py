@@ -38,7 +38,11 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--aksid-plan", {"metavar": "FILE", "action": "append", "default": [],
                       "help": "static mode: a Terraform plan as `terraform show -json tfplan` writes it"}),
     ("--aksid-arm-template", {"metavar": "FILE", "action": "append", "default": [],
-                              "help": "static mode: an ARM template (e.g. `bicep build` output)"}),
+                              "help": "static mode: an ARM template (e.g. `bicep build` output), deployed to "
+                                      "aks_resource_group; FILE@GROUP deploys it to GROUP"}),
+    ("--aksid-arm-parameters", {"metavar": "FILE", "action": "append", "default": [],
+                                "help": "static mode: an ARM parameters file whose values the templates deploy with "
+                                        "(default: their parameters' default values)"}),
     ("--aksid-source-root", {"metavar": "DIR", "default": None,
                              "help": "static mode: paths in findings are relative to it (default: the current folder)"}),
     ("--aksid-provision-cmd", {"metavar": "CMD", "help": "a command that creates the environment, run before anything "

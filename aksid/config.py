@@ -249,6 +249,14 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="longest Retry-After a run waits out; a longer one gives up at once"),
 )
 FIELD_BY_NAME = {spec.name: spec for spec in FIELDS}
+# What only a live run uses: static mode reads files, so a CI runner's stale KUBECONFIG or an unset credential
+# never stops it (these keep their defaults there, unread and unchecked).
+LIVE_ONLY_FIELDS = frozenset({
+    "kubeconfig", "kube_context", "arm_endpoint", "arm_ca_bundle", "azure_credential", "azure_token_file", "network",
+    "dns_parent_servers", "dns_server_addresses", "dns_timeout", "trust_store", "tls_address", "tls_https_port",
+    "tls_http_port", "tls_timeout", "probe_image", "canary_image", "provision_timeout", "collect_timeout",
+    "request_timeout", "retry_after_max",
+})
 
 # Profile sections map onto the flat field names.
 _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
@@ -549,8 +557,10 @@ def resolve_target(
     environ: Mapping[str, str] | None = None,
     overrides: list[str] | None = None,
     kube_context: str | None = None,
+    unused: frozenset[str] = frozenset(),
 ) -> Target:
-    """Merge every source, validate, and return the target (or raise ConfigError)."""
+    """Merge every source, validate, and return the target (or raise ConfigError). Fields in `unused` (what the
+    run's mode never reads) keep their defaults, whatever the sources say."""
     environ = os.environ if environ is None else environ
     # Where no option names them, the files may come from the environment (a team's checks run with plain pytest).
     if profile is None and environ.get("AKSID_PROFILE"):
@@ -580,12 +590,16 @@ def resolve_target(
     resolved: dict[str, str | None] = {}
     sources: dict[str, str] = {}
     for spec in FIELDS:
+        if spec.name in unused:
+            resolved[spec.name], source = spec.default, None
+            continue
         value, source = _resolve_field(spec, merged.get(spec.name))
         resolved[spec.name] = value
         if source is not None:
             sources[spec.name] = source
 
-    if resolved["azure_credential"] == "token-file" and not resolved["azure_token_file"]:
+    if "azure_credential" not in unused and resolved["azure_credential"] == "token-file" and \
+            not resolved["azure_token_file"]:
         raise ConfigError("azure_credential is 'token-file' but no azure_token_file is set (profile azure.token_file)")
     if resolved["network"] == "loopback-only":
         _require_loopback(resolved, sources)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aksid.checks import IDENTITY_MODELS
+from aksid.pod_identity_components import component
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 
 POD_IDENTITY, WORKLOAD_IDENTITY = IDENTITY_MODELS
@@ -96,10 +97,26 @@ def pod_identity_presence(snapshot: Snapshot) -> Presence:
     bindings, kube_problem = _read(lambda: snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentityBinding"))
     if bindings:
         return Presence(POD_IDENTITY, True, f"{len(bindings)} AzureIdentityBinding object(s) exist")
+    installed = _self_installed(snapshot)
+    if installed:  # aad-pod-identity from its own manifests or chart: its NMI/MIC make pod identity live
+        return Presence(POD_IDENTITY, True, f"aad-pod-identity is installed ({', '.join(installed)})")
     if arm_problem is not None and kube_problem is not None:
         return Presence(POD_IDENTITY, None, f"cannot tell whether pod identity is in use: {arm_problem}; {kube_problem}")
     return Presence(POD_IDENTITY, False, "no pod identity in use: the pod-identity add-on is not enabled and no "
                                          "AzureIdentityBinding exists")
+
+
+def _self_installed(snapshot: Snapshot) -> list[str]:
+    """aad-pod-identity's own NMI DaemonSets and MIC Deployments, recognised by what they run."""
+    found = []
+    for reader in (snapshot.kube.daemonsets, snapshot.kube.deployments):
+        workloads, _problem = _read(reader)
+        for workload in workloads or []:
+            part = component(workload)
+            if part is not None:
+                meta = workload.get("metadata") or {}
+                found.append(f"{part.upper()} {workload.get('kind', '').lower()} {meta.get('namespace')}/{meta.get('name')}")
+    return found
 
 
 def workload_identity_presence(snapshot: Snapshot) -> Presence:

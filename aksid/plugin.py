@@ -27,7 +27,7 @@ from aksid.activation import (
     settings_overrides,
 )
 from aksid.checks import SEVERITIES, NotApplicable, check_info
-from aksid.config import FIELDS, ConfigError, Target, override_target, resolve_target
+from aksid.config import FIELDS, LIVE_ONLY_FIELDS, ConfigError, Target, override_target, resolve_target
 from aksid.evidence import EVIDENCE_KEY, Evidence
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
 from aksid.identity_models import header_lines, identity_models, skip_reason
@@ -194,6 +194,7 @@ def _resolve_target(state: AksidState) -> None:
                 env_file=_path_option(config, "aksid_env_file"),
                 overrides=settings_overrides(config),
                 kube_context=config.getoption("aksid_kube_context"),
+                unused=LIVE_ONLY_FIELDS if state.mode == "static" else frozenset(),
             )
             if state.mode == "static":
                 return  # files only: no kube configuration, no credential, never a socket
@@ -418,7 +419,7 @@ def _collect_static(state: AksidState) -> Snapshot:
 
     config = state.config
     paths = {name: [Path(p).expanduser() for p in config.getoption(name)]
-             for name in ("aksid_manifests", "aksid_plan", "aksid_arm_template")}
+             for name in ("aksid_manifests", "aksid_plan", "aksid_arm_template", "aksid_arm_parameters")}
     if not any(paths.values()):
         raise pytest.UsageError("aksid: static mode needs at least one of --aksid-manifests, --aksid-plan, "
                                 "--aksid-arm-template")
@@ -426,7 +427,7 @@ def _collect_static(state: AksidState) -> Snapshot:
     root = _path_option(config, "aksid_source_root") or Path.cwd()
     try:
         return collect_static(state.target, paths["aksid_manifests"], paths["aksid_plan"], paths["aksid_arm_template"],
-                              root)
+                              root, arm_parameters=paths["aksid_arm_parameters"])
     except StaticInputError as exc:
         raise pytest.UsageError(f"aksid: {exc}") from None
 
@@ -691,7 +692,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "id": info.id, "title": info.title, "severity": info.severity, "area": info.area,
         "subject": subject, "outcome": outcome, "message": message,
         "remediation": info.remediation, "nodeid": item.nodeid, "waiver": waiver_record,
-        "locations": _locations(item.config, outcome, message),
+        "locations": _locations(item, outcome, message),
         "target": member.name if member is not None else _target_name(item.config),
         **_evidence_fields(item, outcome),
     }
@@ -724,15 +725,18 @@ def _member_of(item: pytest.Item) -> Member | None:
     return next(m for m in state.fleet if m.name == callspec.params[FLEET_PARAM])
 
 
-def _locations(config: pytest.Config, outcome: str, message: str) -> list[dict[str, Any]] | None:
-    """Static mode: the files and lines behind a finding (the snapshot records where each object came from)."""
-    state = _state(config)
+def _locations(item: pytest.Item, outcome: str, message: str) -> list[dict[str, Any]] | None:
+    """Static mode: the files and lines of the objects behind a finding (the snapshot records where each object came
+    from; the check's evidence says which objects it judged)."""
+    state = _state(item.config)
     sources = state.snapshot.document.get("sources") if state and state.snapshot else None
     if not sources or outcome not in ("failed", "waived", "error"):
         return None
     from aksid.locations import locate
 
-    return locate(message, sources) or None
+    recorded = item.stash.get(EVIDENCE_KEY, None)
+    items = recorded.items if recorded is not None else []
+    return locate(message, sources, items, recorded.fix_text if recorded is not None else None) or None
 
 
 def _target_name(config: pytest.Config) -> str | None:

@@ -34,8 +34,27 @@ class EvidenceNotCollected(Exception):
 UNKNOWN_UNTIL_APPLY = "(known after apply"
 
 
+# ... and for an expression the files do not let anyone evaluate (a Terraform `local`, a function of several values).
+NOT_RESOLVABLE = "(not resolvable from the"
+
+
+# ... and, inside a name, what only the deployment computes from known inputs (ARM's uniqueString hash):
+# `aks-«uniqueString(aks, <sub>, <group id>)»` is the same name wherever the template builds it.
+DEPLOY_TIME = "«"
+
+
 def unknown_until_apply(value: Any) -> bool:
+    """A value a resource computes when it is applied, named by where it comes from (equal references match)."""
     return isinstance(value, str) and value.startswith(UNKNOWN_UNTIL_APPLY)
+
+
+def not_resolvable(value: Any) -> bool:
+    """A value whose expression the plan or template does not let anyone evaluate: it could be anything."""
+    return isinstance(value, str) and value.startswith(NOT_RESOLVABLE)
+
+
+def placeholder(value: Any) -> bool:
+    return unknown_until_apply(value) or not_resolvable(value)
 
 
 def ok(value: Any) -> dict[str, Any]:
@@ -52,6 +71,15 @@ def error(reason: str) -> dict[str, Any]:
 
 def not_collected(reason: str) -> dict[str, Any]:
     return {"status": "skipped", "value": None, "reason": reason}
+
+
+# Static mode: a workload's pod template stands for its pods as `<workload>-pod-template`, and `sources` (where each
+# object of the files was declared) is keyed `Kind namespace/name` for Kubernetes objects, by ARM id for Azure's.
+POD_TEMPLATE = "-pod-template"
+
+
+def kube_key(kind: str, namespace: str | None, name: str) -> str:
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 def kind_key(api_version: str, kind: str) -> str:
@@ -165,13 +193,14 @@ class KubeEvidence:
 class AzureEvidence:
     """Read-only accessors over the ARM part of a snapshot."""
 
-    def __init__(self, entries: Mapping[str, dict[str, Any]]) -> None:
+    def __init__(self, entries: Mapping[str, dict[str, Any]], source: str = "Azure") -> None:
         self._entries = entries
+        self._source = source  # where the evidence was read: Azure, or (static mode) the plan or template
 
     def _value(self, key: str, what: str) -> Any:
         entry = self._entries.get(key) or error(f"{what} was not collected")
         if entry["status"] == "error":
-            raise EvidenceUnavailable(f"{what} could not be read from Azure: {entry['reason']}")
+            raise EvidenceUnavailable(f"{what} could not be read from {self._source}: {entry['reason']}")
         if entry["status"] == "skipped":
             raise EvidenceNotCollected(entry["reason"])
         return entry["value"]
@@ -337,7 +366,8 @@ class Snapshot:
             raise ValueError(f"not an aksid snapshot (schema is {document.get('schema')!r}, expected {SCHEMA})")
         self.document = document
         self.kube = KubeEvidence(document.get("kube", {}))
-        self.azure = AzureEvidence(document.get("azure", {}))
+        self.azure = AzureEvidence(document.get("azure", {}),
+                                   "the plan or template" if document.get("mode") == "static" else "Azure")
         self.dns = DnsEvidence(document.get("dns"))
         self.tls = TlsEvidence(document.get("tls"))
         self.provision = ProvisionEvidence(document)

@@ -9,6 +9,7 @@ from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY, uses_workload_identity
+from aksid.pod_identity_components import runs_nmi_image
 from aksid.snapshot import Snapshot, names
 from aksid.workloads import owner_chain, owner_workload, pods_of
 
@@ -181,7 +182,12 @@ def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Sn
                  f"\"{selector}\"}}}}}}}}}}'")
     assert not wrong, (
         f"deployment {_ref(deployment)} should carry {SELECTOR_LABEL}={selector}, but "
-        + ", ".join(f"{_ref(p)} carries {(p['metadata'].get('labels') or {}).get(SELECTOR_LABEL)!r}" for p in wrong))
+        + ", ".join(dict.fromkeys(_carries(p) for p in wrong)))
+
+
+def _carries(pod: dict[str, Any]) -> str:
+    label = (pod["metadata"].get("labels") or {}).get(SELECTOR_LABEL)
+    return f"{_ref(pod)} carries {label!r}" if label is not None else f"{_ref(pod)} carries no {SELECTOR_LABEL} label"
 
 
 # -- BIND-003 -----------------------------------------------------------------------------------
@@ -235,6 +241,7 @@ def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot, evidence: Eviden
         host_network = [
             pod for pod in snapshot.kube.pods()
             if (pod.get("spec") or {}).get("hostNetwork") and pod["metadata"].get("namespace") != SYSTEM_NAMESPACE
+            and not runs_nmi_image(pod)  # NMI itself: the interceptor needs the host network, wherever installed
         ]
         for pod in host_network:
             evidence.kube(pod, "spec.hostNetwork")

@@ -12,6 +12,7 @@ from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.nodes import admits, is_linux, is_pod_ready, is_virtual, why_not_admitted
+from aksid.pod_identity_components import is_mic, is_nmi
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match, names
 
 SYSTEM_NAMESPACE = "kube-system"
@@ -30,7 +31,7 @@ def _carries_any(obj: dict[str, Any], selectors: tuple[dict[str, str], ...]) -> 
 
 
 def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE) -> list[dict[str, Any]]:
-    return [ds for ds in snapshot.kube.daemonsets(namespace) if _carries_any(ds, NMI_SELECTORS)]
+    return [ds for ds in snapshot.kube.daemonsets(namespace) if _carries_any(ds, NMI_SELECTORS) or is_nmi(ds)]
 
 
 # -- NMI-001 ------------------------------------------------------------------------------------
@@ -275,14 +276,14 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
             "the pod-identity add-on is off"
         )
         return
-    mic = [d for d in snapshot.kube.deployments() if _carries_any(d, MIC_SELECTORS)]
+    mic = [d for d in snapshot.kube.deployments() if _carries_any(d, MIC_SELECTORS) or is_mic(d)]
     for deployment in mic:
         evidence.kube(deployment, "metadata.labels")
     evidence.kube_count("apps/v1/Deployment", snapshot.kube.deployments(), note="none labelled component=mic")
     evidence.fix("helm uninstall the self-managed aad-pod-identity release that runs "
                  + (", ".join(f"deployment {n}" for n in names(mic)) or "MIC")
                  + f", then az aks update -g {target.aks_resource_group} -n {target.cluster_name} --enable-pod-identity")
-    for ds in nmi_daemonsets(snapshot):
+    for ds in nmi_daemonsets(snapshot, None):
         for index, _ in enumerate(ds["spec"]["template"]["spec"].get("containers", [])):
             evidence.kube(ds, f"spec.template.spec.containers[{index}].args")
     assert not mic, (
@@ -291,7 +292,7 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
     )
     modes = {
         arg.split("=", 1)[1]
-        for ds in nmi_daemonsets(snapshot)
+        for ds in nmi_daemonsets(snapshot, None)
         for container in ds["spec"]["template"]["spec"].get("containers", [])
         for arg in container.get("args", [])
         if arg.startswith("--operation-mode=")

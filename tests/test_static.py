@@ -131,10 +131,17 @@ def test_count_instances_and_child_modules_resolve(tmp_path: Path) -> None:
             {"address": "module.identity.azurerm_user_assigned_identity.this[0]", "mode": "managed",
              "type": "azurerm_user_assigned_identity", "values": {"name": "example-test-identity",
                                                                  "resource_group_name": "rg-aks"}}]}]}},
+        # the root module reaches the child's identity through an output, as Terraform allows
         "configuration": {"root_module": {"resources": [
             {"address": "azurerm_role_assignment.zone", "expressions": {"principal_id": {"references": [
-                "module.identity.azurerm_user_assigned_identity.this.principal_id",
-                "module.identity.azurerm_user_assigned_identity.this"]}}}]}}}
+                "module.identity.principal_id", "module.identity"]}}}],
+            "module_calls": {"identity": {"source": "./identity", "module": {
+                "outputs": {"principal_id": {"expression": {"references": [
+                    "azurerm_user_assigned_identity.this[0].principal_id", "azurerm_user_assigned_identity.this[0]",
+                    "azurerm_user_assigned_identity.this"]}}},
+                "resources": [{"address": "azurerm_user_assigned_identity.this", "type": "azurerm_user_assigned_identity",
+                               "expressions": {"name": {"constant_value": "example-test-identity"}},
+                               "count_expression": {"constant_value": 1}}]}}}}}}
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     found = read_plan(path, sub, None)
@@ -210,7 +217,7 @@ def test_a_federated_credential_in_an_arm_template_is_judged_with_the_plans_iden
 
 @pytest.mark.parametrize(("writes", "phrase"), [
     ({"manifests/broken.yaml": "kind: Deployment\nmetadata: [\n"}, "manifests/broken.yaml:3 is not valid YAML"),
-    ({"plan.json": json.dumps({"format_version": "2.0"})}, "has format_version 2.0; aksid reads 1.x"),
+    ({"plan.json": json.dumps({"format_version": "2.0"})}, "has format_version 2.0; aksid reads 0.2 and 1.x"),
     ({"plan.json": "{not json"}, "plan.json:1 is not valid JSON"),
 ], ids=["broken-yaml", "plan-format-2", "plan-not-json"])
 def test_malformed_inputs_give_one_sentence_and_exit_4(tmp_path: Path, writes: dict[str, str], phrase: str) -> None:

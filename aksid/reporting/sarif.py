@@ -72,7 +72,11 @@ def _locations(r: CheckResult, fleet: bool) -> list[dict[str, object]]:
         physical: dict[str, object] = {"artifactLocation": {"uri": str(place["file"]), "uriBaseId": "%SRCROOT%"}}
         if place.get("line"):
             physical["region"] = {"startLine": place["line"]}
-        found.append({"physicalLocation": physical, **logical})
+        where = dict(logical)
+        if place.get("address"):  # a Terraform address / template path: what names the resource when a plan is one line
+            where = {"logicalLocations": [{"fullyQualifiedName": str(place["address"]), "kind": "resource"},
+                                          *logical["logicalLocations"]]}
+        found.append({"physicalLocation": physical, **where})
     return found or [logical]
 
 

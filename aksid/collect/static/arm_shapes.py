@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from aksid.arm_ids import BUILTIN_NAMES
-from aksid.snapshot import UNKNOWN_UNTIL_APPLY, unknown_until_apply
+from aksid.arm_ids import BUILTIN_NAMES, MORE_BUILTIN_NAMES
+from aksid.snapshot import NOT_RESOLVABLE, UNKNOWN_UNTIL_APPLY, placeholder, unknown_until_apply
 
-ROLE_BY_NAME = {name.lower(): guid for guid, name in BUILTIN_NAMES.items()}
+ROLE_BY_NAME = {name.lower(): guid for guid, name in {**BUILTIN_NAMES, **MORE_BUILTIN_NAMES}.items()}
 _ASSIGNMENT_NAMESPACE = uuid.UUID("0b1e5f8a-6c2d-4e3f-9a7b-5d4c3b2a1f0e")
 
 
@@ -19,8 +19,17 @@ def unknown(where: str) -> str:
     return f"{UNKNOWN_UNTIL_APPLY}: {where})"
 
 
+def unresolved(what: str, source: str = "plan") -> str:
+    """An expression aksid cannot evaluate from the file: `(not resolvable from the plan: ADDRESS.attr = local.x)`."""
+    return f"{NOT_RESOLVABLE} {source}: {what})"
+
+
 def is_unknown(value: Any) -> bool:
     return unknown_until_apply(value)
+
+
+def is_placeholder(value: Any) -> bool:
+    return placeholder(value)
 
 
 def identity(resource_id: str, name: str, principal: str, client: str, tenant: str | None) -> dict[str, Any]:

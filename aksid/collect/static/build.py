@@ -15,13 +15,13 @@ from typing import Any
 
 from aksid.collect.kube import KINDS
 from aksid.collect.static import arm_shapes as shapes
-from aksid.collect.static.arm_template import read_template
+from aksid.collect.static.arm_template import read_parameters, read_template
 from aksid.collect.static.manifests import Located, read_manifests
 from aksid.collect.static.plan import PlanResources, read_plan
 from aksid.config import Target
 from aksid.identity_models import POD_IDENTITY_LABEL
 from aksid.redact import redact_kube_object
-from aksid.snapshot import Snapshot, error, kind_key, new_document, not_collected, ok
+from aksid.snapshot import DEPLOY_TIME, POD_TEMPLATE, Snapshot, error, kind_key, kube_key, new_document, not_collected, ok
 
 LIVE_ONLY = "needs a live environment (static mode reads the repository's files)"
 # Kinds a repository holds; every other kind the live collector reads is AKS-made or runtime state.
@@ -34,21 +34,35 @@ ADDON_LABELS = {"kubernetes.azure.com/managedby": "aks", "addonmanager.kubernete
 
 
 def collect_static(target: Target, manifests: list[Path], plans: list[Path], templates: list[Path],
-                   source_root: Path) -> Snapshot:
+                   source_root: Path, arm_parameters: list[Path] | None = None) -> Snapshot:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "static", created)
     located = read_manifests(manifests)
     azure = PlanResources()
     for plan in plans:
         _merge(azure, read_plan(plan, target.subscription_id, target.tenant_id))
+    values: dict[str, Any] = {}
+    for parameters in arm_parameters or []:
+        values.update(read_parameters(parameters))
     for template in templates:
-        _merge(azure, read_template(template, target.subscription_id, target.aks_resource_group, target.tenant_id))
+        path, group = _template_and_group(template, target.aks_resource_group)
+        _merge(azure, read_template(path, target.subscription_id, group, target.tenant_id, values))
     document["azure"] = _azure_entries(target, azure, has_inputs=bool(plans or templates))
     document["kube"] = _kube_entries(target, located, document["azure"])
     document["dns"] = {"parent": not_collected(LIVE_ONLY), "servers": not_collected(LIVE_ONLY)}
     document["tls"] = {key: not_collected(LIVE_ONLY) for key in ("handshake", "legacy", "http", "page")}
     document["sources"] = _sources(located, azure, source_root)
     return Snapshot(document)
+
+
+def _template_and_group(given: Path, default_group: str) -> tuple[Path, str]:
+    """`FILE@GROUP`: the resource group a template is deployed to (`az deployment group create -g GROUP`)."""
+    text = str(given)
+    if "@" in text and not given.exists():
+        path, _, group = text.rpartition("@")
+        if group and "/" not in group:
+            return Path(path), group
+    return given, default_group
 
 
 def _merge(into: PlanResources, more: PlanResources) -> None:
@@ -64,25 +78,52 @@ def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> di
     def of_type(kind: str) -> list[dict[str, Any]]:
         return [r for r in azure.resources if r["type"].lower() == kind.lower()]
 
-    missing = "not declared in the plan or template" if has_inputs else "no plan or template was given (--aksid-plan)"
-    clusters, zones = of_type("Microsoft.ContainerService/ManagedClusters"), of_type("Microsoft.Network/dnszones")
-    cluster = copy.deepcopy(clusters[0]) if clusters else None
-    if cluster is not None and azure.pod_identity_profiles:
-        cluster["properties"]["podIdentityProfile"] = azure.pod_identity_profiles[-1]["profile"]
-    assignments = (error("; ".join(azure.problems)) if azure.problems
-                   else ok(of_type("Microsoft.Authorization/roleAssignments")))
+    if not has_inputs:
+        def absent_from_files(what: str) -> dict[str, Any]:
+            return not_collected(f"no plan or template was given (--aksid-plan, --aksid-arm-template), so {what} "
+                                 "cannot be judged")
+    else:
+        def absent_from_files(what: str) -> dict[str, Any]:
+            return not_collected(f"{what} is not declared in the plan or template (created outside these files)")
+    cluster = _named(of_type("Microsoft.ContainerService/ManagedClusters"), target.cluster_name)
+    zone = _named(of_type("Microsoft.Network/dnszones"), target.domain)
+    if cluster is not None:
+        cluster = copy.deepcopy(cluster)
+        if azure.pod_identity_profiles:
+            cluster["properties"]["podIdentityProfile"] = azure.pod_identity_profiles[-1]["profile"]
+    credentials = _credentials_by_identity(of_type("Microsoft.ManagedIdentity/userAssignedIdentities"),
+                                           of_type(_CREDENTIAL))
     return {
-        "managedCluster": ok(cluster) if cluster else not_collected(f"the managed cluster is {missing}"),
-        "dnsZone": ok(zones[0]) if zones else not_collected(f"the DNS zone is {missing}"),
+        "managedCluster": ok(cluster) if cluster else absent_from_files(
+            f"managed cluster {target.cluster_name}{_others(of_type('Microsoft.ContainerService/ManagedClusters'))}"),
+        "dnsZone": ok(zone) if zone else absent_from_files(
+            f"DNS zone {target.domain}{_others(of_type('Microsoft.Network/dnszones'))}"),
         "recordSets": not_collected(LIVE_ONLY),
         "identities": ok(of_type("Microsoft.ManagedIdentity/userAssignedIdentities")) if has_inputs
-        else not_collected(f"identities: {missing}"),
-        "roleAssignments": assignments if has_inputs else not_collected(f"role assignments: {missing}"),
-        "roleDefinitions": ok(shapes.builtin_definitions(target.subscription_id)),
-        "federatedCredentials": ok(_credentials_by_identity(of_type("Microsoft.ManagedIdentity/userAssignedIdentities"),
-                                                           of_type(_CREDENTIAL))) if has_inputs
-        else not_collected(f"federated identity credentials: {missing}"),
+        else absent_from_files("the user-assigned identities"),
+        "roleAssignments": ok(of_type("Microsoft.Authorization/roleAssignments")) if has_inputs
+        else absent_from_files("the role assignments"),
+        "roleDefinitions": ok(shapes.builtin_definitions(target.subscription_id)
+                              + of_type("Microsoft.Authorization/roleDefinitions")),
+        "federatedCredentials": (absent_from_files("the federated identity credentials") if not has_inputs
+                                 else error("; ".join(azure.problems)) if azure.problems else ok(credentials)),
     }
+
+
+def _named(resources: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The resource of the target's name (ARM names are case-insensitive); a name unknown until apply (a template
+    parameter without default, a computed name) stands for it when it is the only one of its type."""
+    exact = [r for r in resources if isinstance(r.get("name"), str) and r["name"].lower().rstrip(".") == name.lower()]
+    if exact:
+        return exact[0]
+    unnamed = [r for r in resources if shapes.is_placeholder(r.get("name")) or not isinstance(r.get("name"), str)
+               or DEPLOY_TIME in r["name"]]
+    return unnamed[0] if len(resources) == 1 and unnamed else None
+
+
+def _others(resources: list[dict[str, Any]]) -> str:
+    names = [str(r.get("name")) for r in resources if isinstance(r.get("name"), str)]
+    return f" (the files declare {', '.join(sorted(names))})" if names else ""
 
 
 _CREDENTIAL = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
@@ -137,7 +178,7 @@ def _pod_of(workload: dict[str, Any]) -> dict[str, Any]:
     template = _template(workload) or {}
     meta = workload["metadata"]
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {**(template.get("metadata") or {}), "name": f"{meta['name']}-pod-template",
+            "metadata": {**(template.get("metadata") or {}), "name": f"{meta['name']}{POD_TEMPLATE}",
                          "namespace": meta.get("namespace"),
                          "ownerReferences": [{"apiVersion": workload.get("apiVersion"), "kind": workload["kind"],
                                               "name": meta["name"], "controller": True}]},
@@ -149,9 +190,11 @@ def _pod_identity_objects(target: Target, azure: dict[str, dict[str, Any]], uses
     no profile is declared and the manifests' pods carry aadpodidbinding: a workload identity repo has none)."""
     cluster = azure["managedCluster"].get("value") or {}
     profile = (cluster.get("properties") or {}).get("podIdentityProfile")
-    if profile is not None:
-        entries = [(e.get("namespace"), e.get("name"), e.get("bindingSelector"), e.get("identity") or {})
-                   for e in profile.get("userAssignedIdentities") or []]
+    if isinstance(profile, dict):
+        listed = profile.get("userAssignedIdentities")
+        entries = [(e.get("namespace"), e.get("name"), e.get("bindingSelector"),
+                    e.get("identity") if isinstance(e.get("identity"), dict) else {})
+                   for e in (listed if isinstance(listed, list) else []) if isinstance(e, dict)]
     elif not uses_pod_identity:
         return []
     else:
@@ -183,7 +226,7 @@ def _sources(located: list[Located], azure: PlanResources, root: Path) -> dict[s
         entry = {"file": _relative(item.path, root), "line": item.line}
         if item.chart_source:
             entry["chart_source"] = item.chart_source
-        found[f"{meta.get('namespace') or ''}/{meta.get('name')}".lstrip("/")] = {**entry, "kind": item.obj["kind"]}
+        found[kube_key(item.obj["kind"], meta.get("namespace"), str(meta.get("name")))] = {**entry, "kind": item.obj["kind"]}
     for arm_id, where in azure.sources.items():
         found[arm_id] = {**where, "file": _relative(Path(where["file"]), root)}
     return found

@@ -50,8 +50,29 @@ def read_manifests(paths: Iterable[Path]) -> list[Located]:
     return found
 
 
+# A Helm / Go template directive as charts write them (`{{ .Values.x }}`, `{{- include ... }}`, `{{ if }}`); a
+# rendered manifest may still hold `{{.Name}}` inside a value (external-dns' --fqdn-template), which is no directive.
+_DIRECTIVE = re.compile(r"\{\{-?\s*(?:\.Values|\.Release|\.Chart|\.Capabilities|\.Files|\$|include\b|template\b|"
+                        r"toYaml\b|tpl\b|if\b|else\b|end\b|range\b|with\b|define\b|/\*|env\b|requiredEnv\b|exec\b|readFile\b|"
+                        r"default\b|required\b|printf\b|quote\b)")
+
+
+def _unrendered(path: Path, text: str) -> StaticInputError | None:
+    match = _DIRECTIVE.search(text)
+    if match is None:
+        return None
+    line = text.count("\n", 0, match.start()) + 1
+    return StaticInputError(
+        f"{path}:{line} is an unrendered template ({text[match.start():match.end()].strip()} ...): render the chart first "
+        "(`helm template RELEASE CHART -f values.yaml > rendered.yaml`, `helmfile template` or `kustomize build`) "
+        "and give aksid the output")
+
+
 def _objects_of(path: Path, text: str) -> Iterator[Located]:
     lines = text.splitlines()
+    unrendered = _unrendered(path, text)
+    if unrendered is not None:
+        raise unrendered
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -61,7 +82,13 @@ def _objects_of(path: Path, text: str) -> Iterator[Located]:
     for node in nodes:
         if node is None:
             continue
-        document = _construct(node)
+        try:
+            document = _construct(node)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or node.start_mark
+            hint = " (an unrendered template? render it first)" if "{{" in text else ""
+            raise StaticInputError(f"{path}:{mark.line + 1} is not valid YAML ({getattr(exc, 'problem', None) or exc})"
+                                   f"{hint}") from None
         if not isinstance(document, dict):
             continue
         source = _chart_source(lines, node.start_mark.line)
