@@ -157,6 +157,9 @@ def _ip_address(value: str) -> str | None:
     return None
 
 
+_HTTPS_ENTRY = re.compile(r"^https://[^\s,]+$")
+
+
 def _list_problem(value: str, entry: re.Pattern[str], form: str, allow_empty: bool = False) -> str | None:
     items = [item.strip() for item in value.split(",") if item.strip()]
     if not items and not allow_empty:
@@ -201,6 +204,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("wi_allowed", ("AKSID_WI_ALLOWED",), default="kube-addons/external-dns,kube-addons/cert-manager",
               validate=lambda v: _list_problem(v, _WI_ENTRY, "NAMESPACE/SERVICEACCOUNT"),
               help="ServiceAccounts allowed to use the DNS identity through workload identity"),
+    # Issuers (besides this cluster's) whose tokens may be exchanged for the DNS identity: the multi-cluster pattern,
+    # one federated credential per cluster for the same allowed ServiceAccount (exact URLs, as Entra ID compares).
+    FieldSpec("wi_trusted_issuers", ("AKSID_WI_TRUSTED_ISSUERS",),
+              validate=lambda v: _list_problem(v, _HTTPS_ENTRY, "https://ISSUER-URL", allow_empty=True),
+              help="other clusters' OIDC issuer URLs allowed in the DNS identity's federated credentials"),
     FieldSpec("rbac_allowed", ("AKSID_RBAC_ALLOWED",), default=f"{READER_ROLE}@dns-resource-group",
               validate=lambda v: _list_problem(v, _RBAC_ENTRY, "ROLE@SCOPE", allow_empty=True)),
     FieldSpec("kubeconfig", ("KUBECONFIG",), validate=_existing_file, is_path=True),
@@ -264,7 +272,7 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
         "domain", "dns_resource_group", "aks_resource_group", "cluster_name", "subscription_id",
         "tenant_id", "acme_issuer", "acme_issuer_email", "acme_prod_server", "acme_staging_server",
         "addon_namespace", "demo_host", "identity_name",
-        "bind_allowed", "wi_allowed", "rbac_allowed",
+        "bind_allowed", "wi_allowed", "wi_trusted_issuers", "rbac_allowed",
     )},
     "kube": {"kubeconfig": "kubeconfig", "context": "kube_context"},
     "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
@@ -325,6 +333,7 @@ class Target:
     request_timeout: str | None = "30"
     retry_after_max: str | None = "30"
     wi_allowed: str = "kube-addons/external-dns,kube-addons/cert-manager"
+    wi_trusted_issuers: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -361,6 +370,10 @@ class Target:
             namespace, _, name = item.partition("/")
             allowed.add((namespace, name))
         return allowed
+
+    def trusted_issuers(self) -> list[str]:
+        """Other clusters' issuer URLs the DNS identity's federated credentials may name (wi_trusted_issuers)."""
+        return [part.strip() for part in (self.wi_trusted_issuers or "").split(",") if part.strip()]
 
     def allowed_roles(self) -> list[tuple[str, str]]:
         """[(role GUID or name, scope id)] the DNS identity may hold besides DNS Zone Contributor on the zone."""

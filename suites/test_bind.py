@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from aksid.allowed_path import Path, pod_identity_path, workload_identity_markers
 from aksid.arm_ids import same_id
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
@@ -305,3 +308,52 @@ def _not_the_addons(snapshot: Snapshot, exception: dict[str, Any], labels: dict[
         found.append(f"pod {_ref(pod)} matches {_ref(exception)} ({', '.join(f'{k}={v}' for k, v in labels.items())}) "
                      f"but is not one of the add-on's pods ({whose}); give it other labels or remove it")
     return found
+
+
+# -- BIND-005 -----------------------------------------------------------------------------------
+
+def allowed_pod_identity_workloads(snapshot: Snapshot, target: Target) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each allowed workload (bind_allowed) that runs here, with the selector it must carry."""
+    if snapshot.azure.identity_named(target.identity_name) is None:
+        raise NotApplicable(f"no user-assigned identity named {target.identity_name} (set IDENTITY_NAME)")
+    found = {}
+    for (namespace, name), selector in target.allowed_bindings().items():
+        deployment = snapshot.kube.get("apps/v1", "Deployment", namespace, name)
+        if deployment is not None:
+            found[f"deployment/{namespace}/{name}"] = (deployment, selector)
+    if not found:
+        allowed = ", ".join(f"{ns}/{name}" for ns, name in target.allowed_bindings()) or "none"
+        raise NotApplicable(f"none of the allowed workloads ({allowed}) runs here")
+    return found
+
+
+def record_path(evidence: Evidence, path: Path) -> None:
+    for obj, field in path.looked_at:
+        evidence.kube(obj, field)
+    evidence.fix("; ".join(dict.fromkeys(path.fixes)))
+
+
+@check(
+    "BIND-005", "each allowed workload reaches the DNS identity through pod identity, as its own software reads it",
+    "high",
+    remediation="Give the workload's pod template its aadpodidbinding selector, bind that selector to the DNS "
+                "identity (`az aks pod-identity add`), and point the controller at the managed identity "
+                "(external-dns: useManagedIdentityExtension in azure.json; cert-manager: an ambient azureDNS solver).",
+    subjects=allowed_pod_identity_workloads,
+    model=POD_IDENTITY,
+)
+def test_allowed_workload_reaches_dns_identity(subject: tuple[dict[str, Any], str], snapshot: Snapshot,
+                                               target: Target, evidence: Evidence) -> None:
+    deployment, selector = subject
+    identity = snapshot.azure.identity_named(target.identity_name) or {}
+    evidence.arm("identities", identity, "name", "properties.clientId")
+    evidence.target(target, "bind_allowed")
+    labels = ((deployment["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if SELECTOR_LABEL not in labels and workload_identity_markers(snapshot, deployment):
+        pytest.skip(f"{_ref(deployment)} is on workload identity (WI-006 judges its path)")
+    path = pod_identity_path(snapshot, deployment, selector, (identity.get("properties") or {}).get("clientId"),
+                             read_secrets=snapshot.kube.entry("v1", "Secret").get("status") == "ok",
+                             live=snapshot.document.get("mode") != "static")
+    record_path(evidence, path)
+    assert not path.broken, (f"{path.ref} cannot reach identity {identity.get('name')} through pod identity: "
+                             + "; ".join(path.broken))

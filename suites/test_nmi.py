@@ -12,7 +12,7 @@ from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.nodes import admits, is_linux, is_pod_ready, is_virtual, why_not_admitted
-from aksid.pod_identity_components import is_mic, is_nmi
+from aksid.pod_identity_components import is_mic, runs_nmi_image
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match, names
 
 SYSTEM_NAMESPACE = "kube-system"
@@ -31,20 +31,24 @@ def _carries_any(obj: dict[str, Any], selectors: tuple[dict[str, str], ...]) -> 
 
 
 def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE) -> list[dict[str, Any]]:
-    return [ds for ds in snapshot.kube.daemonsets(namespace) if _carries_any(ds, NMI_SELECTORS) or is_nmi(ds)]
+    """NMI DaemonSets: in kube-system by the add-on's labels or the program; elsewhere (a self-installed
+    aad-pod-identity, upstream's manifests install it in `default`) by the program it runs, which a label cannot fake."""
+    return [ds for ds in snapshot.kube.daemonsets(namespace)
+            if (ds["metadata"].get("namespace") == SYSTEM_NAMESPACE and _carries_any(ds, NMI_SELECTORS))
+            or runs_nmi_image(ds)]
 
 
 # -- NMI-001 ------------------------------------------------------------------------------------
 
 @check(
-    "NMI-001", "NMI DaemonSet exists in kube-system", "critical",
+    "NMI-001", "NMI DaemonSet exists in kube-system (or a self-installed release's, wherever it runs)", "critical",
     remediation="Enable the pod-identity add-on: `az aks update -g <rg> -n <cluster> --enable-pod-identity`; "
                 "without NMI every pod can reach the node pool's identities through IMDS.",
     modes=LIVE_MODES,
     model=POD_IDENTITY,
 )
 def test_nmi_daemonset_exists(snapshot: Snapshot, target: Any, evidence: Evidence) -> None:
-    found = nmi_daemonsets(snapshot)
+    found = nmi_daemonsets(snapshot) or nmi_daemonsets(snapshot, None)  # the add-on's, or a self-installed release's
     for ds in found:
         evidence.kube(ds, "metadata.name", "metadata.labels")
     evidence.kube_count("apps/v1/DaemonSet", snapshot.kube.daemonsets(SYSTEM_NAMESPACE), SYSTEM_NAMESPACE)
@@ -78,9 +82,9 @@ def _live(pod: dict[str, Any]) -> bool:
 
 def nmi_nodes(snapshot: Snapshot, _target: Any) -> dict[str, NodeCoverage]:
     """One subject per Linux node that NMI's DaemonSet admits or that runs pods which could ask IMDS."""
-    daemonsets = nmi_daemonsets(snapshot)
+    daemonsets = nmi_daemonsets(snapshot, None)
     if not daemonsets:
-        raise NotApplicable("no NMI DaemonSet in kube-system (see NMI-001)")
+        raise NotApplicable("no NMI DaemonSet (see NMI-001)")
     nmi_uids = {ds["metadata"].get("uid") for ds in daemonsets}
     # one pass over every pod, each sorted once (NMI's own, or one that could ask IMDS): a 20,000-pod cluster stays
     # one pass, and with -n every worker makes it while collecting

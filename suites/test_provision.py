@@ -82,6 +82,15 @@ def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], 
 
 # -- PROBE-002 ----------------------------------------------------------------------------------
 
+def _from_imds(answer: dict[str, Any]) -> bool:
+    """Whether IMDS itself answered (NMI was not in the way): its Server header, or its own error shapes."""
+    error_text = str(answer.get("error") or "")
+    return (str(answer.get("server") or "").startswith("IMDS")
+            or "Multiple user assigned identities exist" in error_text
+            or ('"error"' in error_text and '"error_description"' in error_text and "Identity not found" in error_text
+                and "failed to get service principal token" not in error_text))
+
+
 @check(
     "PROBE-002", "pods without the binding (or outside its namespace) are refused any token", "critical",
     remediation="NMI must answer 403/404 to pods it cannot match: check NMI runs on the node in managed mode "
@@ -93,17 +102,28 @@ def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], 
 )
 def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, evidence: Evidence) -> None:
     role, record = subject
-    _probe_evidence(evidence, snapshot, role, "claims.oid", "claims.xms_mirid")
+    _probe_evidence(evidence, snapshot, role, "claims.oid", "claims.xms_mirid", "server", "asked_as.status",
+                    "asked_as.server", "asked_as.claims.oid")
     answer = _outcome(record)
     evidence.fix(f"kubectl -n kube-system get pods -l component=nmi -o wide (NMI must run, in managed mode, on the node "
                  f"of probe {record.get('namespace')}/{record.get('pod')}); kubectl get azurepodidentityexceptions -A; "
                  "remove exceptions and hostNetwork that let pods bypass NMI (BIND-004)")
     how = ("without the binding's selector" if role == "probe-unbound"
            else f"with selector {record.get('selector')} outside the identity's namespace")
-    claims = answer.get("claims") or {}
-    assert answer.get("status") != 200 and not claims, (
-        f"probe {record.get('namespace')}/{record.get('pod')} ({how}) got a token for principal {claims.get('oid')} "
-        f"({claims.get('xms_mirid')}): any pod like it can act as that identity")
+    where = f"probe {record.get('namespace')}/{record.get('pod')} ({how})"
+    replies = [(asked, reply) for asked, reply in (
+        ("", answer), (f" asking for client id {(answer.get('asked_as') or {}).get('asks_client_id')}",
+                       answer.get("asked_as"))) if reply]
+    for asked, reply in replies:  # a token is the finding that matters most: judged first, for either ask
+        claims = reply.get("claims") or {}
+        assert reply.get("status") != 200 and not claims, (
+            f"{where}{asked} got a token for principal {claims.get('oid')} ({claims.get('xms_mirid')}): any pod like "
+            "it can act as that identity")
+    for asked, reply in replies:
+        assert not _from_imds(reply), (
+            f"{where}{asked} was answered by IMDS itself ({reply.get('status')} {str(reply.get('error'))[:160]}), not "
+            "by NMI: nothing stands between this pod and the node pool's identities, so naming an identity's client id "
+            "gets its token")
 
 
 # -- PROBE-003 ----------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from aksid.allowed_path import workload_identity_markers, workload_identity_path
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
@@ -26,7 +29,7 @@ from aksid.identity_models import (
 )
 from aksid.modes import LIVE_MODES
 from aksid.nodes import is_pod_ready
-from aksid.snapshot import Snapshot, names, unknown_until_apply
+from aksid.snapshot import EvidenceUnavailable, Snapshot, names, unknown_until_apply
 from aksid.workloads import pods_of
 
 # The azure-workload-identity webhook: the AKS add-on runs it in kube-system, the Helm chart / deploy manifest in
@@ -195,7 +198,10 @@ def _dns_identity_users(snapshot: Snapshot, client_id: str) -> list[WorkloadMode
             if any(b.model == WORKLOAD_IDENTITY and _same_client(b.client_id, client_id) for b in w.bindings)]
 
 
-def _issuer_problem(issuer: str | None, cluster_issuer: str | None, cluster: str) -> str | None:
+def _issuer_problem(issuer: str | None, cluster_issuer: str | None, cluster: str,
+                    trusted: list[str] | None = None) -> str | None:
+    if issuer in (trusted or []):
+        return None  # another cluster of the team's, listed in wi_trusted_issuers (exact, as Entra compares)
     if not cluster_issuer:
         return f"trusts issuer {issuer}, but cluster {cluster} publishes no OIDC issuer URL"
     if issuer == cluster_issuer:
@@ -203,8 +209,9 @@ def _issuer_problem(issuer: str | None, cluster_issuer: str | None, cluster: str
     if (issuer or "").rstrip("/") == cluster_issuer.rstrip("/"):
         return (f"names issuer {issuer}, which differs from cluster {cluster}'s {cluster_issuer} only in the trailing "
                 "slash: Entra ID compares them exactly and refuses the token")
-    return (f"trusts issuer {issuer}, which is not cluster {cluster}'s ({cluster_issuer}): tokens of another cluster "
-            "can be exchanged for the DNS identity")
+    return (f"trusts issuer {issuer}, which is not cluster {cluster}'s ({cluster_issuer}) nor listed in "
+            "wi_trusted_issuers: tokens of another cluster can be exchanged for the DNS identity (a cluster of yours: "
+            f"--aksid-set wi_trusted_issuers={issuer})")
 
 
 @check(
@@ -244,7 +251,8 @@ def test_federated_credential_exact(subject: tuple[dict[str, Any], Any], snapsho
                  f"{credential['name']}; then create one per allowed ServiceAccount ({_allowed_text(target)}) with "
                  f"--issuer {cluster_issuer} --audiences {WI_AUDIENCE}")
     problems = []
-    issuer_problem = _issuer_problem(props.get("issuer"), cluster_issuer, target.cluster_name)
+    evidence.target(target, "wi_trusted_issuers")
+    issuer_problem = _issuer_problem(props.get("issuer"), cluster_issuer, target.cluster_name, target.trusted_issuers())
     if issuer_problem:
         problems.append(issuer_problem)
     audiences = props.get("audiences") or []
@@ -422,3 +430,68 @@ def test_no_pod_identity_left_behind(subject: tuple[str, Any], snapshot: Snapsho
         f"the pod-identity add-on of {target.cluster_name} is enabled (podIdentityProfile.enabled) but no workload "
         f"uses pod identity any more ({len(profile.get('userAssignedIdentities') or [])} pod identities still "
         "assigned); disable it with `az aks update --disable-pod-identity`")
+
+
+# -- WI-006 -------------------------------------------------------------------------------------
+
+def _meant_to_run_as(snapshot: Snapshot, namespace: str, account: str) -> list[dict[str, Any]]:
+    """The workloads meant to run as an allowed ServiceAccount: those whose pods run as it; else the Deployment
+    named like it in its namespace (run as another ServiceAccount); else one named like it elsewhere that asks for
+    workload identity (moved to another namespace)."""
+    deployments = snapshot.kube.deployments(namespace)
+    running = [d for d in deployments
+               if service_account_name(((d["spec"].get("template") or {}).get("spec")) or {}) == account]
+    if running:
+        return running
+    named = [d for d in deployments if d["metadata"]["name"] == account]
+    if named:
+        return named
+    return [d for d in snapshot.kube.deployments() if d["metadata"]["name"] == account
+            and d["metadata"].get("namespace") != namespace and workload_identity_markers(snapshot, d)]
+
+
+def allowed_service_account_workloads(snapshot: Snapshot, target: Target) -> dict[str, tuple[dict[str, Any], str]]:
+    _dns_identity(snapshot, target)
+    found = {}
+    for namespace, account in sorted(target.allowed_service_accounts()):
+        for deployment in _meant_to_run_as(snapshot, namespace, account):
+            found[f"deployment/{_ref(deployment)}"] = (deployment, account)
+    if not found:
+        raise NotApplicable(f"no workload of the allowed ServiceAccounts ({_allowed_text(target)}) runs here")
+    return found
+
+
+@check(
+    "WI-006", "each allowed ServiceAccount's workload reaches the DNS identity through workload identity, as its "
+    "own software reads it", "high",
+    remediation="Label the pod template azure.workload.identity/use: \"true\", run the pods as the allowed "
+                "ServiceAccount annotated with the DNS identity's client id, federate it with this cluster's issuer, "
+                "and point the controller at workload identity (external-dns: useWorkloadIdentityExtension in "
+                "azure.json; cert-manager: an ambient azureDNS solver).",
+    subjects=allowed_service_account_workloads,
+    model=WORKLOAD_IDENTITY,
+)
+def test_allowed_service_account_reaches_dns_identity(subject: tuple[dict[str, Any], str], snapshot: Snapshot,
+                                                      target: Target, evidence: Evidence) -> None:
+    deployment, account = subject
+    identity = _dns_identity(snapshot, target)
+    evidence.arm("identities", identity, "name", "properties.clientId")
+    evidence.target(target, "wi_allowed")
+    labels = ((deployment["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if POD_IDENTITY_LABEL in labels and not workload_identity_markers(snapshot, deployment):
+        pytest.skip(f"{_ref(deployment)} is on pod identity (BIND-005 judges its path)")
+    cluster = snapshot.azure.managed_cluster() or {}
+    issuer = ((cluster.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
+    try:
+        credentials = snapshot.azure.federated_credentials(identity["id"])
+    except EvidenceUnavailable:
+        credentials = None
+    path = workload_identity_path(snapshot, deployment, account, _client_id(identity),
+                                  read_secrets=snapshot.kube.entry("v1", "Secret").get("status") == "ok",
+                                  credentials=credentials, issuer=issuer or None,
+                                  live=snapshot.document.get("mode") != "static")
+    for obj, field in path.looked_at:
+        evidence.kube(obj, field)
+    evidence.fix("; ".join(dict.fromkeys(path.fixes)))
+    assert not path.broken, (f"{path.ref} cannot reach identity {identity['name']} through workload identity: "
+                             + "; ".join(path.broken))

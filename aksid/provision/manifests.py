@@ -39,10 +39,12 @@ def namespace(run_id: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _metadata(run_id, run_namespace(run_id), "namespace")}
 
 
-def probe_pod(run_id: str, role: str, namespace_name: str, selector: str | None, image: str) -> dict[str, Any]:
-    """A pod that runs the probe script once; `selector` is the binding's aadpodidbinding value, or None."""
+def probe_pod(run_id: str, role: str, namespace_name: str, selector: str | None, image: str,
+              ask_as: str | None = None) -> dict[str, Any]:
+    """A pod that runs the probe script once; `selector` is the binding's aadpodidbinding value, or None; `ask_as`
+    a client id it also asks for by name (the DNS identity's, for the probes that must be refused)."""
     labels = {SELECTOR_LABEL: selector} if selector else {}
-    return _probe(run_id, role, namespace_name, labels, image)
+    return _probe(run_id, role, namespace_name, labels, image, *(("ask-as", ask_as) if ask_as else ()))
 
 
 def wi_probe_pod(run_id: str, role: str, namespace_name: str, service_account: str, client_id: str | None,

@@ -2,7 +2,8 @@
 line with the HTTP status and the token's non-secret claims. It never prints a token (the ARM token, or the
 ServiceAccount token it exchanges), a signature or any header that could carry one.
 
-Pod identity (no argument): it asks the instance metadata endpoint, which NMI answers.
+Pod identity (no argument): it asks the instance metadata endpoint, which NMI answers; with `ask-as CLIENT_ID` it also
+asks for that identity by its client id (what any pod can add to its request).
 Workload identity (argument `workload-identity`): it reads the projected ServiceAccount token the webhook mounted
 (AZURE_FEDERATED_TOKEN_FILE) and exchanges it at Entra ID (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID) for a token of
 AZURE_CLIENT_ID, as the Azure SDKs' WorkloadIdentityCredential does; it also prints the `iss`, `sub` and `aud` of
@@ -35,12 +36,28 @@ def claims_of(token, names=CLAIMS):
     return {name: decoded[name] for name in names if name in decoded}
 
 
-def imds_token():
-    request = urllib.request.Request(IMDS + PATH, headers={"Metadata": "true"})
-    with urllib.request.urlopen(request, timeout=20) as response:
-        body = json.loads(response.read().decode())
-        return {"status": response.status, "client_id": body.get("client_id"),
-                "claims": claims_of(body.get("access_token", "..."))}
+def imds_token(client_id=None):
+    """One token request to 169.254.169.254, as the pod's SDK would make it (with a client id: for that identity).
+    `server` is who answered: IMDS names itself in its Server header, NMI does not."""
+    url = IMDS + PATH + ("&client_id=" + urllib.parse.quote(client_id) if client_id else "")
+    request = urllib.request.Request(url, headers={"Metadata": "true"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            body = json.loads(response.read().decode())
+            return {"status": response.status, "client_id": body.get("client_id"), "server": response.headers.get(
+                "Server"), "claims": claims_of(body.get("access_token", "..."))}
+    except urllib.error.HTTPError as exc:
+        return {"status": exc.code, "server": exc.headers.get("Server"),
+                "error": exc.read().decode(errors="replace")[:300]}
+
+
+def imds_probe(arguments):
+    """Pod identity: ask as the pod's SDK would; with `ask-as CLIENT_ID`, also ask for that identity, as an attacker
+    would (IMDS itself hands it to anyone who names it when NMI is not in the way)."""
+    result = imds_token()
+    if arguments[:1] == ["ask-as"] and len(arguments) > 1:
+        result["asked_as"] = dict(imds_token(arguments[1]), asks_client_id=arguments[1])
+    return result
 
 
 def exchanged_token():
@@ -77,7 +94,7 @@ def exchanged_token():
 
 def main():
     try:
-        result = exchanged_token() if sys.argv[1:] == ["workload-identity"] else imds_token()
+        result = exchanged_token() if sys.argv[1:] == ["workload-identity"] else imds_probe(sys.argv[1:])
     except urllib.error.HTTPError as exc:
         result = {"status": exc.code, "error": exc.read().decode(errors="replace")[:300]}
     except Exception as exc:  # noqa: BLE001 - the probe reports whatever stopped it, in one line

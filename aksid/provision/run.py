@@ -93,9 +93,11 @@ class _Run:
             homes = {"probe-bound": (self.target.addon_namespace, selector),
                      "probe-unbound": (self.target.addon_namespace, None),
                      "probe-elsewhere": (run_namespace(self.run_id), selector)}
+            dns_client_id = self._dns_client_id(Snapshot(self.attach))
             for role, (ns, label) in homes.items():
-                self.teardown.create(probe_pod(self.run_id, role, ns, label, self.target.probe_image))
-                self.evidence["probes"][role] = {"namespace": ns, "selector": label}
+                ask_as = dns_client_id if role != "probe-bound" else None  # as an attacker would: by its client id
+                self.teardown.create(probe_pod(self.run_id, role, ns, label, self.target.probe_image, ask_as))
+                self.evidence["probes"][role] = {"namespace": ns, "selector": label, "asks_client_id": ask_as}
         self._create_wi_probes()
         for obj in canary_objects(self.run_id, self.fqdn, self.target.acme_issuer, self.target.canary_image):
             self.teardown.create(obj)

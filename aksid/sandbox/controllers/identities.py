@@ -63,7 +63,10 @@ def bound_identity(world: World, pod: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def node_pool_identities(world: World) -> list[dict[str, Any]]:
-    """What IMDS on a node hands out without NMI: every identity the add-on assigned to the scale set."""
+    """What IMDS on a node hands out without NMI: every identity the add-on assigned to the scale set, then the
+    kubelet identity, which AKS assigns to every node pool's scale set (a cluster with a managed kubelet identity
+    always has at least that one, so a request without a client id meets IMDS's "Multiple user assigned
+    identities" as soon as the add-on assigned one more)."""
     cluster = managed_cluster(world) or {}
     profile = (cluster.get("properties") or {}).get("podIdentityProfile") or {}
     found = []
@@ -73,6 +76,10 @@ def node_pool_identities(world: World) -> list[dict[str, Any]]:
         resource = identity_resource(world, (entry.get("identity") or {}).get("resourceId") or "")
         if resource is not None and resource not in found:
             found.append(resource)
+    kubelet = (((cluster.get("properties") or {}).get("identityProfile") or {}).get("kubeletidentity") or {})
+    resource = identity_resource(world, kubelet.get("resourceId") or "")
+    if resource is not None and resource not in found:
+        found.append(resource)
     return found
 
 

@@ -135,7 +135,11 @@ def _imds(world: World, pod: dict[str, Any], handler: BaseHTTPRequestHandler) ->
     """169.254.169.254 as this pod reaches it (NMI knows a pod by its address)."""
     if handler.command != "GET":
         return 405, "method not allowed"
-    return nmi.answer(world, pod, handler.headers.get("Metadata"))
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(handler.path).query))
+    status, body, by = nmi.answer(world, pod, handler.headers.get("Metadata"), query.get("client_id"))
+    if by == "imds":
+        handler.server_header = nmi.IMDS_SERVER  # type: ignore[attr-defined]
+    return status, body
 
 
 def _login(world: World, handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, Any] | str]:
@@ -163,6 +167,10 @@ def _serve_for(answer: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, A
             self.wfile.write(data)
 
         do_GET = do_POST = _answer  # noqa: N815 - http.server's naming
+
+        def version_string(self) -> str:
+            """The Server header: IMDS names itself (a probe tells it from NMI by that); others as http.server does."""
+            return getattr(self, "server_header", None) or super().version_string()
 
         def log_message(self, *_args: Any) -> None:
             pass

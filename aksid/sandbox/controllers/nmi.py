@@ -17,6 +17,7 @@ from typing import Any
 from aksid.sandbox.controllers.identities import (
     GROUP,
     bound_identity,
+    identity_resource,
     managed_cluster,
     matched_identity_id,
     node_pool_identities,
@@ -27,25 +28,52 @@ from aksid.workloads import selector_matches
 ARM_RESOURCE = "https://management.azure.com/"
 
 
-def answer(world: World, pod: dict[str, Any], metadata_header: str | None) -> tuple[int, dict[str, Any] | str]:
-    """(HTTP status, JSON body or error text) for `GET /metadata/identity/oauth2/token` from this pod."""
+IMDS_SERVER = "IMDS/150.870.65.1854"  # the Server header IMDS answers with; NMI (a Go server) sends none
+
+
+def answer(world: World, pod: dict[str, Any], metadata_header: str | None,
+           client_id: str | None = None) -> tuple[int, dict[str, Any] | str, str]:
+    """(HTTP status, JSON body or error text, who answered: "nmi" or "imds") for `GET
+    /metadata/identity/oauth2/token[&client_id=...]` from this pod."""
     if metadata_header != "true":
-        return 400, "Required metadata header not specified"
-    if (world.knobs.get("nmi") or {}).get("leaky") or _bypasses_nmi(world, pod):
+        return 400, "Required metadata header not specified", "nmi"
+    if (world.knobs.get("nmi") or {}).get("leaky"):
         pool = node_pool_identities(world)
-        if len(pool) == 1 or (pool and (world.knobs.get("nmi") or {}).get("leaky")):
-            return 200, _token(world, pool[0])
-        return 400, "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity"
+        return (200, _token(world, pool[0]), "nmi") if pool else (404, "no identity", "nmi")
+    if _bypasses_nmi(world, pod):
+        return (*_imds(world, client_id), "imds")
     namespace, name = pod["metadata"].get("namespace"), pod["metadata"]["name"]
     resource_id = matched_identity_id(world, pod)
     if resource_id is None:
-        return 404, f"no azure identity found for request clientID  (pod {namespace}/{name})"
+        return 404, f"no azure identity found for request clientID {client_id or ''} (pod {namespace}/{name})", "nmi"
+    matched = identity_resource(world, resource_id) or {}
+    if client_id and str((matched.get("properties") or {}).get("clientId", "")).lower() != client_id.lower():
+        return 403, (f"clientID in request: {client_id}, pod {namespace}/{name} has no matching identity "
+                     "(managed mode only hands out the pod's own)"), "nmi"
     identity = bound_identity(world, pod)
     if identity is None:  # matched in the cluster, but the add-on did not assign it to the node pool
         return 403, (f"failed to get service principal token for pod:{namespace}/{name}, error: adal: Refresh request "
                      "failed. Status Code = '400'. Response body: {\"error\":\"invalid_request\","
-                     "\"error_description\":\"Identity not found\"}")
-    return 200, _token(world, identity)
+                     "\"error_description\":\"Identity not found\"}"), "nmi"
+    return 200, _token(world, identity), "nmi"
+
+
+def _imds(world: World, client_id: str | None) -> tuple[int, dict[str, Any]]:
+    """IMDS itself: the identities assigned to the node's scale set, by client id, or the only one."""
+    pool = node_pool_identities(world)
+    if client_id:
+        wanted = next((i for i in pool if str((i.get("properties") or {}).get("clientId", "")).lower()
+                       == client_id.lower()), None)
+        if wanted is None:
+            return 400, {"error": "invalid_request", "error_description": "Identity not found"}
+        return 200, _token(world, wanted)
+    if len(pool) == 1:
+        return 200, _token(world, pool[0])
+    if not pool:
+        return 400, {"error": "invalid_request", "error_description": "Identity not found"}
+    return 400, {"error": "invalid_request", "error_description": "Multiple user assigned identities exist, please "
+                                                                  "specify the clientId / resourceId of the identity "
+                                                                  "in the token request"}
 
 
 def _bypasses_nmi(world: World, pod: dict[str, Any]) -> bool:
