@@ -3,7 +3,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-DEBS := knot pebble nginx chromium
+# kubernetes-client is Debian's kubectl (1.20); a kubectl already at /usr/bin/kubectl (another package's) is kept.
+DEBS := knot pebble nginx chromium $(if $(wildcard /usr/bin/kubectl),,kubernetes-client)
 
 .PHONY: demo test lint debs clean
 
@@ -14,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 debs:
-	@if ! { test -x /usr/sbin/knotd && test -x /usr/bin/pebble && test -x /usr/sbin/nginx && test -x /usr/bin/chromium; }; then \
+	@if ! { test -x /usr/sbin/knotd && test -x /usr/bin/pebble && test -x /usr/sbin/nginx && test -x /usr/bin/chromium && test -x /usr/bin/kubectl; }; then \
 		echo "installing Debian packages: $(DEBS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
 	fi

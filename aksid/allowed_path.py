@@ -313,6 +313,8 @@ def _external_dns_links(path: Path, snapshot: Snapshot, model: str, dns_client_i
                     f"create Secret {secret} with azure.json (tenantId, subscriptionId, resourceGroup and the identity "
                     "flag external-dns' Azure tutorial gives)")
         return
+    if settings.get("aadClientId") and settings.get("aadClientSecret") not in (None, ""):
+        return  # a service principal's secret: RBAC-004's finding, not a managed identity path
     wanted = "useWorkloadIdentityExtension" if model == "workload-identity" else "useManagedIdentityExtension"
     if settings.get(wanted) is not True:
         path.breaks(f"its azure.json (Secret {secret}) does not set {wanted}: true, so external-dns does not use the "

@@ -359,7 +359,17 @@ def test_the_webhook_model_mutates_labelled_pods_as_azure_workload_identity_does
     assert wi_webhook.admit(world, unlabelled) == unlabelled
     world.kube.remove("apps", "Deployment", "kube-system", "azure-wi-webhook-controller-manager")
     pod = wi_probe_pod("r1", "probe-wi-allowed", "kube-addons", "external-dns", None, "i")
-    assert wi_webhook.admit(world, pod) == pod  # no ready webhook: stored as sent
+    with pytest.raises(wi_webhook.AdmissionUnavailable, match="failed calling webhook"):
+        wi_webhook.admit(world, pod)  # registered with failurePolicy Fail, nothing answers: refused (Azure/AKS#3897)
+    configuration = world.kube.get("admissionregistration.k8s.io", "MutatingWebhookConfiguration", None,
+                                   "azure-wi-webhook-mutating-webhook-configuration")
+    for webhook in configuration["webhooks"]:
+        webhook["failurePolicy"] = "Ignore"
+    world.kube.put(configuration)
+    assert wi_webhook.admit(world, pod) == pod  # failurePolicy Ignore: stored as sent, unmutated
+    world.kube.remove("admissionregistration.k8s.io", "MutatingWebhookConfiguration", None,
+                      "azure-wi-webhook-mutating-webhook-configuration")
+    assert wi_webhook.admit(world, pod) == pod  # no webhook registered at all
 
 
 @pytest.mark.parametrize(("subject", "issuer_suffix", "expected"), [

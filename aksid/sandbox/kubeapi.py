@@ -2,7 +2,8 @@
 
 Serves discovery (legacy and aggregated), GET and LIST (label/field selectors, limit/continue),
 server-side Table printing for kubectl, `Status` errors shaped like kube-apiserver's, create and delete
-(for a later provision mode), and faults injected by the scenario. Custom resources exist only while
+(provision mode), update and patch (kubectl apply, edit, label, annotate, patch, replace), and faults
+injected by the scenario. Custom resources exist only while
 their CustomResourceDefinition is in the store, exactly as on a cluster.
 
 There are no controllers: what a scenario (or a POST) says about an object's status stays as written.

@@ -144,6 +144,8 @@ def _admit(world: World, obj: dict[str, Any]) -> dict[str, Any]:
         return wi_webhook.admit(world, obj)
     except wi_webhook.AdmissionDenied as exc:
         raise ApiError(400, str(exc)) from None
+    except wi_webhook.AdmissionUnavailable as exc:
+        raise ApiError(500, str(exc)) from None
 
 
 def serve(scenario: Scenario, state_dir: Path, dns: dict[str, Any] | None = None, tls: dict[str, Any] | None = None,

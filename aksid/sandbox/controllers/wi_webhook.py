@@ -38,6 +38,11 @@ class AdmissionDenied(Exception):
     """The webhook refused the pod (admission.Errored): the message is what the API server relays."""
 
 
+class AdmissionUnavailable(Exception):
+    """The webhook is registered with failurePolicy Fail and nothing answers it: the API server's 500 InternalError
+    (the ReplicaSet controller then records FailedCreate with this message)."""
+
+
 def admit(world: World, pod: dict[str, Any]) -> dict[str, Any]:
     """The pod as the API server stores it after the webhook (unchanged when the webhook does not apply)."""
     labels = (pod.get("metadata") or {}).get("labels") or {}
@@ -45,7 +50,13 @@ def admit(world: World, pod: dict[str, Any]) -> dict[str, Any]:
         return pod
     tenant = _running_webhook_tenant(world)
     if tenant is None:
-        return pod  # no webhook answers: the pod is stored as sent, without token file or AZURE_* variables
+        refusing = _unreachable_failing_webhook(world)
+        if refusing is not None:  # registered with failurePolicy Fail, but nothing answers: the API server refuses
+            raise AdmissionUnavailable(
+                f'Internal error occurred: failed calling webhook "{WEBHOOK_NAME}": failed to call webhook: Post '
+                f'"https://{refusing}:443/mutate-v1-pod?timeout=10s": no endpoints available for service '
+                f'"{refusing}"')
+        return pod  # no webhook answers (none registered, or failurePolicy Ignore): the pod is stored as sent
     namespace = pod["metadata"].get("namespace") or "default"
     spec = pod.get("spec") or {}
     account_name = spec.get("serviceAccountName") or "default"
@@ -69,6 +80,21 @@ def admit(world: World, pod: dict[str, Any]) -> dict[str, Any]:
     mutated["spec"]["volumes"] = [*volumes, {"name": VOLUME, "projected": {"sources": [{"serviceAccountToken": {
         "path": VOLUME, "expirationSeconds": TOKEN_EXPIRATION, "audience": WI_AUDIENCE}}]}}]
     return mutated
+
+
+def _unreachable_failing_webhook(world: World) -> str | None:
+    """The Service (`name.namespace.svc`) of a registered workload identity webhook whose failurePolicy is Fail (the
+    default of admissionregistration/v1, and of the add-on's and the chart's configuration) and that has no ready
+    replica: pods it selects are refused until it runs again."""
+    for configuration in world.kube.list_kind("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
+        for webhook in configuration.get("webhooks") or []:
+            service = (webhook.get("clientConfig") or {}).get("service") or {}
+            if webhook.get("name") != WEBHOOK_NAME or not service.get("namespace"):
+                continue
+            if str(webhook.get("failurePolicy") or "Fail") != "Fail":
+                continue
+            return f"{service.get('name')}.{service['namespace']}.svc"
+    return None
 
 
 def _running_webhook_tenant(world: World) -> str | None:

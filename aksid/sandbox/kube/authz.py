@@ -11,7 +11,7 @@ A denial is kube-apiserver's 403 `Status`, reason Forbidden, with its exact mess
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -255,3 +255,9 @@ class Principal:
     def authorize(self, method: str, target: str) -> None:
         """Raise the API server's 403 unless RBAC allows this request (method, path with query)."""
         self.authorizer.check(request_attributes(self.user, self.groups, method, target))
+
+    def authorize_as(self, verb: str, target: str) -> None:
+        """A second check of a request under another verb: a server-side apply (PATCH) that creates the
+        object needs `create` as well (the patch handler's withAuthorization of its create)."""
+        attributes = request_attributes(self.user, self.groups, "PATCH", target)
+        self.authorizer.check(replace(attributes, verb=verb))

@@ -104,7 +104,7 @@ def _all_group_versions(catalog: Catalog) -> list[tuple[str, str]]:
 def root_paths_document(catalog: Catalog) -> KubeObject:
     """GET /: every path the server answers at its top levels, as kube-apiserver lists them."""
     paths = ["/api", "/apis", *(f"/{_gv_path(g, v)}" for g, v in _all_group_versions(catalog)),
-             *(f"/apis/{g}" for g in catalog.groups()), "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]
+             *(f"/apis/{g}" for g in catalog.groups()), "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]
     return {"paths": sorted(paths)}
 
 
@@ -139,3 +139,37 @@ def openapi_group_version_document(catalog: Catalog, group: str, version: str) -
                                                      "patch": operation, "put": operation}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
             "paths": paths, "components": {"schemas": {}}}
+
+
+_OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def openapi_v2_document(accept: str | None) -> tuple[bytes, str]:
+    """/openapi/v2 without definitions: (body, content type), protobuf when asked for it (client-go's
+    OpenAPISchema always is), JSON otherwise.
+
+    kubectl up to 1.26 validates manifests with it (`create`/`apply` fail without it) and finds no schema
+    for any kind, so it leaves validation to the server; newer ones read it only when /openapi/v3 gives no
+    patch schema, and then compute strategic merge patches from their compiled-in types, as they do here.
+    """
+    info = {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]}
+    if accept and "protobuf" in accept:
+        # gnostic's openapi_v2.Document: swagger = 1, info = 2 (its title = 1, version = 2), paths = 8
+        info_message = _protobuf_field(1, info["title"].encode()) + _protobuf_field(2, info["version"].encode())
+        body = _protobuf_field(1, b"2.0") + _protobuf_field(2, info_message) + _protobuf_field(8, b"")
+        return body, _OPENAPI_V2_PROTOBUF.replace("@", ".")
+    document = {"swagger": "2.0", "info": info, "paths": {}, "definitions": {}}
+    return (json.dumps(document, separators=(",", ":")) + "\n").encode(), "application/json"

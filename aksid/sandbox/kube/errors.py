@@ -56,6 +56,20 @@ def not_found(resource: Resource, name: str) -> ApiError:
     return ApiError(404, f'{resource.qualified_plural} "{name}" not found', details=error_details(resource, name))
 
 
+# k8s.io/apiserver's storage.OptimisticLockErrorMsg
+OPTIMISTIC_LOCK_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def conflict(resource: Resource, name: str, why: str = OPTIMISTIC_LOCK_MESSAGE) -> ApiError:
+    """409 Conflict, as apierrors.NewConflict words it: a write whose resourceVersion is not the stored one."""
+    return ApiError(409, f'Operation cannot be fulfilled on {resource.qualified_plural} "{name}": {why}', "Conflict",
+                    error_details(resource, name))
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message, "BadRequest")
+
+
 def no_such_path() -> ApiError:
     return ApiError(404, "the server could not find the requested resource", details={})
 

@@ -23,12 +23,32 @@ from aksid.sandbox.kube.discovery import (
     group_list_document,
     openapi_group_version_document,
     openapi_index_document,
+    openapi_v2_document,
     resource_list_document,
     root_paths_document,
 )
-from aksid.sandbox.kube.errors import ApiError, error_details, method_not_allowed, no_such_path, not_found
+from aksid.sandbox.kube.errors import (
+    ApiError,
+    conflict,
+    error_details,
+    invalid,
+    method_not_allowed,
+    no_such_path,
+    not_found,
+)
 from aksid.sandbox.kube.negotiation import JSON_MEDIA_TYPE, choose_discovery_format, choose_object_format
 from aksid.sandbox.kube.pagination import encode_list, list_meta, page_request, paginate
+from aksid.sandbox.kube.patch import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_MERGE_PATCH,
+    PatchError,
+    apply_patch,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
 from aksid.sandbox.kube.resources import CRD_KEY, Catalog, KubeObject, Resource
 from aksid.sandbox.kube.selectors import (
     FieldSelector,
@@ -40,7 +60,7 @@ from aksid.sandbox.kube.selectors import (
 )
 from aksid.sandbox.kube.store import KubeStore
 from aksid.sandbox.kube.tables import partial_metadata, table_document
-from aksid.sandbox.kube.validation import check_new_object
+from aksid.sandbox.kube.validation import check_name_matches, check_new_object, check_updated_object
 from aksid.sandbox.wire_faults import WireFault, before_answer, write_body
 
 # kube-apiserver refuses request bodies above 3 MiB.
@@ -48,6 +68,9 @@ _MAX_BODY_BYTES = 3 * 1024 * 1024
 # DELETE answers with the deleted object for these (their REST storage sets ReturnDeletedObject, or
 # deletion is asynchronous); with a `Status` of Success for the others. The typed client relies on it.
 _DELETE_RETURNS_OBJECT = {("", "Pod"), ("", "Service"), ("", "ServiceAccount"), ("", "Namespace"), CRD_KEY}
+# A PATCH or PUT retries this often when another write slips in between its read and its write (the
+# storage's GuaranteedUpdate loop); a client's own resourceVersion is never retried: that is its 409.
+_UPDATE_ATTEMPTS = 5
 
 
 @dataclass
@@ -133,6 +156,8 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
     request_log: Callable[[dict[str, Any]], None]
     pod_log: Callable[[str, str], str | None] | None = None
     admit: Callable[[KubeObject], KubeObject] | None = None  # mutating admission (webhooks) before a create
+    # mutating admission of an update (new object, stored object): webhooks registered for UPDATE; None: none is
+    admit_update: Callable[[KubeObject, KubeObject], KubeObject] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: every request goes to `request_log` instead of stderr."""
@@ -192,7 +217,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         # rely on finding the request in the log already.
         record = {"server": "kube", "method": method, "path": self.path, "status": response.status,
                   "user_agent": self.headers.get("User-Agent", "")}
-        if self.written_labels is not None:  # what a create or delete touched: tests prove whose objects they were
+        if self.written_labels is not None:  # what a write touched: tests prove whose objects they were
             record["labels"] = self.written_labels
         if self.wire_fault is not None:
             record["fault"] = self.wire_fault.kind
@@ -307,7 +332,10 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             return Response(200, b"ok", "text/plain; charset=utf-8")
         if parts[:2] == ["openapi", "v3"]:
             return self._openapi(parts[2:])
-        raise no_such_path()  # /openapi/v2 included: kubectl 1.32 uses v3 only
+        if parts == ["openapi", "v2"]:  # kubectl up to 1.26 validates with it; newer ones fall back to it
+            body, content_type = openapi_v2_document(self.headers.get("Accept"))
+            return Response(200, body, content_type)
+        raise no_such_path()
 
     def _openapi(self, gv_parts: list[str]) -> Response:
         catalog = self.store.catalog()
@@ -355,6 +383,12 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             return Response.json(201, created)
         if method == "DELETE" and target.name and target.subresource is None:
             return self._delete(target, dry_run)
+        if method in ("PUT", "PATCH") and target.name and target.subresource in (None, "status"):
+            if target.subresource == "status" and not target.resource.has_status:
+                raise no_such_path()
+            if method == "PUT":
+                return self._replace(target, _parse_body(body, self.headers.get("Content-Type")), dry_run)
+            return self._patch(target, body, query, dry_run)
         raise method_not_allowed()
 
     def _log(self, target: Target) -> Response:
@@ -410,6 +444,124 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         return Response.json(200, {"kind": "PartialObjectMetadataList", "apiVersion": f"meta.k8s.io/{version}",
                                    "metadata": meta, "items": [partial_metadata(o, version) for o in page]})
 
+    def _replace(self, target: Target, sent: KubeObject, dry_run: bool) -> Response:
+        """PUT: the object (or its status) replaced by the body; its resourceVersion, when set, must be the
+        stored one (409 Conflict), otherwise the update is unconditional."""
+        assert target.name is not None
+        check_name_matches(target.resource, target.namespace, target.name, sent)
+        precondition = str((sent.get("metadata") or {}).get("resourceVersion") or "")
+        return self._update(target, lambda _current: sent, precondition, dry_run)
+
+    def _patch(self, target: Target, body: bytes, query: dict[str, str], dry_run: bool) -> Response:
+        """PATCH in the four formats kube-apiserver accepts (strategic merge for built-in kinds only)."""
+        assert target.name is not None
+        resource = target.resource
+        media = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        accepted = [JSON_PATCH, MERGE_PATCH, *([] if resource.custom else [STRATEGIC_MERGE_PATCH]), APPLY_PATCH]
+        if media not in accepted:
+            raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
+                                + ", ".join(accepted), details={})
+        if "force" in query and media != APPLY_PATCH:
+            raise invalid("PatchOptions.meta.k8s.io", "", "force", "Forbidden: may not be specified for "
+                          "non-apply patch", "FieldValueForbidden")
+        try:
+            document = yaml.safe_load(body) if media == APPLY_PATCH else json.loads(body or b"null")
+        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise ApiError(400, f"error decoding patch: {exc}") from None
+        if media == APPLY_PATCH:
+            return self._apply(target, document, query, dry_run)
+        if media != JSON_PATCH and not isinstance(document, dict):
+            raise ApiError(400, "Invalid JSON Patch" if media == MERGE_PATCH else "invalid JSON document")
+
+        def patched(current: KubeObject) -> KubeObject:
+            try:
+                if media == JSON_PATCH:
+                    result = json_patch(current, document)
+                elif media == MERGE_PATCH:
+                    result = merge_patch(current, document)
+                else:
+                    result = strategic_merge_patch(current, document, resource.group, resource.kind)
+            except PatchError as exc:
+                raise _patch_error(exc) from None
+            if not isinstance(result, dict):
+                raise ApiError(400, "the patched document is not a JSON object")
+            check_name_matches(resource, target.namespace, target.name or "", result)
+            return result
+
+        return self._update(target, patched, None, dry_run)
+
+    def _apply(self, target: Target, applied: Any, query: dict[str, str], dry_run: bool) -> Response:
+        """Server-side apply, simplified (see aksid.sandbox.kube.patch): creates the object when absent (which
+        needs the `create` verb too), merges the configuration into it otherwise; no field ownership conflicts."""
+        assert target.name is not None
+        resource = target.resource
+        if not query.get("fieldManager"):
+            raise invalid("PatchOptions.meta.k8s.io", "", "fieldManager", "Required value: is required for apply "
+                          "patch", "FieldValueRequired")
+        if not isinstance(applied, dict):
+            raise ApiError(400, "error decoding YAML: the applied configuration is not an object")
+        for field_name in ("apiVersion", "kind"):
+            if not applied.get(field_name):
+                raise ApiError(400, f"{field_name} must be set in the applied configuration")
+        check_name_matches(resource, target.namespace, target.name, applied)
+        if target.subresource is None and self.store.get_object(resource, target.namespace, target.name) is None:
+            if self.principal is not None:
+                self.principal.authorize_as("create", self.path)
+            obj = check_new_object(resource, target.namespace, json.loads(json.dumps(applied)))
+            if self.admit is not None:
+                obj = self.admit(obj)
+            try:
+                created = self.store.create_object(resource, obj, dry_run)
+            except ApiError as error:
+                if error.code != 409:
+                    raise
+            else:
+                self.written_labels = dict(created["metadata"].get("labels") or {})
+                return Response.json(201, created)
+        precondition = str((applied.get("metadata") or {}).get("resourceVersion") or "")
+
+        def merged(current: KubeObject) -> KubeObject:
+            try:
+                return apply_patch(current, applied, resource.group, "" if resource.custom else resource.kind)
+            except PatchError as exc:
+                raise _patch_error(exc) from None
+
+        return self._update(target, merged, precondition or None, dry_run)
+
+    def _update(self, target: Target, change: Callable[[KubeObject], KubeObject], precondition: str | None,
+                dry_run: bool) -> Response:
+        """Read, change, check, admit and write one object, as the API server's GuaranteedUpdate does.
+
+        `precondition`: the client's resourceVersion ("" for none: an unconditional PUT), or None when the
+        changed object's own resourceVersion is the precondition (a patch, applied to the stored object)."""
+        assert target.name is not None
+        resource = target.resource
+        for attempt in range(_UPDATE_ATTEMPTS):
+            current = self.store.get_object(resource, target.namespace, target.name)
+            if current is None:
+                raise not_found(resource, target.name)
+            new = json.loads(json.dumps(change(current)))  # never the caller's document itself
+            meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+            # A patch is applied to the stored object: its result keeps the stored resourceVersion unless the
+            # patch set one, which must then be the stored one, as a PUT's.
+            expected = str(meta.get("resourceVersion") or "") if precondition is None else precondition
+            if expected and expected != current["metadata"].get("resourceVersion"):
+                raise conflict(resource, target.name)
+            new = check_updated_object(resource, target.namespace, current, new, target.subresource == "status")
+            if self.admit_update is not None:
+                new = self.admit_update(new, current)
+            try:
+                stored = self.store.replace_object(resource, new, current["metadata"]["resourceVersion"], dry_run)
+            except ApiError as error:
+                # another write came between our read and our write: read again, unless the client's own
+                # resourceVersion (a PUT's) is the precondition
+                if error.code == 409 and not precondition and attempt + 1 < _UPDATE_ATTEMPTS:
+                    continue
+                raise
+            self.written_labels = dict(stored["metadata"].get("labels") or {})
+            return Response.json(200, stored)
+        raise conflict(resource, target.name)  # not reached: the last attempt raises
+
     def _delete(self, target: Target, dry_run: bool) -> Response:
         assert target.name is not None
         resource = target.resource
@@ -439,6 +591,16 @@ def _matcher(resource: Resource, labels: LabelSelector, fields: FieldSelector) -
     return matches
 
 
+def _patch_error(exc: PatchError) -> ApiError:
+    """kube-apiserver's answers to a patch it cannot apply (handlers/patch.go)."""
+    if exc.code == 422:  # errors.NewGenericServerResponse(422, ...): the cause carries the patch library's words
+        return ApiError(422, "the server rejected our request due to an error in our request", "Invalid",
+                        {"causes": [{"reason": "UnexpectedServerResponse", "message": exc.message}]})
+    if exc.code == 500:
+        return ApiError(500, exc.message)
+    return ApiError(exc.code, exc.message)
+
+
 def _require_get(method: str) -> None:
     if method not in ("GET", "HEAD"):
         raise method_not_allowed()
@@ -452,19 +614,25 @@ def _aggregated(document: KubeObject, version: str) -> Response:
 def make_kube_handler(store: KubeStore, token: str, log: Callable[[dict], None],
                       pod_log: Callable[[str, str], str | None] | None = None,
                       principals: tuple[Principal, ...] = (),
-                      admit: Callable[[KubeObject], KubeObject] | None = None) -> type[BaseHTTPRequestHandler]:
+                      admit: Callable[[KubeObject], KubeObject] | None = None,
+                      admit_update: Callable[[KubeObject, KubeObject], KubeObject] | None = None,
+                      ) -> type[BaseHTTPRequestHandler]:
     """A handler class serving `store` to clients presenting `Authorization: Bearer <token>`.
 
     `log` receives one record per request, just before its answer is sent: server, method, path (with
-    query), status, user_agent, for a create or delete the labels of the object, and for a restricted
+    query), status, user_agent, for a create, update or delete the labels of the object, and for a restricted
     principal its user name. Never the
     Authorization header, never a body. `pod_log(namespace, pod)` serves `pods/NAME/log`. `principals`: further
     tokens, each authorized by its RBAC rules (403 Forbidden otherwise); `token` itself is allowed everything.
-    `admit(obj)` is mutating admission: it returns the object to store, or raises ApiError to refuse it.
+    `admit(obj)` is mutating admission of a create (POST, or a server-side apply creating the object): it
+    returns the object to store, or raises ApiError to refuse it. `admit_update(new, stored)` is that of an
+    update (PUT, PATCH): webhooks registered for UPDATE operations only, so `admit` is not called for them.
     """
     if not token:
         raise ValueError("the kube API token must not be empty")
     return type("KubeHandler", (KubeRequestHandler,), {"store": store, "token": token, "request_log": staticmethod(log),
                                                        "pod_log": staticmethod(pod_log) if pod_log else None,
                                                        "principals": tuple(principals),
-                                                       "admit": staticmethod(admit) if admit else None})
+                                                       "admit": staticmethod(admit) if admit else None,
+                                                       "admit_update": staticmethod(admit_update) if admit_update
+                                                       else None})

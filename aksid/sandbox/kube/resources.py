@@ -32,6 +32,12 @@ class Resource:
     custom: bool = False
     printer_columns: tuple[dict[str, Any], ...] = ()
     selectable_fields: tuple[str, ...] = ()  # CRD selectableFields (jsonPaths), beyond metadata.name/namespace
+    status_subresource: bool = False  # writes of the object leave its status alone; /status writes only that
+
+    @property
+    def has_status(self) -> bool:
+        """Whether the resource has a `/status` subresource (then PUT/PATCH of the object ignore its status)."""
+        return self.status_subresource or (not self.custom and (self.group, self.kind) in _STATUS_KINDS)
 
     @property
     def group_version(self) -> str:
@@ -56,6 +62,13 @@ def _builtin(group: str, kind: str, plural: str, namespaced: bool = True, short:
     return Resource(group, "v1", kind, plural, namespaced, short, categories, verbs)
 
 
+# Built-in kinds with a status subresource (their REST storage has a StatusREST).
+_STATUS_KINDS = {
+    ("", "Namespace"), ("", "Node"), ("", "PersistentVolumeClaim"), ("", "Pod"), ("", "Service"),
+    ("apps", "DaemonSet"), ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"),
+    ("batch", "CronJob"), ("batch", "Job"), ("networking.k8s.io", "Ingress"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+}
 _ALL = ("all",)
 BUILTIN_RESOURCES: tuple[Resource, ...] = (
     _builtin("", "ConfigMap", "configmaps", short=("cm",)),
@@ -131,6 +144,7 @@ def crd_resources(crd: KubeObject) -> list[Resource]:
             singular=names.get("singular") or "", list_kind=names.get("listKind") or "", custom=True,
             printer_columns=tuple(v.get("additionalPrinterColumns") or ()),
             selectable_fields=tuple(str(f["jsonPath"]) for f in v.get("selectableFields") or [] if f.get("jsonPath")),
+            status_subresource=(v.get("subresources") or spec.get("subresources") or {}).get("status") is not None,
         )
         for v in versions
     ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aksid.memory import gc_paused
 from aksid.sandbox.bulk import json_copy
-from aksid.sandbox.kube.errors import ApiError, error_details, invalid, not_found
+from aksid.sandbox.kube.errors import ApiError, conflict, error_details, invalid, not_found
 from aksid.sandbox.kube.faults import Fault
 from aksid.sandbox.kube.objects import (
     encode_list_item,
@@ -176,6 +176,35 @@ class KubeStore:
                 self._refresh_catalog(key[:2])
             return served_copy(created, resource)
 
+    def replace_object(self, resource: Resource, obj: KubeObject, resource_version: str,
+                       dry_run: bool = False) -> KubeObject:
+        """Write `obj` (already checked, see validation.check_updated_object) over the stored object of its name,
+        as an update of kube-apiserver's storage: 404 when there is none, 409 Conflict when the stored
+        resourceVersion is not `resource_version` ("" for an unconditional update). The object gets a new
+        resourceVersion, keeps its uid and creationTimestamp, and its generation goes up when its spec changed."""
+        with self._lock:
+            namespace, name = obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+            key = (resource.group, resource.kind, namespace, name)
+            current = self._objects.get(key)
+            if current is None:
+                raise not_found(resource, name)
+            if resource_version and resource_version != current["metadata"].get("resourceVersion"):
+                raise conflict(resource, name)
+            revision = str(self._revision + 1)
+            try:
+                stored = prepare_object({**obj, "apiVersion": current["apiVersion"]}, self._catalog, revision,
+                                        now_rfc3339())
+            except ValueError as exc:
+                raise invalid(resource.kind, name, "metadata", str(exc), "FieldValueInvalid") from None
+            if _unchanged(stored, current):
+                return served_copy(current, resource)  # a no-op update writes nothing, as etcd3's store
+            _carry_over(stored, current, revision)
+            if not dry_run:
+                self._revision += 1
+                self._write(key, stored)
+                self._refresh_catalog(key[:2])
+            return served_copy(stored, resource)
+
     def delete_object(self, resource: Resource, namespace: str | None, name: str,
                       dry_run: bool = False) -> KubeObject | None:
         """Remove an object (and what a cluster would remove with it); None if it does not exist."""
@@ -328,6 +357,15 @@ def _namespace_range(positions: list[Position], namespace: str | None) -> tuple[
         return 0, len(positions)
     # (ns,) sorts before every (ns, name), and (ns + "\0",) after them and before any longer namespace
     return bisect_left(positions, (namespace,)), bisect_left(positions, (namespace + "\0",))
+
+
+def _unchanged(stored: KubeObject, current: KubeObject) -> bool:
+    """Whether a write would store what is stored already (resourceVersion and generation aside)."""
+    def comparable(obj: KubeObject) -> KubeObject:
+        meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "generation")}
+        return {**obj, "metadata": meta}
+
+    return comparable(stored) == comparable(current)
 
 
 def _carry_over(stored: KubeObject, previous: KubeObject | None, revision: str) -> None:

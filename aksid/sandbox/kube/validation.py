@@ -89,3 +89,96 @@ def _check_name(resource: Resource, obj: KubeObject) -> None:
         if name != f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}":
             raise invalid(resource.kind, name, "metadata.name",
                           f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group', "FieldValueInvalid")
+
+
+# What a pod update may change in the spec (ValidatePodUpdate); the rest of a pod's spec is immutable.
+_POD_UPDATE_MESSAGE = ("Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+                       "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+                       "to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
+                       "was previously negative)")
+_SELECTOR_IMMUTABLE_KINDS = {("apps", "Deployment"), ("apps", "DaemonSet"), ("apps", "ReplicaSet"),
+                             ("apps", "StatefulSet")}
+
+
+def check_name_matches(resource: Resource, namespace: str | None, name: str, obj: KubeObject) -> None:
+    """k8s.io/apiserver's checkName: a PUT or patched body must name the object of the URL (400 otherwise)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise ApiError(400, f"the name of the object ({name} based on URL) was undeterminable: metadata is not "
+                            "an object")
+    if meta.get("name") != name:
+        raise ApiError(400, f"the name of the object ({meta.get('name') or ''}) does not match the name on the URL "
+                            f"({name})")
+    if resource.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+        raise ApiError(400, f"the namespace of the object ({meta['namespace']}) does not match the namespace on the "
+                            f"URL ({namespace})")
+
+
+def check_updated_object(resource: Resource, namespace: str | None, current: KubeObject, obj: KubeObject,
+                         status_only: bool) -> KubeObject:
+    """An object written over `current` by PUT or PATCH (of the object, or of its `/status` when `status_only`),
+    checked as kube-apiserver's update strategies do and completed: what the server owns comes from `current`.
+    The caller has checked the name (check_name_matches) and resourceVersion is left for the store to check."""
+    _check_type(resource, obj)
+    meta = obj["metadata"]
+    if resource.namespaced:
+        meta["namespace"] = namespace
+    else:
+        meta.pop("namespace", None)
+    _check_name(resource, obj)
+    before = current["metadata"]
+    for server_field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        if server_field in before:
+            meta[server_field] = before[server_field]
+        else:
+            meta.pop(server_field, None)
+    meta.pop("generation", None)  # the store carries it over, counting spec changes
+    if status_only:
+        # The status strategies: only the status changes (and the resourceVersion precondition stands).
+        written = {key: value for key, value in current.items() if key != "status"}
+        written["metadata"] = dict(before)
+        if obj.get("status") is not None:
+            written["status"] = obj["status"]
+        return written
+    if resource.has_status:  # the object's strategy: the status is the /status subresource's business
+        obj.pop("status", None)
+        if current.get("status") is not None:
+            obj["status"] = current["status"]
+    _check_immutable(resource, current, obj)
+    return obj
+
+
+def _check_immutable(resource: Resource, current: KubeObject, obj: KubeObject) -> None:
+    name = obj["metadata"]["name"]
+    key = (resource.group, resource.kind)
+    if key == ("", "Pod") and _mutable_pod_spec(obj.get("spec"), current.get("spec")) != (current.get("spec") or {}):
+        raise invalid(resource.kind, name, "spec", _POD_UPDATE_MESSAGE, "FieldValueForbidden")
+    if key in _SELECTOR_IMMUTABLE_KINDS:
+        selector, before = (obj.get("spec") or {}).get("selector"), (current.get("spec") or {}).get("selector")
+        if selector != before:
+            raise invalid(resource.kind, name, "spec.selector", f"Invalid value: {selector!r}: field is immutable",
+                          "FieldValueInvalid")
+
+
+def _mutable_pod_spec(spec: object, before: object) -> object:
+    """`spec` with what a pod update may change set back to `before`'s values: equal to `before` when allowed."""
+    if not isinstance(spec, dict) or not isinstance(before, dict):
+        return spec
+    normalized = dict(spec)
+    for field in ("containers", "initContainers"):
+        new, old = normalized.get(field), before.get(field)
+        if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+            normalized[field] = [({**n, "image": o.get("image")} if isinstance(n, dict) and isinstance(o, dict)
+                                  and "image" in o else n) for n, o in zip(new, old, strict=True)]
+    for field in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
+        if field in before:
+            normalized[field] = before[field]
+        else:
+            normalized.pop(field, None)
+    old_tolerations = before.get("tolerations") or []
+    if all(t in (normalized.get("tolerations") or []) for t in old_tolerations):  # only additions
+        if "tolerations" in before:
+            normalized["tolerations"] = before["tolerations"]
+        else:
+            normalized.pop("tolerations", None)
+    return normalized
