@@ -33,7 +33,7 @@ from aksid.identity_models import (
     uses_workload_identity,
 )
 from aksid.nodes import is_pod_ready
-from aksid.snapshot import Snapshot
+from aksid.snapshot import Snapshot, placeholder
 from aksid.workloads import pods_of
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -73,6 +73,12 @@ def _labels(obj: dict[str, Any]) -> dict[str, str]:
 
 def _same(a: Any, b: Any) -> bool:
     return bool(a) and bool(b) and str(a).lower() == str(b).lower()
+
+
+def _other_than(value: Any, dns_client_id: Any) -> bool:
+    """A client id written somewhere is another identity's: only when both are known (static mode's DNS identity
+    client id is unknown until apply, while a file may already hold the literal one)."""
+    return not placeholder(value) and not placeholder(dns_client_id) and not _same(value, dns_client_id)
 
 
 def current_pods(snapshot: Snapshot, workload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -136,7 +142,7 @@ def pod_identity_path(snapshot: Snapshot, workload: dict[str, Any], selector: st
         identity = identities.get((binding.get("spec") or {}).get("azureIdentity"))
         if identity is not None:
             path.looked_at.append((identity, "spec.clientID"))
-            if _same((identity.get("spec") or {}).get("clientID"), dns_client_id):
+            if not _other_than((identity.get("spec") or {}).get("clientID"), dns_client_id):
                 reaching.append(binding)
     if not bindings:
         path.breaks(f"no AzureIdentityBinding in {namespace} has selector {selector}",
@@ -155,7 +161,7 @@ def pod_identity_path(snapshot: Snapshot, workload: dict[str, Any], selector: st
                     f"kubectl -n {namespace} rollout restart deployment {name}")
     if live:
         _ready_links(path, snapshot, pods)
-    _controller_links(path, snapshot, "pod-identity", dns_client_id, read_secrets)
+    _controller_links(path, snapshot, "pod-identity", dns_client_id, read_secrets, live)
     return path
 
 
@@ -202,7 +208,7 @@ def workload_identity_path(snapshot: Snapshot, workload: dict[str, Any], service
     elif not GUID.match(str(client_id).strip()):
         path.breaks(f"ServiceAccount {namespace}/{runs_as} has {WI_CLIENT_ID_ANNOTATION}={client_id!r}, which is no "
                     "client id (a GUID)", annotate)
-    elif not _same(client_id.strip(), dns_client_id):
+    elif _other_than(client_id.strip(), dns_client_id):
         path.breaks(f"ServiceAccount {namespace}/{runs_as} names client id {client_id}, not the DNS identity's "
                     f"{dns_client_id}", annotate)
     subject = f"system:serviceaccount:{namespace}:{runs_as}"
@@ -225,7 +231,7 @@ def workload_identity_path(snapshot: Snapshot, workload: dict[str, Any], service
                     f"kubectl -n {namespace} rollout restart deployment {name} (pods are mutated when created)")
     if live:
         _ready_links(path, snapshot, pods)
-    _controller_links(path, snapshot, "workload-identity", dns_client_id, read_secrets)
+    _controller_links(path, snapshot, "workload-identity", dns_client_id, read_secrets, live)
     return path
 
 
@@ -271,10 +277,11 @@ def _args(workload: dict[str, Any]) -> list[str]:
     return [str(a) for c in (_template(workload).get("spec") or {}).get("containers") or [] for a in c.get("args") or []]
 
 
-def _controller_links(path: Path, snapshot: Snapshot, model: str, dns_client_id: str, read_secrets: bool) -> None:
+def _controller_links(path: Path, snapshot: Snapshot, model: str, dns_client_id: str, read_secrets: bool,
+                      live: bool) -> None:
     kind = _kind_of(path.workload)
     if kind == "external-dns":
-        _external_dns_links(path, snapshot, model, dns_client_id, read_secrets)
+        _external_dns_links(path, snapshot, model, dns_client_id, read_secrets and live)
     elif kind == "cert-manager":
         _cert_manager_links(path, snapshot, model, dns_client_id)
 
@@ -306,8 +313,9 @@ def _external_dns_links(path: Path, snapshot: Snapshot, model: str, dns_client_i
         return  # no azure.json mounted: external-dns reads the environment (workload identity's injected variables)
     if settings is None:
         entry = snapshot.kube.entry("v1", "Secret")
-        if not read_secrets or entry.get("status") != "ok":
-            path.unread.append(f"external-dns' azure.json (Secret {secret}) was not read (--aksid-read-secrets)")
+        if not read_secrets or entry.get("status") != "ok":  # static mode: repositories hold no Secrets
+            path.unread.append(f"external-dns' azure.json (Secret {secret}) was not read (--aksid-read-secrets; "
+                               "static mode: made outside the repository)")
             return
         path.breaks(f"its azure.json Secret {secret} does not exist or holds no azure.json",
                     f"create Secret {secret} with azure.json (tenantId, subscriptionId, resourceGroup and the identity "
@@ -321,7 +329,7 @@ def _external_dns_links(path: Path, snapshot: Snapshot, model: str, dns_client_i
                     f"{'workload' if model == 'workload-identity' else 'managed'} identity",
                     f"set \"{wanted}\": true in azure.json of Secret {secret}")
     assigned = settings.get("userAssignedIdentityID")
-    if assigned and not _same(assigned, dns_client_id):
+    if assigned and _other_than(assigned, dns_client_id):
         path.breaks(f"its azure.json (Secret {secret}) names userAssignedIdentityID {assigned}, not the DNS identity's "
                     f"client id {dns_client_id}", f"set \"userAssignedIdentityID\": \"{dns_client_id}\" in Secret {secret}")
 
@@ -344,7 +352,7 @@ def _cert_manager_links(path: Path, snapshot: Snapshot, model: str, dns_client_i
                 path.looked_at.append((issuer, "spec.acme.solvers"))
                 managed = azure.get("managedIdentity") or {}
                 client = managed.get("clientID")
-                if client and not _same(client, dns_client_id):
+                if client and _other_than(client, dns_client_id):
                     path.breaks(f"{ref}'s azureDNS solver names managedIdentity.clientID {client}, not the DNS "
                                 f"identity's {dns_client_id}", f"kubectl edit {kind.lower()} {issuer['metadata']['name']}:"
                                 f" set managedIdentity.clientID to {dns_client_id}")

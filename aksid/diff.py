@@ -16,6 +16,10 @@ from aksid.diff_facts import Fact, snapshot_facts, strip_pod_suffix
 from aksid.jsonfile import read_json_object
 
 DIFF_SCHEMA = "aksid.diff/v1"
+# The allowed path reads objects other checks are grouped under (aksid/allowed_path.py).
+ALSO_BEARS_ON = {"BIND-001": ("BIND-005",), "BIND-002": ("BIND-005",), "ISS-001": ("BIND-005", "WI-006"),
+                 "ISS-003": ("BIND-005", "WI-006"), "RBAC-004": ("BIND-005", "WI-006"), "WI-003": ("WI-006",),
+                 "WI-004": ("WI-006",)}
 RED = ("failed", "error")
 
 
@@ -60,6 +64,12 @@ class Diff:
     new: str
     changes: list[Change] = field(default_factory=list)
     newly_red: list[dict[str, Any]] = field(default_factory=list)  # {id, subject, target} of checks that turned red
+
+    def bears_on(self) -> set[str]:
+        """Every check a change bears on: the one it is grouped under, and the allowed-path checks (BIND-005, WI-006)
+        that follow the same objects a link further (an Issuer's solver is ISS-001's and cert-manager's path)."""
+        found = {change.check for change in self.changes}
+        return found | {also for check in found for also in ALSO_BEARS_ON.get(check, ())}
 
     def grouped(self) -> dict[str, list[Change]]:
         groups: dict[str, list[Change]] = {}

@@ -180,6 +180,11 @@ class Evidence:
         for field in fields:
             self.add(f"tls {entry}", field, within=value)
 
+    def decrypted(self, entry: str, value: Mapping[str, Any], *fields: str) -> None:
+        """What the collector decrypted (`externalDnsOwnership`: external-dns' encrypted ownership records)."""
+        for field in fields:
+            self.add(f"decrypted {entry}", field, within=value)
+
     def provision(self, section: Mapping[str, Any], *fields: str) -> None:
         """Fields of the snapshot's provision section (probes, canary, teardown)."""
         for field in fields:
@@ -267,6 +272,8 @@ def located(document: Mapping[str, Any], source: str) -> Any:
         return ((parent.get("servers") or {}).get(rest) or {}).get("value")
     if kind == "tls":
         return _entry_value(document.get("tls") or {}, rest)
+    if kind == "decrypted":
+        return _entry_value(document.get("decrypted") or {}, rest)
     if kind == "provision":
         return document.get("provision")
     if kind == "target":

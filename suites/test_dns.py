@@ -14,14 +14,23 @@ import pytest
 
 from aksid.checks import NotApplicable, check
 from aksid.config import Target, is_loopback_host
-from aksid.evidence import Evidence
+from aksid.evidence import Evidence, path_text
+from aksid.external_dns import (
+    TXT_REGISTRY,
+    Registry,
+    domain_matches,
+    is_external_dns,
+    ownership_fields,
+    ownership_names,
+    registry_of,
+    relative,
+    txt_values,
+)
 from aksid.modes import LIVE_MODES
 from aksid.snapshot import EvidenceUnavailable, Snapshot, labels_match
 
 INGRESS_SERVICE = "ingress-nginx-controller"
 INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx"}
-EXTERNAL_DNS = "external-dns"
-DEFAULT_OWNER_ID = "default"  # external-dns's default --txt-owner-id
 
 
 def _norm(name: str) -> str:
@@ -390,67 +399,37 @@ def test_servers_answer_a_record(subject: str, snapshot: Snapshot, target: Targe
 
 
 # -- DNS-004 ------------------------------------------------------------------------------------
+#
+# external-dns' own registry options decide what its ownership record looks like (aksid/external_dns.py): only
+# `--registry=txt` keeps one; `--txt-prefix` / `--txt-suffix` rename it; `--txt-encrypt-enabled` seals its value,
+# which the collector decrypted with the AES key when it could read it (the snapshot's `decrypted` section).
 
-def _is_external_dns(deployment: dict[str, Any]) -> bool:
-    meta = deployment.get("metadata") or {}
-    if meta.get("name") == EXTERNAL_DNS or (meta.get("labels") or {}).get("app.kubernetes.io/name") == EXTERNAL_DNS:
-        return True
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return any(EXTERNAL_DNS in str(container.get("image", "")) for container in containers)
-
-
-def _flag(arguments: list[str], name: str) -> str | None:
-    """`--name=value` or `--name value`; the last occurrence wins, as for the flag parser."""
-    found = None
-    for index, argument in enumerate(arguments):
-        if argument.startswith(f"--{name}="):
-            found = argument.split("=", 1)[1]
-        elif argument == f"--{name}" and index + 1 < len(arguments):
-            found = arguments[index + 1]
-    return found
+DECRYPTED = "externalDnsOwnership"
 
 
-def _external_dns_settings(deployment: dict[str, Any]) -> tuple[str, str, str]:
-    """(txt owner id, txt prefix, txt suffix) from the external-dns container's flags (or EXTERNAL_DNS_* env values)."""
-    containers = deployment["spec"]["template"]["spec"].get("containers") or []
-    container = next((c for c in containers if EXTERNAL_DNS in str(c.get("image", ""))), containers[0] if containers else {})
-    arguments = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
-    env = {str(e.get("name")): str(e["value"]) for e in container.get("env") or [] if "value" in e}
-
-    def setting(name: str, default: str) -> str:
-        value = _flag(arguments, name)
-        return value if value is not None else env.get(f"EXTERNAL_DNS_{name.upper().replace('-', '_')}", default)
-
-    return setting("txt-owner-id", DEFAULT_OWNER_ID), setting("txt-prefix", ""), setting("txt-suffix", "")
+def external_dns_deployments(snapshot: Snapshot, target: Target) -> list[dict[str, Any]]:
+    """external-dns wherever it runs; those that publish the demo host (public Azure DNS, a domain filter that
+    matches it) when some do, else all of them (a filter that leaves the host out is then named in the finding)."""
+    found = [d for d in snapshot.kube.deployments() if is_external_dns(d)]
+    publishing = [d for d in found if _publishes(registry_of(d), target)]
+    return publishing or found
 
 
-def _ownership_names(host: str, settings: list[tuple[str, str, str]]) -> list[str]:
-    """Where external-dns keeps the ownership record: `hello` (before 0.12) and `a-hello` (0.12 on), affixed as configured."""
-    names = {host, f"a-{host}"}
-    for _, prefix, suffix in settings:
-        names |= {f"{prefix}{host}{suffix}", f"{prefix}a-{host}{suffix}", f"a-{prefix}{host}{suffix}"}
-    return sorted(names)
-
-
-def ownership_fields(text: str) -> dict[str, str]:
-    """`"heritage=external-dns,external-dns/owner=x,..."` -> fields; external-dns stores the quotes in the value."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    fields = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip()
-    return fields
+def _publishes(registry: Registry, target: Target) -> bool:
+    return registry.provider in ("", "azure") and domain_matches(registry.domain_filters, target.demo_fqdn)
 
 
 def external_dns_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
     _zone_or_not_applicable(snapshot, target)
-    if not [d for d in snapshot.kube.deployments(target.addon_namespace) if _is_external_dns(d)]:
-        raise NotApplicable(f"no external-dns Deployment in namespace {target.addon_namespace}: no ownership record is "
-                            "expected (DNS-002 still checks the A record)")
+    if not external_dns_deployments(snapshot, target):
+        raise NotApplicable("no external-dns Deployment in the cluster (by name, image or --provider=azure): no "
+                            "ownership record is expected (DNS-002 still checks the A record)")
     return {f"record/{_norm(target.demo_fqdn)}": target.demo_fqdn}
+
+
+def _decrypted(snapshot: Snapshot) -> dict[str, Any] | None:
+    entry = (snapshot.document.get("decrypted") or {}).get(DECRYPTED)
+    return entry.get("value") if isinstance(entry, dict) and entry.get("status") == "ok" else None
 
 
 @check(
@@ -463,37 +442,76 @@ def external_dns_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
 )
 def test_ownership_record(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     fqdn, domain = subject, _domain(target)
-    deployments = [d for d in snapshot.kube.deployments(target.addon_namespace) if _is_external_dns(d)]
+    deployments = external_dns_deployments(snapshot, target)
     for deployment in deployments:
-        for index, _ in enumerate(deployment["spec"]["template"]["spec"].get("containers") or []):
-            evidence.kube(deployment, f"spec.template.spec.containers[{index}].args")
-    settings = [_external_dns_settings(d) for d in deployments]
-    owners = sorted({owner for owner, _, _ in settings})
-    runs = ", ".join(f"{_ref(d)} with --txt-owner-id={s[0]}" for d, s in zip(deployments, settings, strict=True))
-    names = _ownership_names(target.demo_host, settings)
+        for index, container in enumerate(deployment["spec"]["template"]["spec"].get("containers") or []):
+            evidence.kube(deployment, f"spec.template.spec.containers[{index}].args",
+                          *([f"spec.template.spec.containers[{index}].env"] if container.get("env") else []))
+    registries = [registry_of(d) for d in deployments]
+    others = [r for r in registries if r.registry != TXT_REGISTRY]
+    registries = [r for r in registries if r.registry == TXT_REGISTRY]
+    if not registries:
+        pytest.skip("; ".join(f"external-dns {r.ref} runs with --registry={r.registry}" for r in others)
+                    + ": it keeps no TXT ownership records (ownership lives in its registry, or nowhere with noop), "
+                    "so there is none to judge")
+    owners = sorted({r.owner for r in registries})
+    runs = ", ".join(f"{r.ref} with {r.affixes()}" for r in registries)
+    filtered = [r for r in registries if not _publishes(r, target)]
+    names = sorted({relative(name, domain) for r in registries for name in ownership_names(fqdn, r)})
+    decrypted = _decrypted(snapshot)
+    encrypted = [r for r in registries if r.encrypted]
     found: list[tuple[str, dict[str, str]]] = []
+    unreadable: dict[str, str] = {}  # record name -> why its encrypted value could not be read
+    undecryptable: list[str] = []  # records the configured key does not open: external-dns cannot read them either
+    unrecognised: list[str] = []  # values that are not ownership text, with no encryption configured
     for name in names:
         record_set = _record_set(snapshot, target, "TXT", name)
-        if record_set is not None:
-            evidence.arm("recordSets", record_set, _property(record_set, "txtrecords"))
-        for record in _properties(record_set or {}).get("txtrecords") or []:
-            fields = ownership_fields("".join(str(chunk) for chunk in _lower_keys(record).get("value") or []))
-            if fields.get("heritage") == EXTERNAL_DNS:
+        if record_set is None:
+            continue
+        evidence.arm("recordSets", record_set, _property(record_set, "txtrecords"))
+        for index, value in enumerate(txt_values(record_set)):
+            fields = ownership_fields(value)
+            if fields is not None:
                 found.append((f"{name}.{domain}", fields))
+                continue
+            if not encrypted:
+                unrecognised.append(f"{name}.{domain}")
+                continue
+            opened = _open(decrypted, record_set, index, encrypted, evidence)
+            if isinstance(opened, dict):
+                found.append((f"{name}.{domain} (decrypted)", opened))
+            elif opened == "undecryptable":
+                undecryptable.append(f"{name}.{domain}")
+            else:
+                unreadable[f"{name}.{domain}"] = opened
     a_records = [r for r in snapshot.azure.record_sets() if str(r.get("id", "")).endswith(f"/A/{target.demo_host}")]
     evidence.fix(f"az network dns record-set a delete -g {target.dns_resource_group} -z {domain} -n {target.demo_host} "
                  f"(external-dns recreates it with its TXT ownership record, owner {', '.join(owners)})"
                  + (f"; ids {' '.join(str(r.get('id')) for r in a_records)}" if a_records else ""))
+    if not found and unreadable:
+        pytest.skip(f"the ownership TXT records {', '.join(unreadable)} are encrypted (--txt-encrypt-enabled) and "
+                    f"cannot be read here: {'; '.join(sorted(set(unreadable.values())))}; the owner is not judged")
     if not found:
         evidence.arm_count("recordSets", snapshot.azure.record_sets(), note=f"no TXT {', '.join(names)}")
+    hint = ""
+    if undecryptable:
+        hint = (f"; TXT {', '.join(undecryptable)} does not decrypt with the AES key external-dns is given (written with "
+                "another key: another external-dns sharing the zone, or a key rotated since), so external-dns reads "
+                "it as no ownership record at all")
+    elif unrecognised:
+        hint = (f"; TXT {', '.join(unrecognised)} holds a value that is not external-dns ownership text (encrypted by an "
+                "external-dns with --txt-encrypt-enabled? this one runs without it)")
+    if filtered:
+        hint += "; " + ", ".join(f"{r.ref} (--domain-filter={','.join(r.domain_filters) or '-'}, --provider="
+                                 f"{r.provider or '-'})" for r in filtered) + f" does not publish {fqdn} at all"
     assert found, (
         f"no external-dns ownership TXT record for {fqdn} in zone {domain} (looked for TXT {', '.join(names)}): external-dns "
-        f"(running as {runs}) does not own the host, so it will neither update nor delete its A record"
+        f"(running as {runs}) does not own the host, so it will neither update nor delete its A record{hint}"
     )
     foreign = [(name, fields.get("external-dns/owner")) for name, fields in found
                if fields.get("external-dns/owner") not in owners]
     evidence.fix("; ".join(f"az network dns record-set txt delete -g {target.dns_resource_group} -z {domain} -n "
-                           f"{name.removesuffix('.' + domain)}" for name, _ in foreign)
+                           f"{name.split(' ')[0].removesuffix('.' + domain)}" for name, _ in foreign)
                  + f" and the A record {target.demo_host}, so this cluster's external-dns ({', '.join(owners)}) "
                  "recreates both - only if the other owner no longer needs them")
     assert not foreign, (
@@ -501,3 +519,37 @@ def test_ownership_record(subject: str, snapshot: Snapshot, target: Target, evid
         + f", but this cluster's external-dns runs as {runs}: another external-dns instance (another cluster sharing "
         f"the zone?) owns {fqdn}, and this cluster's will not update it"
     )
+
+
+def _open(decrypted: dict[str, Any] | None, record_set: dict[str, Any], index: int, encrypted: list[Registry],
+          evidence: Evidence) -> dict[str, str] | str:
+    """The ownership fields of an encrypted value as the collector decrypted it; else "undecryptable" (the key
+    external-dns is given does not open it) or why it could not be read (no key in hand)."""
+    if decrypted is None:
+        return ("this snapshot holds no decryption of them (it was taken by an aksid that did not decrypt "
+                "external-dns' records, or in a mode that reads no cluster)")
+    reasons = []
+    tried = False
+    for registry in encrypted:
+        key = (decrypted.get("keys") or {}).get(registry.ref)
+        if key is None:
+            reasons.append(f"the collector saw no AES key setting of {registry.ref}")
+            continue
+        evidence.decrypted(DECRYPTED, decrypted, path_text("keys", registry.ref, "readable"))
+        if not key.get("readable"):
+            reasons.append(f"external-dns {registry.ref} takes its AES key from {key.get('key')}, and {key.get('reason')}")
+            continue
+        for position, record in enumerate(decrypted.get("records") or []):
+            if record.get("deployment") != registry.ref or str(record.get("id", "")).lower() != str(
+                    record_set.get("id", "")).lower():
+                continue
+            values = record.get("decrypted") or []
+            plain = values[index] if index < len(values) else None
+            evidence.decrypted(DECRYPTED, decrypted, f"records[{position}].decrypted[{index}]")
+            tried = True
+            fields = ownership_fields(plain) if plain is not None else None
+            if fields is not None:
+                return fields
+    if tried or not reasons:
+        return "undecryptable"
+    return "; ".join(reasons)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from aksid import hostnames
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
@@ -29,11 +30,9 @@ def _time(value: str | None) -> dt.datetime | None:
 
 
 def demo_ingress(snapshot: Snapshot, target: Target) -> dict[str, Any] | None:
-    """The Ingress that serves the demo host (hello.<domain>)."""
-    for ingress in snapshot.kube.list("networking.k8s.io/v1", "Ingress"):
-        if any(rule.get("host") == target.demo_fqdn for rule in (ingress.get("spec") or {}).get("rules") or []):
-            return ingress
-    return None
+    """The Ingress that serves the demo host (hello.<domain>): a rule for it, else a wildcard rule covering it."""
+    return next(iter(hostnames.ingresses_for(snapshot.kube.list("networking.k8s.io/v1", "Ingress"), target.demo_fqdn)),
+                None)
 
 
 # -- ISS-001 ------------------------------------------------------------------------------------
@@ -183,9 +182,12 @@ def demo_certificate(snapshot: Snapshot, target: Target) -> dict[str, tuple[str,
     if ingress is None:
         raise NotApplicable(f"no Ingress serves {target.demo_fqdn}")
     namespace = ingress["metadata"]["namespace"]
-    tls = next((t for t in (ingress.get("spec") or {}).get("tls") or [] if target.demo_fqdn in (t.get("hosts") or [])), None)
-    if tls is None or not tls.get("secretName"):
-        raise NotApplicable(f"Ingress {namespace}/{ingress['metadata']['name']} has no TLS for {target.demo_fqdn}")
+    found = hostnames.tls_entry_for([ingress], target.demo_fqdn)
+    if found is None:
+        listed = [host for t in (ingress.get("spec") or {}).get("tls") or [] for host in hostnames.tls_hosts(t)]
+        also = f" (its TLS entries list {', '.join(listed)})" if listed else ""
+        raise NotApplicable(f"Ingress {namespace}/{ingress['metadata']['name']} has no TLS for {target.demo_fqdn}{also}")
+    tls = found[1]
     name = tls["secretName"]  # cert-manager names the Certificate after the secret
     return {
         f"certificate/{namespace}/{name}": ("certificate", (namespace, name)),

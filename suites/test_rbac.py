@@ -19,6 +19,7 @@ from aksid.arm_ids import (
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
+from aksid.external_dns import is_external_dns
 from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
 from aksid.redact import looks_secret
@@ -234,7 +235,7 @@ def dns_clients(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict
                 ns = issuer["metadata"].get("namespace")
                 subjects[f"{kind.lower()}/{ns + '/' if ns else ''}{issuer['metadata']['name']}"] = ("issuer", issuer)
     for deployment in snapshot.kube.deployments():
-        if not _is_external_dns(deployment):
+        if not is_external_dns(deployment):
             continue
         ns, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         subjects[f"deployment/{ns}/{name}"] = ("deployment", deployment)
@@ -245,17 +246,6 @@ def dns_clients(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict
     if not subjects:
         raise NotApplicable("no azureDNS solver and no external-dns deployment found")
     return subjects
-
-
-def _is_external_dns(deployment: dict[str, Any]) -> bool:
-    """external-dns by its name, its image (`registry.k8s.io/external-dns/external-dns`, bitnami's) or an Azure
-    provider flag: its tutorials name the Deployment `externaldns` as often as `external-dns`."""
-    if "external-dns" in deployment["metadata"]["name"]:
-        return True
-    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
-    return any("external-dns" in str(c.get("image") or "") or any(
-        str(a).startswith(("--provider=azure", "--provider=azure-private-dns")) for a in c.get("args") or [])
-        for c in containers)
 
 
 def _secret_settings(container: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from aksid import hostnames
 from aksid.checks import check
 from aksid.config import LETSENCRYPT_STAGING, Target
 from aksid.evidence import Evidence
@@ -74,12 +75,23 @@ def _describe(certificate: x509.Certificate) -> str:
 # -- cert-manager's view of the demo certificate -------------------------------------------------
 
 def _demo_tls(snapshot: Snapshot, target: Target) -> tuple[str, str] | None:
-    """(namespace, secretName) of the Ingress TLS entry for the demo host; cert-manager names the Certificate alike."""
-    for ingress in snapshot.kube.list("networking.k8s.io/v1", "Ingress"):
-        for tls in (ingress.get("spec") or {}).get("tls") or []:
-            if target.demo_fqdn in (tls.get("hosts") or []) and tls.get("secretName"):
-                return ingress["metadata"]["namespace"], tls["secretName"]
-    return None
+    """(namespace, secretName) of the Ingress TLS entry for the demo host (its hosts list it, or a wildcard covering
+    it: `*.<domain>`, exact entries first); cert-manager names the Certificate alike."""
+    found = hostnames.tls_entry_for(snapshot.kube.list("networking.k8s.io/v1", "Ingress"), target.demo_fqdn)
+    if found is None:
+        return None
+    ingress, tls = found
+    return ingress["metadata"]["namespace"], tls["secretName"]
+
+
+def _no_tls_for(snapshot: Snapshot, host: str) -> str:
+    """Why no Ingress TLS entry is the demo host's: the hosts the entries do list, when there are any."""
+    listed = sorted({name for ingress in snapshot.kube.list("networking.k8s.io/v1", "Ingress")
+                     for tls in (ingress.get("spec") or {}).get("tls") or [] for name in hostnames.tls_hosts(tls)})
+    if not listed:
+        return f"no Ingress has TLS for {host}"
+    return (f"no Ingress has TLS for {host} (the TLS entries list {', '.join(listed)}; a wildcard covers exactly one "
+            "left-most label)")
 
 
 def _of_current_revision(snapshot: Snapshot, namespace: str, name: str, api_version: str, kind: str) -> dict[str, Any] | None:
@@ -202,13 +214,7 @@ def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Tar
 
 def _covers(leaf: x509.Certificate, host: str) -> bool:
     """RFC 6125 as browsers apply it: subjectAltName DNS names only, a wildcard covers exactly one label."""
-    host = host.lower().rstrip(".")
-    for name in (n.lower().rstrip(".") for n in dns_names(leaf)):
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
-            return True
-    return False
+    return hostnames.covers(dns_names(leaf), host)
 
 
 @check(
@@ -224,16 +230,17 @@ def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot
     evidence.target(target, "demo_fqdn", "tls_min_days")
     evidence.add("snapshot", "created", snapshot.document.get("created"), note="the time the leaf is judged at")
     found = _demo_tls(snapshot, target)
+    certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", *found) if found is not None else None
     if found is not None:
-        certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", *found)
         if certificate is not None:
             evidence.kube(certificate, "spec.dnsNames")
-        evidence.fix(f"kubectl -n {found[0]} describe certificate {found[1]} (dnsNames must include {subject}); "
+        evidence.fix(f"kubectl -n {found[0]} describe certificate {found[1]} (dnsNames must cover {subject}: the "
+                     f"name itself or *.{subject.split('.', 1)[1]}); "
                      f"cmctl renew -n {found[0]} {found[1]}")
     names = ", ".join(dns_names(leaf)) or "no DNS name"
     assert _covers(leaf, subject), (
         f"the certificate served for {subject} is for {names} ({leaf.subject.rfc4514_string()}) and does not cover "
-        f"{subject}")
+        f"{subject}{_why_not_covered(dns_names(leaf), certificate, subject)}")
     collected = _collected(snapshot)
     assert leaf.not_valid_before_utc <= collected, (
         f"the certificate for {subject} is not valid before {leaf.not_valid_before_utc} (collected {collected})")
@@ -243,6 +250,18 @@ def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot
     assert remaining >= dt.timedelta(days=target.tls_min_days_count), (
         f"the certificate for {subject} expires in {remaining.days} day(s) ({leaf.not_valid_after_utc}), less than the "
         f"required {target.tls_min_days_count} (tls_min_days)")
+
+
+def _why_not_covered(served: list[str], certificate: dict[str, Any] | None, host: str) -> str:
+    """What a reader of a name mismatch needs: the wildcard rule when the leaf has one, and what the Certificate asks."""
+    why = ""
+    if any(name.startswith("*") for name in served):
+        why = f" (a wildcard covers exactly one left-most label: *.{host.split('.', 1)[1]} would)"
+    asked = hostnames.certificate_names(certificate)
+    if certificate is not None and asked and not hostnames.covers(asked, host):
+        meta = certificate["metadata"]
+        why += f"; Certificate {meta.get('namespace')}/{meta['name']} asks for {', '.join(asked)}, which does not cover it either"
+    return why
 
 
 # -- TLS-003 ------------------------------------------------------------------------------------
@@ -265,7 +284,7 @@ def test_served_leaf_is_the_issued_one(subject: str, snapshot: Snapshot, target:
         "that do not fetch them (AIA) cannot build the chain")
     found = _demo_tls(snapshot, target)
     if found is None:
-        raise EvidenceUnavailable(f"no Ingress has TLS for {subject}, so there is no issued certificate to compare")
+        raise EvidenceUnavailable(f"{_no_tls_for(snapshot, subject)}, so there is no issued certificate to compare")
     issued, source = _issued_leaf(snapshot, *found)
     _issued_evidence(snapshot, evidence, *found)
     assert issued is not None, f"{source} holds no certificate, so {subject} cannot be serving cert-manager's"
@@ -328,8 +347,7 @@ def test_edge_behaviour(subject: str, snapshot: Snapshot, target: Target, eviden
         evidence.tls("page", page, "status")
         evidence.add("tls page", "body", within=page,
                      note=f"{'contains' if DEMO_TITLE in (page.get('body') or '') else 'lacks'} '{DEMO_TITLE}'")
-        ingress = next((i for i in snapshot.kube.list("networking.k8s.io/v1", "Ingress")
-                        if any(r.get("host") == host for r in (i.get("spec") or {}).get("rules") or [])), None)
+        ingress = next(iter(hostnames.ingresses_for(snapshot.kube.list("networking.k8s.io/v1", "Ingress"), host)), None)
         if ingress is not None:
             evidence.kube(ingress, "spec.rules")
         evidence.fix(f"point the backend of Ingress {names([ingress])[0] if ingress else host} at service "

@@ -18,7 +18,7 @@ from aksid.sandbox.fault_matrix import CELLS, Cell, FaultBench
 
 # What each endpoint family's evidence decides: these checks, and only these, cannot be verified without it.
 NEEDS = {
-    "kube LIST": {"NMI-002", "BIND-002", "BIND-003", "BIND-004"},  # pods
+    "kube LIST": {"NMI-002", "BIND-002", "BIND-003", "BIND-004", "BIND-005"},  # pods
     "ARM read": {"RBAC-001", "RBAC-002", "RBAC-003", "RBAC-005"},  # role assignments (and so definitions)
     "DNS query": {"DNS-001", "DNS-003"},  # one of the zone's name servers
     "TLS (HTTPS)": {"TLS-001", "TLS-002", "TLS-003", "TLS-004"},  # handshake, chain, page

@@ -106,10 +106,12 @@ def collect_kube(
     budget: Budget | None = None,
     entries: dict[str, dict[str, Any]] | None = None,
     on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
+    see_raw: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Return snapshot entries keyed by `apiVersion/Kind` (filled into `entries` as each kind is listed, so a
     caller that stops waiting at the deadline keeps what was read); `on_page` gets each page once redacted
-    (see HandOver)."""
+    (see HandOver); `see_raw` gets each object of a kind it asks for (Secret, Deployment) before it is redacted, and
+    keeps what it needs in memory only (external-dns' AES key: see aksid/external_dns.py)."""
     budget = budget or Budget.for_target(target)
     configuration.retries = KubeRetry.for_budget(budget)
     entries = {} if entries is None else entries
@@ -136,6 +138,9 @@ def collect_kube(
                 # page by page, each object redacted where it stands as soon as it is parsed (no second copy)
                 items: list[dict[str, Any]] = []
                 for page in _pages(api, spec, budget):
+                    if see_raw is not None and spec.kind in ("Secret", "Deployment"):
+                        for item in page:
+                            see_raw(spec.kind, item)
                     redacted = [redact_kube_object(_with_kind(item, spec), owned=True) for item in page]
                     items += redacted
                     if on_page is not None:

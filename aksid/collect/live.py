@@ -15,6 +15,7 @@ from aksid.collect.dns import answers_by_server, collect_dns
 from aksid.collect.kube import KINDS, collect_kube
 from aksid.collect.tls import collect_tls, unavailable
 from aksid.config import Target
+from aksid.external_dns import OwnershipDecryption
 from aksid.snapshot import Snapshot, error, kind_key, new_document
 
 # Seconds a collector may overrun the deadline before the run stops waiting for it: every request's
@@ -138,8 +139,10 @@ def collect_live(
         if on_page is not None and not late_pages.is_set():
             on_page(key, page)
 
+    decryption = OwnershipDecryption(read_secrets)
     workers = [_Worker(azure_dns_tls), _Worker(lambda: collect_kube(target, kube_configuration, progress, read_secrets,
-                                                                        budget, entries=kube, on_page=forward))]
+                                                                        budget, entries=kube, on_page=forward,
+                                                                        see_raw=decryption.see))]
     for worker in workers:
         worker.join(budget.remaining() + GRACE_SECONDS)
     late_pages.set()
@@ -148,6 +151,8 @@ def collect_live(
     document["azure"] = beside.get("azure") or {key: error(late) for key in ARM_ENTRIES}
     document["dns"] = beside.get("dns") or {"parent": error(late), "servers": error(late)}
     document["tls"] = beside.get("tls") or unavailable(late)
+    # external-dns' encrypted ownership records, decrypted while the key is in hand (the snapshot never holds it)
+    document["decrypted"] = {"externalDnsOwnership": decryption.entry(document["azure"])}
     if not budget.expired():
         arm.add_identities(document["azure"], _identity_ids_in_cluster(document["kube"]))
     document["collection"] = budget.summary()

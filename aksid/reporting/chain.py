@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography import x509
 
+from aksid import hostnames
 from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY, workload_models
 from aksid.results import CheckResult, is_fleet
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
@@ -30,8 +31,8 @@ NODES = ("pod", "binding", "identity", "role", "zone", "record", "ingress IP", "
 # and that it is scoped to the zone). NMI and the probes judge whether a pod reaches its binding at all.
 LINK_CHECKS: tuple[tuple[str, ...], ...] = (
     ("NMI-001", "NMI-002", "NMI-003", "NMI-004", "NMI-005", "BIND-002", "BIND-003", "BIND-004",
-     "WI-001", "WI-002", "WI-004", "WI-005", "PROBE-002"),
-    ("BIND-001", "WI-003", "RBAC-005", "PROBE-001"),
+     "WI-001", "WI-002", "WI-004", "WI-005", "PROBE-002", "BIND-005", "WI-006"),
+    ("BIND-001", "WI-003", "RBAC-005", "PROBE-001", "BIND-005", "WI-006"),
     ("RBAC-001", "RBAC-002", "RBAC-004"),
     ("RBAC-001", "RBAC-003"),
     ("DNS-001", "DNS-003", "DNS-004"),
@@ -331,8 +332,7 @@ def _ingress_node(snapshot: Snapshot, t: _Target) -> Node:
 
 
 def _demo_ingresses(snapshot: Snapshot, t: _Target) -> list[dict[str, Any]]:
-    return [i for i in snapshot.kube.list("networking.k8s.io/v1", "Ingress")
-            if any(str(r.get("host") or "").lower() == t.demo_fqdn.lower() for r in (i.get("spec") or {}).get("rules") or [])]
+    return hostnames.ingresses_for(snapshot.kube.list("networking.k8s.io/v1", "Ingress"), t.demo_fqdn)
 
 
 def _pem_certificate(encoded: str) -> x509.Certificate | None:
@@ -357,8 +357,11 @@ def _issued(snapshot: Snapshot, namespace: str, name: str, revision: object) -> 
 
 
 def _certificate_node(snapshot: Snapshot, t: _Target) -> Node:
-    found = next(((i["metadata"].get("namespace"), tls["secretName"]) for i in _demo_ingresses(snapshot, t)
-                  for tls in (i.get("spec") or {}).get("tls") or [] if tls.get("secretName")), None)
+    ingresses = _demo_ingresses(snapshot, t)
+    covering = hostnames.tls_entry_for(ingresses, t.demo_fqdn)  # its hosts list the demo host, or a wildcard covers it
+    found = ((covering[0]["metadata"].get("namespace"), covering[1]["secretName"]) if covering is not None else
+             next(((i["metadata"].get("namespace"), tls["secretName"]) for i in ingresses
+                   for tls in (i.get("spec") or {}).get("tls") or [] if tls.get("secretName")), None))
     if found is None:
         return Node("certificate", "none", (f"no Ingress has TLS for {t.demo_fqdn}",))
     namespace, name = found

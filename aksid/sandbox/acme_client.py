@@ -66,7 +66,10 @@ def issue_certificate(
     key_type: str = "ec",
     timeout: float = 30.0,
 ) -> IssuedCertificate:
-    """Register an account, order `domain`, solve DNS-01 through every DNS server, finalize, download."""
+    """Register an account, order `domain`, solve DNS-01 through every DNS server, finalize, download.
+
+    A wildcard `*.<name>` is ordered as such (RFC 8555 7.1.3); its authorization is for `<name>` and its DNS-01
+    record `_acme-challenge.<name>` (8.4), the only challenge a CA offers for a wildcard."""
     if key_type not in ("ec", "rsa"):
         raise AcmeError(f"key_type must be 'ec' or 'rsa', not '{key_type}'")
     servers = [_loopback_endpoint(server) for server in dns_servers]
@@ -223,7 +226,8 @@ class _ChallengeRecord:
 
     def __init__(self, domain: str, zone: str, servers: list[tuple[str, int]], key: dict[str, str]) -> None:
         self.zone = dns.name.from_text(zone)
-        self.name = dns.name.from_text(f"_acme-challenge.{domain}")
+        # RFC 8555 8.4: a wildcard's challenge is proven on the name without its "*." label.
+        self.name = dns.name.from_text(f"_acme-challenge.{domain.removeprefix('*.')}")
         if not self.name.is_subdomain(self.zone):
             raise AcmeError(f"{domain} is not in the zone {zone}")
         self.servers = servers

@@ -15,7 +15,9 @@ points an issuer at Let's Encrypt staging points it at the staging pebble).
 
 A scenario's `tls:` key stages the faults (validated when the scenario is read, see `validate_tls_staging`):
     issuer: prod | staging          issue from this pebble instead of ACME_ISSUER's
-    leaf_host: NAME                 issue for another host of the zone
+    leaf_host: NAME                 issue for another host of the zone, or a wildcard `*.<domain>` (DNS-01 on
+                                    `_acme-challenge.<domain>`, as cert-manager issues one; nginx serves it for the
+                                    demo host); the scenario's Ingress TLS hosts and Certificate dnsNames say so too
     key_type: ec | rsa              the leaf's key (cert-manager's privateKey.algorithm)
     chain: default | alternate      keep (and serve) the alternate chain, cross-signed by the prod pebble's second root
     expired_leaf: true              an expired leaf, signed by pebble's own intermediate (pebble cannot backdate)
@@ -37,6 +39,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from aksid import hostnames
 from aksid.config import LETSENCRYPT_PROD, LETSENCRYPT_STAGING, is_loopback_host
 from aksid.sandbox.acme_client import AcmeError, IssuedCertificate, issue_certificate
 from aksid.sandbox.dns import ZONE_ADDRESSES, DnsSandbox
@@ -102,8 +105,8 @@ def validate_tls_staging(staging: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("expired_leaf", "served_leaf_differs"):
         if key in staging and not isinstance(staging[key], bool):
             raise EdgeError(f"tls.{key} must be true or false, not {staging[key]!r}")
-    if "leaf_host" in staging and not _is_dns_name(staging["leaf_host"]):
-        raise EdgeError(f"tls.leaf_host must be a DNS name, not {staging['leaf_host']!r}")
+    if "leaf_host" in staging and not _is_dns_name(staging["leaf_host"], wildcard=True):
+        raise EdgeError(f"tls.leaf_host must be a DNS name or a wildcard *.NAME, not {staging['leaf_host']!r}")
     try:
         validate_web_staging({key: value for key, value in staging.items() if key in WEB_STAGING_KEYS})
     except WebSandboxError as exc:
@@ -111,7 +114,11 @@ def validate_tls_staging(staging: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(staging)
 
 
-def _is_dns_name(value: Any) -> bool:
+def _is_dns_name(value: Any, *, wildcard: bool = False) -> bool:
+    """A host name of two labels or more; with `wildcard`, also `*.` over such a name (`*.example.test`: the `*`
+    is the whole left-most label, RFC 6125, and covers one label)."""
+    if wildcard and isinstance(value, str) and value.startswith("*."):
+        value = value[2:]
     labels = str(value).rstrip(".").split(".") if isinstance(value, str) else []
     return len(labels) >= 2 and all(0 < len(label) < 64 and label.replace("-", "").isalnum() for label in labels)
 
@@ -131,7 +138,8 @@ def start_edge(
     stops them all, by PID, if anything here fails)."""
     domain = str(target["domain"]).rstrip(".")
     host = str(staging.get("leaf_host") or f"{target.get('demo_host', 'hello')}.{domain}")
-    if not (host == domain or host.endswith("." + domain)):
+    proven = host.removeprefix("*.")  # a wildcard's DNS-01 record is _acme-challenge.<the rest>
+    if not (proven == domain or proven.endswith("." + domain)):
         raise EdgeError(f"tls.leaf_host {host} is not in the zone {domain}: the sandbox issues through its DNS-01 only")
     servers = sorted(set(dns.server_addresses.values()))
     server_a = next((server for server in servers if server.startswith(ZONE_ADDRESSES["a"] + ":")), servers[0])
@@ -281,13 +289,11 @@ def prepare_base(objects: list[dict[str, Any]], demo_fqdn: str, held: Held, issu
     tls.key, and the name annotations cert-manager derives from the leaf.
     """
     now = now or dt.datetime.now(dt.UTC)
-    tls = next(((obj["metadata"]["namespace"], entry["secretName"]) for obj in objects
-                if obj.get("kind") == "Ingress" and obj.get("apiVersion") == "networking.k8s.io/v1"
-                for entry in (obj.get("spec") or {}).get("tls") or []
-                if demo_fqdn in (entry.get("hosts") or []) and entry.get("secretName")), None)
-    if tls is None:
+    ingresses = [obj for obj in objects if obj.get("kind") == "Ingress" and obj.get("apiVersion") == "networking.k8s.io/v1"]
+    found = hostnames.tls_entry_for(ingresses, demo_fqdn)  # listed, or covered by a wildcard (*.<domain>)
+    if found is None:
         return
-    namespace, name = tls
+    namespace, name = found[0]["metadata"]["namespace"], found[1]["secretName"]
     leaf = held.leaf
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     renewal = not_before + (not_after - not_before) * 2 / 3

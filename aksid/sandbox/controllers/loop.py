@@ -59,7 +59,10 @@ class ControllerLoop(threading.Thread):
         self.published = (self.published & current) | {
             (i["metadata"]["namespace"], i["metadata"]["name"]) for i in ingresses
             if ((i.get("status") or {}).get("loadBalancer") or {}).get("ingress")}
-        external_dns.reconcile(world, ingresses, gone)
+        services = [s for s in (world.kube.get("", "Service", namespace, name) for namespace, name
+                                in world.kube.names("", "Service") if ("Service", namespace, name) not in self.at_rest)
+                    if s is not None and external_dns.HOSTNAME_ANNOTATION in (s["metadata"].get("annotations") or {})]
+        external_dns.reconcile(world, ingresses, gone, services)
         cert_manager.reconcile(world, ingresses)
 
     def _new_ingresses(self) -> list[dict[str, Any]]:
