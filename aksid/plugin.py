@@ -385,8 +385,6 @@ def _collect(state: AksidState) -> None:
     if state.fleet is not None:
         _collect_fleet(state)
         return
-    from aksid.collect.live import collect_live
-
     config = state.config
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     progress = Progress(reporter, verbose=config.getoption("verbose") > 0)
@@ -395,6 +393,8 @@ def _collect(state: AksidState) -> None:
     if state.mode == "static":
         state.snapshot = _collect_static(state)
     else:
+        from aksid.collect.live import collect_live  # live modes only: it brings the Kubernetes and Azure clients
+
         state.snapshot = collect_live(state.target, state.kube_configuration, state.credential, progress,
                                       read_secrets=config.getoption("aksid_read_secrets"),
                                       on_page=state.handover.page if state.handover is not None else None)

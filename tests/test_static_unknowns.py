@@ -242,3 +242,24 @@ def test_the_tutorial_as_a_repository_holds_it_without_secrets_is_green(tmp_path
     run = static(repo)
     assert removed and run.code == 0, run.stdout
     assert not run.ids_with("failed") and not run.ids_with("error")
+
+
+def test_static_and_replay_runs_import_neither_cloud_client(tmp_path: Path) -> None:
+    """Files only: the Kubernetes and Azure clients are imported by the live collectors alone (a static run
+    spent 0.4 s importing them)."""
+    import subprocess
+    import sys
+
+    from .harness import REPO, clean_env
+
+    repo = rendered("healthy", tmp_path)
+    common = ["-q", "-p", "no:cacheprovider", "--aksid-reports-dir", str(repo / "reports")]
+    for args in (["--aksid-mode", "static", "--aksid-env-file", str(repo / "env.sh"), "--aksid-manifests",
+                  str(repo / "manifests"), "--aksid-plan", str(repo / "plan.json")],
+                 ["--aksid-replay", str(repo / "reports" / "snapshot.json")]):
+        process = subprocess.run([sys.executable, "-X", "importtime", "-m", "aksid", "run", *args, *common], cwd=REPO,
+                                 env=clean_env(), capture_output=True, text=True, timeout=240)
+        assert process.returncode in (0, 1) and "INTERNALERROR" not in process.stdout, process.stdout[-2000:]
+        imported = [line.rsplit("|", 1)[-1].strip() for line in process.stderr.splitlines() if "|" in line]
+        assert not [m for m in imported if m.split(".")[0] == "kubernetes" or m.startswith(("azure.identity",
+                                                                                            "azure.mgmt"))], args

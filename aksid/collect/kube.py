@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from aksid.collect.budget import Budget, DeadlinePassed, GaveUp, RetryAfterTooLong, retrying
+from aksid.collect.kinds import KINDS, KindSpec  # noqa: F401  (re-exported: the kinds the collector lists)
 from aksid.collect.retry_policies import KubeRetry
 from aksid.config import ConfigError, Target, is_loopback_host
 from aksid.jsonfile import parsed
@@ -24,47 +24,6 @@ from aksid.snapshot import absent, error, kind_key, not_collected, ok
 
 PAGE_SIZE = 250
 CONNECT_TIMEOUT = 5  # seconds; the read timeout is the target's request_timeout, never past the deadline
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    api_version: str
-    kind: str
-    plural: str
-    custom: bool = False  # served only when its CRD is installed; 404 means absent, not error
-    sensitive: bool = False  # read only with --aksid-read-secrets
-
-    @property
-    def path(self) -> str:
-        prefix = "/api" if "/" not in self.api_version else "/apis"
-        return f"{prefix}/{self.api_version}/{self.plural}"
-
-
-KINDS: tuple[KindSpec, ...] = (
-    KindSpec("v1", "Namespace", "namespaces"),
-    KindSpec("v1", "Node", "nodes"),
-    KindSpec("v1", "Pod", "pods"),
-    KindSpec("v1", "Service", "services"),
-    KindSpec("v1", "ServiceAccount", "serviceaccounts"),
-    KindSpec("v1", "Secret", "secrets", sensitive=True),
-    KindSpec("apps/v1", "DaemonSet", "daemonsets"),
-    KindSpec("apps/v1", "Deployment", "deployments"),
-    KindSpec("apps/v1", "ReplicaSet", "replicasets"),  # the link from a pod to its Deployment (owner chains)
-    KindSpec("networking.k8s.io/v1", "Ingress", "ingresses"),
-    KindSpec("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions"),
-    # the workload identity webhook's registration (WI-002)
-    KindSpec("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
-    KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentity", "azureidentities", custom=True),
-    KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentityBinding", "azureidentitybindings", custom=True),
-    KindSpec("aadpodidentity.k8s.io/v1", "AzurePodIdentityException", "azurepodidentityexceptions", custom=True),
-    KindSpec("aadpodidentity.k8s.io/v1", "AzureAssignedIdentity", "azureassignedidentities", custom=True),
-    KindSpec("cert-manager.io/v1", "ClusterIssuer", "clusterissuers", custom=True),
-    KindSpec("cert-manager.io/v1", "Issuer", "issuers", custom=True),
-    KindSpec("cert-manager.io/v1", "Certificate", "certificates", custom=True),
-    KindSpec("cert-manager.io/v1", "CertificateRequest", "certificaterequests", custom=True),
-    KindSpec("acme.cert-manager.io/v1", "Order", "orders", custom=True),
-    KindSpec("acme.cert-manager.io/v1", "Challenge", "challenges", custom=True),
-)
 
 
 def kube_configuration(target: Target) -> kclient.Configuration:

@@ -13,7 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from aksid.collect.kube import KINDS
+from aksid.collect.kinds import KINDS
 from aksid.collect.static import arm_shapes as shapes
 from aksid.collect.static.arm_template import read_parameters, read_template
 from aksid.collect.static.manifests import Located, read_manifests
