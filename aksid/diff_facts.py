@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aksid import facts
 from aksid.arm_ids import BUILTIN_NAMES, DNS_ZONE_CONTRIBUTOR, role_guid
-from aksid.snapshot import labels_match
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
 
 # Keys whose values change on every write or every night without meaning anything.
 _NOISE_KEYS = {
@@ -305,24 +306,23 @@ def _served_certificates(document: Mapping[str, Any]) -> Iterator[tuple[str, Fac
 
 
 def _issued(document: Mapping[str, Any]) -> dict[str, Any]:
-    """ns/name of each Certificate → its newest issued leaf (from its CertificateRequests; not secret)."""
-    requests = _ok(document.get("kube"), "cert-manager.io/v1/CertificateRequest") or []
-    newest: dict[str, tuple[int, Any]] = {}
-    for request in requests:
-        meta = request.get("metadata") or {}
-        annotations = meta.get("annotations") or {}
-        owner = f"{meta.get('namespace')}/{annotations.get('cert-manager.io/certificate-name', meta.get('name'))}"
-        revision = int(annotations.get("cert-manager.io/certificate-revision") or 0)
-        encoded = (request.get("status") or {}).get("certificate")
-        if not encoded:
-            continue
+    """ns/name of each Certificate → the leaf cert-manager issued for it (aksid.facts: the same derivation TLS-003
+    and the chain use; a certificate is no secret)."""
+    try:
+        snapshot = Snapshot(dict(document))
+        certificates = snapshot.kube.list(facts.CERT_MANAGER, "Certificate")
+    except (ValueError, EvidenceUnavailable, EvidenceNotCollected):
+        return {}
+    found = {}
+    for certificate in certificates:
+        meta = certificate.get("metadata") or {}
         try:
-            certs = _certificates(base64.b64decode(encoded).decode())
-        except (ValueError, UnicodeDecodeError):
+            leaf = facts.issued_leaf(snapshot, meta.get("namespace"), meta.get("name")).certificate
+        except (EvidenceUnavailable, EvidenceNotCollected):
             continue
-        if certs and revision >= newest.get(owner, (-1, None))[0]:
-            newest[owner] = (revision, certs[0])
-    return {owner: cert for owner, (_, cert) in newest.items()}
+        if leaf is not None:
+            found[f"{meta.get('namespace')}/{meta.get('name')}"] = leaf
+    return found
 
 
 def _cluster_certificates(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:

@@ -8,15 +8,13 @@ Times are judged at collection, so a replayed snapshot gives the answer it gave 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from aksid import hostnames
+from aksid import facts, hostnames
 from aksid.checks import check
 from aksid.config import LETSENCRYPT_STAGING, Target
 from aksid.evidence import Evidence
@@ -95,58 +93,21 @@ def _no_tls_for(snapshot: Snapshot, host: str) -> str:
 
 
 def _of_current_revision(snapshot: Snapshot, namespace: str, name: str, api_version: str, kind: str) -> dict[str, Any] | None:
-    """The CertificateRequest (or ACME Order) of the Certificate's current revision (cert-manager annotates them)."""
-    certificate = snapshot.kube.get(CERT_MANAGER, "Certificate", namespace, name)
-    revision = ((certificate or {}).get("status") or {}).get("revision")
-    if certificate is None or revision is None:
-        return None
-    for obj in snapshot.kube.list(api_version, kind, namespace):
-        annotations = obj["metadata"].get("annotations") or {}
-        if (annotations.get("cert-manager.io/certificate-name") == name
-                and annotations.get("cert-manager.io/certificate-revision") == str(revision)):
-            return obj
-    return None
+    return facts.of_current_revision(snapshot, namespace, name, api_version, kind)
 
 
 def _current_request(snapshot: Snapshot, namespace: str, name: str) -> dict[str, Any] | None:
-    return _of_current_revision(snapshot, namespace, name, CERT_MANAGER, "CertificateRequest")
+    return facts.of_current_revision(snapshot, namespace, name, CERT_MANAGER, "CertificateRequest")
 
 
 def _secret(snapshot: Snapshot, namespace: str, name: str) -> dict[str, Any] | None:
-    """The Secret when Secrets were read (--aksid-read-secrets) and listed; None otherwise."""
-    entry = snapshot.kube.entry("v1", "Secret")
-    if entry["status"] != "ok":
-        return None
-    return snapshot.kube.get("v1", "Secret", namespace, name)
-
-
-def _pem(encoded: str) -> str:
-    try:
-        return base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return ""
-
-
-def _first_certificate(pem: str) -> x509.Certificate | None:
-    try:
-        return parse_chain([pem])[0] if pem else None
-    except (ValueError, IndexError):
-        return None
+    return facts.certificate_secret(snapshot, namespace, name)
 
 
 def _issued_leaf(snapshot: Snapshot, namespace: str, name: str) -> tuple[x509.Certificate | None, str]:
-    """(the leaf cert-manager issued, where it was read): the Secret's tls.crt when Secrets were read, else the
-    current CertificateRequest's status.certificate. (None, source) when that source holds no certificate."""
-    secret = _secret(snapshot, namespace, name)
-    if secret is not None:
-        return _first_certificate(_pem((secret.get("data") or {}).get("tls.crt") or "")), f"Secret {namespace}/{name} (tls.crt)"
-    request = _current_request(snapshot, namespace, name)
-    if request is None:
-        raise EvidenceUnavailable(
-            f"no CertificateRequest of the current revision of Certificate {namespace}/{name} (and Secrets were not "
-            "read: --aksid-read-secrets), so there is no issued certificate to compare")
-    source = f"CertificateRequest {namespace}/{request['metadata']['name']} (status.certificate)"
-    return _first_certificate(_pem((request.get("status") or {}).get("certificate") or "")), source
+    """(the leaf cert-manager issued, where it was read): one derivation, shared with the chain and the diff."""
+    leaf = facts.issued_leaf(snapshot, namespace, name)
+    return leaf.certificate, leaf.source
 
 
 def _origin(url: str) -> str:
@@ -303,7 +264,7 @@ def _issued_evidence(snapshot: Snapshot, evidence: Evidence, namespace: str, nam
                            else (request, "status.certificate", ((request or {}).get("status") or {}).get("certificate")))
     if obj is None:
         return
-    issued = _first_certificate(_pem(encoded or ""))
+    issued = facts.first_certificate(encoded or "")
     evidence.kube(obj, field, note=_describe(issued) if issued is not None else "no certificate")
 
 

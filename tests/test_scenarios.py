@@ -14,6 +14,31 @@ from .diff_expectations import assert_diff_names_change, base_of
 from .harness import aksid, evidence_not_in_snapshot
 
 SCENARIOS = builtin_names()
+
+
+def assert_one_issued_leaf(snapshot_path: Path) -> None:
+    """The chain picture, the diff and TLS-003 name the same issued leaf for every Certificate (aksid.facts)."""
+    import json
+
+    from aksid.suites.test_tls import _issued_leaf as tls_issued
+
+    from aksid.diff_facts import _issued as diff_issued
+    from aksid.reporting.chain import _issued as chain_issued
+    from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
+
+    document = json.loads(snapshot_path.read_text(encoding="utf-8"))
+    snapshot = Snapshot(document)
+    by_diff = diff_issued(document)
+    for certificate in snapshot.kube.list("cert-manager.io/v1", "Certificate"):
+        namespace, name = certificate["metadata"]["namespace"], certificate["metadata"]["name"]
+        try:
+            by_check = tls_issued(snapshot, namespace, name)[0]
+        except (EvidenceUnavailable, EvidenceNotCollected):
+            by_check = None
+        by_chain = chain_issued(snapshot, namespace, name) if by_check is not None else None
+        serials = {getattr(leaf, "serial_number", None) for leaf in (by_check, by_chain,
+                                                                     by_diff.get(f"{namespace}/{name}"))}
+        assert len(serials) == 1, (namespace, name, serials)
 ATTACH_IDS = {entry.id for entry in load_catalogue() if "attach" in entry.modes}  # PROBE/CANARY need provision mode
 
 
@@ -33,6 +58,7 @@ def test_demo_meets_scenario_expectation(name: str, tmp_path: Path, base_reports
     assert all(c["fix"] for c in failed), [(c["id"], c["subject"]) for c in failed if not c["fix"]]
     assert all(c["evidence"] for c in failed + [c for c in run.results["checks"] if c["outcome"] == "passed"])
     assert evidence_not_in_snapshot(run) == [], "evidence must be what the snapshot holds, in red runs too"
+    assert_one_issued_leaf(tmp_path / "snapshot.json")
     if not (set(scenario.expect_failed) | set(scenario.expect_error)) & ATTACH_IDS:
         assert run.ids_with("passed"), "a green scenario must pass checks, not skip them all"
         assert "aksid summary" in run.stdout

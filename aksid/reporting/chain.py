@@ -9,8 +9,6 @@ when none judged it. In provision mode the canary's own chain is drawn beside it
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +18,7 @@ from typing import Any
 
 from cryptography import x509
 
-from aksid import hostnames
+from aksid import facts, hostnames
 from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY, workload_models
 from aksid.results import CheckResult, is_fleet
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
@@ -335,25 +333,9 @@ def _demo_ingresses(snapshot: Snapshot, t: _Target) -> list[dict[str, Any]]:
     return hostnames.ingresses_for(snapshot.kube.list("networking.k8s.io/v1", "Ingress"), t.demo_fqdn)
 
 
-def _pem_certificate(encoded: str) -> x509.Certificate | None:
-    try:
-        return parse_chain([base64.b64decode(encoded, validate=True).decode("utf-8")])[0]
-    except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
-        return None
-
-
-def _issued(snapshot: Snapshot, namespace: str, name: str, revision: object) -> x509.Certificate | None:
-    """The leaf cert-manager issued: the Secret's tls.crt (when Secrets were read), else the current request's."""
-    if snapshot.kube.entry("v1", "Secret")["status"] == "ok":
-        secret = snapshot.kube.get("v1", "Secret", namespace, name)
-        if secret is not None:
-            return _pem_certificate((secret.get("data") or {}).get("tls.crt") or "")
-    for request in snapshot.kube.list(CERT_MANAGER, "CertificateRequest", namespace):
-        annotations = request["metadata"].get("annotations") or {}
-        if (annotations.get("cert-manager.io/certificate-name") == name
-                and annotations.get("cert-manager.io/certificate-revision") == str(revision)):
-            return _pem_certificate((request.get("status") or {}).get("certificate") or "")
-    return None
+def _issued(snapshot: Snapshot, namespace: str, name: str) -> x509.Certificate | None:
+    """The leaf cert-manager issued (aksid.facts: the same derivation TLS-003 and the diff use)."""
+    return facts.issued_leaf(snapshot, namespace, name).certificate
 
 
 def _certificate_node(snapshot: Snapshot, t: _Target) -> Node:
@@ -376,7 +358,7 @@ def _certificate_node(snapshot: Snapshot, t: _Target) -> Node:
     issuer = ((certificate.get("spec") or {}).get("issuerRef") or {}).get("name")
     facts = [f"Ready {ready.get('status', 'unknown')}, issuer {issuer}"]
     try:
-        leaf = _issued(snapshot, namespace, name, status.get("revision"))
+        leaf = _issued(snapshot, namespace, name)
     except (EvidenceUnavailable, EvidenceNotCollected):
         leaf = None
     if leaf is not None:
