@@ -12,3 +12,5 @@ from __future__ import annotations
 MODES: tuple[str, ...] = ("attach", "replay", "provision", "static")
 # Where there is a live environment behind the evidence (checks of object status, nodes, DNS answers, handshakes).
 LIVE_MODES: tuple[str, ...] = ("attach", "replay", "provision")
+# The modes a run is started in with --aksid-mode (replay is chosen by --aksid-replay, a saved snapshot).
+SELECTABLE_MODES: tuple[str, ...] = tuple(mode for mode in MODES if mode != "replay")
