@@ -285,8 +285,8 @@ def located(document: Mapping[str, Any], source: str) -> Any:
 
 def _target_of(document: Mapping[str, Any]) -> dict[str, Any]:
     """The target's settings and the values derived from them (demo_fqdn, zone_id...), as the run saw them."""
-    from aksid.plugin import target_from_snapshot
     from aksid.snapshot import Snapshot
+    from aksid.snapshot_target import target_from_snapshot
 
     target = target_from_snapshot(Snapshot(dict(document)))
     return {name: getattr(target, name) for name in dir(target) if not name.startswith("_")

@@ -27,7 +27,7 @@ from aksid.activation import (
     settings_overrides,
 )
 from aksid.checks import SEVERITIES, NotApplicable, check_info
-from aksid.config import FIELDS, LIVE_ONLY_FIELDS, ConfigError, Target, override_target, resolve_target
+from aksid.config import LIVE_ONLY_FIELDS, ConfigError, Target, resolve_target
 from aksid.evidence import EVIDENCE_KEY, Evidence
 from aksid.fleet import INDEX, Member, collect_members, member_name, read_index, unique_names
 from aksid.identity_models import header_lines, identity_models, skip_reason
@@ -37,6 +37,7 @@ from aksid.progress import Progress
 from aksid.redact import redact_provision
 from aksid.results import CheckResult, terminal_lines
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, HandOver, JsonScribe, Snapshot
+from aksid.snapshot_target import target_from_snapshot
 from aksid.waivers import Waiver, WaiverError, find_waiver, load_waivers
 
 _STATE = pytest.StashKey["AksidState"]()
@@ -267,14 +268,6 @@ class _LateActivation:
         self.config.stash[_STATE] = state
         self.config.pluginmanager.register(state, "aksid-state")
         state.pytest_runtest_logreport(report)  # registered during this call: it would miss this first report
-
-
-def target_from_snapshot(snapshot: Snapshot, overrides: list[str] | None = None) -> Target:
-    """The target a snapshot was collected for; fields it predates take their defaults; then `--aksid-set` overrides."""
-    view = snapshot.target
-    values = {spec.name: view.get(spec.name, spec.default) for spec in FIELDS}
-    sources = {spec.name: "snapshot" if spec.name in view else "default (not in the snapshot)" for spec in FIELDS}
-    return override_target(Target(**values, sources=sources), overrides or [])
 
 
 def _state(config: pytest.Config) -> AksidState | None:
