@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aksid.identity_models import (
     POD_IDENTITY_GROUP,
@@ -35,6 +35,9 @@ from aksid.identity_models import (
 from aksid.nodes import is_pod_ready
 from aksid.snapshot import Snapshot, placeholder
 from aksid.workloads import pods_of
+
+if TYPE_CHECKING:
+    from aksid.evidence import Evidence
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CERT_MANAGER = "cert-manager.io/v1"
@@ -56,6 +59,16 @@ class Path:
     def breaks(self, reason: str, fix: str) -> None:
         self.broken.append(reason)
         self.fixes.append(fix)
+
+    def record(self, evidence: Evidence) -> None:
+        """What the check compared (each object and field looked at) and the fix for every broken link."""
+        for obj, field_path in self.looked_at:
+            evidence.kube(obj, field_path)
+        evidence.fix("; ".join(dict.fromkeys(self.fixes)))
+
+    def finding(self, identity: str, model: str) -> str:
+        unread = f" (not judged: {'; '.join(self.unread)})" if self.unread else ""
+        return f"{self.ref} cannot reach identity {identity} through {model}: {'; '.join(self.broken)}{unread}"
 
     @property
     def ref(self) -> str:
@@ -283,7 +296,7 @@ def _controller_links(path: Path, snapshot: Snapshot, model: str, dns_client_id:
     if kind == "external-dns":
         _external_dns_links(path, snapshot, model, dns_client_id, read_secrets and live)
     elif kind == "cert-manager":
-        _cert_manager_links(path, snapshot, model, dns_client_id)
+        _cert_manager_links(path, snapshot, dns_client_id)
 
 
 def _azure_json(snapshot: Snapshot, workload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -334,7 +347,7 @@ def _external_dns_links(path: Path, snapshot: Snapshot, model: str, dns_client_i
                     f"client id {dns_client_id}", f"set \"userAssignedIdentityID\": \"{dns_client_id}\" in Secret {secret}")
 
 
-def _cert_manager_links(path: Path, snapshot: Snapshot, model: str, dns_client_id: str) -> None:
+def _cert_manager_links(path: Path, snapshot: Snapshot, dns_client_id: str) -> None:
     args = _args(path.workload)
 
     def flag(name: str, default: bool) -> bool:

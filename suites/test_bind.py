@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from aksid.allowed_path import Path, pod_identity_path, workload_identity_markers
+from aksid.allowed_path import pod_identity_path, workload_identity_markers
 from aksid.arm_ids import same_id
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
@@ -327,12 +327,6 @@ def allowed_pod_identity_workloads(snapshot: Snapshot, target: Target) -> dict[s
     return found
 
 
-def record_path(evidence: Evidence, path: Path) -> None:
-    for obj, field in path.looked_at:
-        evidence.kube(obj, field)
-    evidence.fix("; ".join(dict.fromkeys(path.fixes)))
-
-
 @check(
     "BIND-005", "each allowed workload reaches the DNS identity through pod identity, as its own software reads it",
     "high",
@@ -354,6 +348,5 @@ def test_allowed_workload_reaches_dns_identity(subject: tuple[dict[str, Any], st
     path = pod_identity_path(snapshot, deployment, selector, (identity.get("properties") or {}).get("clientId"),
                              read_secrets=snapshot.kube.entry("v1", "Secret").get("status") == "ok",
                              live=snapshot.document.get("mode") != "static")
-    record_path(evidence, path)
-    assert not path.broken, (f"{path.ref} cannot reach identity {identity.get('name')} through pod identity: "
-                             + "; ".join(path.broken))
+    path.record(evidence)
+    assert not path.broken, path.finding(str(identity.get("name")), "pod identity")

@@ -490,8 +490,5 @@ def test_allowed_service_account_reaches_dns_identity(subject: tuple[dict[str, A
                                   read_secrets=snapshot.kube.entry("v1", "Secret").get("status") == "ok",
                                   credentials=credentials, issuer=issuer or None,
                                   live=snapshot.document.get("mode") != "static")
-    for obj, field in path.looked_at:
-        evidence.kube(obj, field)
-    evidence.fix("; ".join(dict.fromkeys(path.fixes)))
-    assert not path.broken, (f"{path.ref} cannot reach identity {identity['name']} through workload identity: "
-                             + "; ".join(path.broken))
+    path.record(evidence)
+    assert not path.broken, path.finding(identity["name"], "workload identity")

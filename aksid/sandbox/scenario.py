@@ -24,7 +24,6 @@ apply (`prepare_base`), so a scenario that patches a Certificate's times keeps t
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from aksid.sandbox.bulk import json_copy, load_document
 from aksid.sandbox.dns import DnsSandboxError
 from aksid.sandbox.dns import validate_staging as validate_dns_staging
 from aksid.sandbox.edge import EdgeError, validate_tls_staging
+from aksid.sandbox.kube.patch import merge_patch  # RFC 7386, as the fake kube API applies it
 
 _TOP_KEYS = {"name", "description", "base", "target", "expect", "kube", "azure", "dns", "tls", "controllers", "rights"}
 # Knobs of the controller models (aksid.sandbox.controllers) for what the stores cannot express.
@@ -218,19 +218,6 @@ def _mentions(value: Any, scenario: Scenario, path: Path) -> dict[str, list[str]
     if stray:
         raise ScenarioError(f"{path}: expect.mentions names {', '.join(stray)}, which the scenario does not expect red")
     return mentions
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (null deletes a key)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _kube_identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:

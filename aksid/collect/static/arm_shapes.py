@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from aksid.arm_ids import BUILTIN_NAMES, MORE_BUILTIN_NAMES
-from aksid.snapshot import NOT_RESOLVABLE, UNKNOWN_UNTIL_APPLY, placeholder, unknown_until_apply
+from aksid.snapshot import NOT_RESOLVABLE, UNKNOWN_UNTIL_APPLY, placeholder
 
 ROLE_BY_NAME = {name.lower(): guid for guid, name in {**BUILTIN_NAMES, **MORE_BUILTIN_NAMES}.items()}
 _ASSIGNMENT_NAMESPACE = uuid.UUID("0b1e5f8a-6c2d-4e3f-9a7b-5d4c3b2a1f0e")
@@ -22,10 +22,6 @@ def unknown(where: str) -> str:
 def unresolved(what: str, source: str = "plan") -> str:
     """An expression aksid cannot evaluate from the file: `(not resolvable from the plan: ADDRESS.attr = local.x)`."""
     return f"{NOT_RESOLVABLE} {source}: {what})"
-
-
-def is_unknown(value: Any) -> bool:
-    return unknown_until_apply(value)
 
 
 def is_placeholder(value: Any) -> bool:

@@ -222,11 +222,8 @@ class _Reader:
         if condition is False or (isinstance(condition, str) and condition.lower() == "false"):
             return  # not deployed with these parameter values
         kind, name = str(resource.get("type", "")), evaluate(resource.get("name"), scope)
-        if parent is not None and "/" not in kind.split("/", 1)[-1] and kind.count("/") == 0:
-            kind = f"{parent.type}/{kind}"  # a child resource: its type and name are relative to the parent
-            name = f"{parent.name}/{name}" if not isinstance(name, Unknown) else name
-        elif parent is not None and not kind.lower().startswith(parent.type.lower().split("/")[0].lower() + "/") \
-                and "." not in kind.split("/")[0]:
+        if parent is not None and "." not in kind.split("/")[0]:
+            # a child resource (no `Namespace.Provider/` of its own): its type and name are relative to the parent
             kind = f"{parent.type}/{kind}"
             name = f"{parent.name}/{name}" if not isinstance(name, Unknown) else name
         if resource.get("existing"):
@@ -365,13 +362,11 @@ class _Reader:
 
     def _line_of(self, resource: dict[str, Any]) -> int | None:
         """The line of a resource's `"type"`: found in document order (resources are read in that order)."""
-        needle = json.dumps(resource.get("type"))
-        for candidate in (needle, needle.replace('"', '"', 1)):
-            found = re.compile(r'"type"\s*:\s*' + re.escape(candidate)).search(self.text, self._cursor)
-            if found:
-                self._cursor = found.end()
-                return self.text.count("\n", 0, found.start()) + 1
-        return None
+        found = re.compile(r'"type"\s*:\s*' + re.escape(json.dumps(resource.get("type")))).search(self.text, self._cursor)
+        if found is None:
+            return None
+        self._cursor = found.end()
+        return self.text.count("\n", 0, found.start()) + 1
 
 
 def _runtime(resource: str, path: str) -> str:
@@ -395,5 +390,3 @@ def _placeholder(value: Any) -> Any:
         return [_placeholder(v) for v in value]
     return value
 
-
-__all__ = ["is_expression", "read_parameters", "read_template"]

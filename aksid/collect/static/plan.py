@@ -59,7 +59,6 @@ class PlanResources:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # ARM id -> {file, line, address}
     problems: list[str] = field(default_factory=list)  # what could not be resolved (the evidence is then an error)
     pod_identity_profiles: list[dict[str, Any]] = field(default_factory=list)
-    cluster_address: str | None = None
 
 
 def read_plan(path: Path, subscription: str, tenant: str | None) -> PlanResources:
@@ -364,8 +363,6 @@ class _Plan:
         values = resource.get("values") or {}
         arm_id = self.value(address, "id")
         network = (values.get("network_profile") or [{}])[0] or {}
-        kubelet_configured = _dig_expression((self.config.get(_base(address)) or {}).get("expressions") or {},
-                                             "kubelet_identity[0].object_id") is not None
         cluster = {
             "id": arm_id, "name": self.value(address, "name"), "type": "Microsoft.ContainerService/ManagedClusters",
             "identity": {"type": ((values.get("identity") or [{}])[0] or {}).get("type") or "SystemAssigned",
@@ -383,15 +380,7 @@ class _Plan:
                 "nodeResourceGroup": self.value(address, "node_resource_group"),
             },
         }
-        if not kubelet_configured and shapes.is_placeholder(cluster["properties"]["identityProfile"]["kubeletidentity"]
-                                                             ["objectId"]):
-            cluster["properties"]["identityProfile"]["kubeletidentity"]["objectId"] = shapes.unknown(
-                f"{address}.kubelet_identity[0].object_id")
-        if self.out.cluster_address is None:
-            self.out.resources.append(cluster)
-            self.out.cluster_address = address
-        else:
-            self.out.resources.append(cluster)
+        self.out.resources.append(cluster)
         self._locate(arm_id, address)
 
     def _azapi_resource(self, address: str, resource: dict[str, Any]) -> None:
