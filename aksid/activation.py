@@ -18,7 +18,7 @@ import pytest
 from filelock import FileLock
 
 from aksid.checks import SEVERITIES
-from aksid.modes import SELECTABLE_MODES
+from aksid.modes import SelectableModes
 from aksid.paths import suites_dir
 
 # (flag, argparse keywords): every option of the plugin, spelled --aksid-*, so no other plugin's flag collides.
@@ -31,7 +31,7 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
                      "help": "override one target field; wins over every other source"}),
     ("--aksid-kube-context", {"metavar": "NAME", "help": "kubeconfig context to use (`aksid run` also takes --kube-context)"}),
     ("--aksid-replay", {"metavar": "PATH", "help": "check a saved snapshot; no network at all"}),
-    ("--aksid-mode", {"metavar": "MODE", "choices": SELECTABLE_MODES, "default": None,
+    ("--aksid-mode", {"metavar": "MODE", "choices": SelectableModes(), "default": None,
                       "help": "attach (default: read only), provision (also create labelled probes and a canary, "
                               "observe, remove them) or static (read a repository's files: no cluster, no cloud)"}),
     ("--aksid-manifests", {"metavar": "PATH", "action": "append", "default": [],

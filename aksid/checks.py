@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aksid.modes import MODES
+from aksid.modes import MODES, all_modes
 
 IDENTITY_MODELS = ("pod-identity", "workload-identity")  # aksid.identity_models.MODELS, without importing the snapshot
 
@@ -52,16 +52,16 @@ def check(
         raise ValueError(f"check id {id!r} must look like AREA-000")
     if severity not in SEVERITIES:
         raise ValueError(f"check {id}: severity must be one of {SEVERITIES}")
-    unknown = sorted(set(modes or ()) - set(MODES))
+    unknown = sorted(set(modes or ()) - set(all_modes()))
     if unknown:
-        raise ValueError(f"check {id}: unknown mode(s) {', '.join(unknown)}; modes are {', '.join(MODES)}")
+        raise ValueError(f"check {id}: unknown mode(s) {', '.join(unknown)}; modes are {', '.join(all_modes())}")
     if model is not None and model not in IDENTITY_MODELS:
         raise ValueError(f"check {id}: unknown identity model {model!r}; models are {', '.join(IDENTITY_MODELS)}")
     return pytest.mark.check(id=id, title=title, severity=severity, remediation=remediation, subjects=subjects,
-                             modes=tuple(modes) if modes else MODES, model=model)
+                             modes=tuple(modes) if modes else None, model=model)
 
 
 def check_info(marker: pytest.Mark) -> CheckInfo:
     kw = marker.kwargs
     return CheckInfo(id=kw["id"], title=kw["title"], severity=kw["severity"], remediation=kw["remediation"],
-                     modes=tuple(kw.get("modes") or MODES), model=kw.get("model"))
+                     modes=tuple(kw.get("modes") or all_modes()), model=kw.get("model"))

@@ -170,7 +170,7 @@ INTERRUPTED_COLLECTIONS = {
 import sys, types
 from contextlib import nullcontext
 
-import aksid.plugin
+import aksid.run.run
 
 
 def _frame_between_statements():
@@ -187,12 +187,12 @@ def _interrupted(state):
     raise KeyboardInterrupt().with_traceback(types.TracebackType(None, frame, offset, -1))
 
 
-aksid.plugin._collect = _interrupted
+aksid.run.run.Run.collect = _interrupted
 """,
     "turned-into-a-library-error": """
 import os, signal, time
 
-import aksid.plugin
+import aksid.run.run
 
 
 class SchemaError(Exception):
@@ -208,7 +208,7 @@ def _interrupted(state):
         raise SchemaError("Error building 'call' validator: KeyboardInterrupt:") from None
 
 
-aksid.plugin._collect = _interrupted
+aksid.run.run.Run.collect = _interrupted
 """,
 }
 

@@ -163,3 +163,56 @@ def test_a_check_outside_its_modes_is_skipped_with_the_reason(saved_snapshot: Pa
     assert run.code == 0, run.stdout + run.stderr
     corp = [c for c in run.results["checks"] if c["id"] == "CORP-003"]
     assert [c["outcome"] for c in corp] == ["skipped"] and "attach mode only" in corp[0]["message"]
+
+
+TOY_SOURCE = '''
+"""A mode nobody here wrote: evidence from a saved snapshot, relabelled (one register() call, nothing else)."""
+import os
+from pathlib import Path
+
+from aksid.fleet import Member
+from aksid.run.sources import EvidenceSource, register
+from aksid.snapshot import Snapshot
+from aksid.snapshot_target import target_from_snapshot
+
+
+class ToySource(EvidenceSource):
+    name = "toy"
+
+    def members(self, options):
+        snapshot = Snapshot.load(Path(os.environ["TOY_SNAPSHOT"]))
+        return [Member("toy-target", target_from_snapshot(snapshot))]
+
+    def collect(self, member, options, context):
+        context.progress("toy: reading the saved evidence")
+        document = Snapshot.load(Path(os.environ["TOY_SNAPSHOT"])).document
+        return Snapshot({**document, "mode": self.name})
+
+
+register(ToySource())
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_new_mode_is_one_registered_source(saved_snapshot: Path, tmp_path: Path, extra: list[str]) -> None:
+    (tmp_path / "toy_source.py").write_text(TOY_SOURCE, encoding="utf-8")
+    env = clean_env(PYTHONPATH=str(tmp_path), TOY_SNAPSHOT=str(saved_snapshot))
+    run = pytest_in(tmp_path, "-p", "toy_source", "--aksid-mode", "toy", "-q", *extra, env=env)
+    _no_plugin_trouble(run)
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.results["mode"] == "toy" and {t["name"] for t in run.results["targets"]} == {"toy-target"}
+    assert json.loads((run.reports / "snapshot.json").read_text())["mode"] == "toy"
+    replay = pytest_in(tmp_path, "--aksid-replay", str(saved_snapshot), "--aksid-reports-dir", "replayed", "-q")
+    replayed = {(c["id"], c["subject"]): c["outcome"] for c in json.loads(
+        (tmp_path / "replayed" / "results.json").read_text())["checks"]}
+    toy = run.outcomes()
+    live_only = {key for key, outcome in toy.items() if outcome == "skipped"} - {
+        key for key, outcome in replayed.items() if outcome == "skipped"}
+    # the checks of every mode judged the same evidence as the replay did; the live-only ones say why they did not run
+    judged = {key: outcome for key, outcome in toy.items() if key not in live_only}
+    assert {"passed"} <= set(judged.values()) and judged == {key: replayed[key] for key in judged}
+    assert live_only and all("mode only" in c["message"] and "this run is in toy mode" in c["message"]
+                             for c in run.results["checks"] if (c["id"], c["subject"]) in live_only)
+    assert replay.code == 0
+    unknown = pytest_in(tmp_path, "--aksid-mode", "toy", "-q")  # without the plugin that registers it
+    assert unknown.code == 4 and "invalid choice: 'toy'" in unknown.stderr, unknown.stdout + unknown.stderr

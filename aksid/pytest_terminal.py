@@ -1,0 +1,32 @@
+"""pytest's terminal reporter as a run's terminal (aksid.run.run.Terminal's interface), looked up when a line is
+written: the reporter registers after this plugin's pytest_configure, and a run may write before that (the team's
+provision command)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PytestTerminal:
+    """pytest's terminal reporter, looked up when a line is written (it registers after this plugin configures)."""
+
+    def __init__(self, config: Any) -> None:  # a pytest.Config
+        self.config = config
+
+    @property
+    def reporter(self) -> Any:
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    @property
+    def isatty(self) -> bool:
+        return bool(getattr(self.reporter, "isatty", False))
+
+    def write_line(self, line: str, **style: bool) -> None:
+        if self.reporter is not None:
+            self.reporter.write_line(line, **style)
+        else:
+            print(line, flush=True)
+
+    def rewrite(self, line: str, **kwargs: Any) -> None:
+        if self.reporter is not None:
+            self.reporter.rewrite(line, **kwargs)
