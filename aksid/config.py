@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from aksid.envfile import EnvFileError, parse_env_file
+from aksid.userfiles import UserFileError, read_yaml, reported_as
 
 ACME_ISSUERS = ("letsencrypt-staging", "letsencrypt-prod")
 LETSENCRYPT_PROD = "https://acme-v02.api.letsencrypt.org/directory"
@@ -456,8 +455,8 @@ def profile_hooks(path: Path | None) -> dict[str, str]:
     if path is None or not path.is_file():
         return {}
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        document = read_yaml(path, "the profile") or {}
+    except UserFileError:
         return {}  # load_profile reports it in one sentence when the target is resolved
     section = document.get("provision") if isinstance(document, dict) else None
     if not isinstance(section, dict):
@@ -468,14 +467,8 @@ def profile_hooks(path: Path | None) -> dict[str, str]:
 def load_profile(path: Path) -> dict[str, tuple[str, str]]:
     """Flatten a YAML profile into {field: (value, source)}."""
     source = f"profile {path}"
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"the profile {path} cannot be read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"the profile {path} is not valid YAML{where}") from None
+    with reported_as(ConfigError):
+        document = read_yaml(path, "the profile")
     if document is None:
         return {}
     if not isinstance(document, dict):

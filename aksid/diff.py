@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aksid.diff_facts import Fact, snapshot_facts, strip_pod_suffix
-from aksid.jsonfile import read_json_object
+from aksid.userfiles import read_json_object, reported_as
 
 DIFF_SCHEMA = "aksid.diff/v1"
 # The allowed path reads objects other checks are grouped under (aksid/allowed_path.py).
@@ -94,25 +94,27 @@ def _compact(value: Any, limit: int = 240) -> str:
 # --- reading the sides ----------------------------------------------------------------------------------
 
 
-def load_side(path: Path) -> Side:
-    """A snapshot, a results.json (with the snapshot beside it, when there is one) or a reports folder."""
+def load_side(path: Path, what: str = "") -> Side:
+    """A snapshot, a results.json (with the snapshot beside it, when there is one) or a reports folder; `what`
+    names the side in an error ("OLD", "the baseline")."""
     if path.is_dir():
         side = Side(str(path))
         for name in ("results.json", "snapshot.json"):
             if (path / name).exists():
-                _fill(side, _read(path / name), path / name)
+                _fill(side, _read(path / name, what), path / name)
         if side.snapshot is None and side.results is None:
             raise DiffError(f"{path} holds neither results.json nor snapshot.json")
         return side
     side = Side(str(path))
-    _fill(side, _read(path), path)
+    _fill(side, _read(path, what), path)
     if side.results is not None and side.snapshot is None and (path.parent / "snapshot.json").exists():
-        _fill(side, _read(path.parent / "snapshot.json"), path.parent / "snapshot.json")
+        _fill(side, _read(path.parent / "snapshot.json", what), path.parent / "snapshot.json")
     return side
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return read_json_object(path, DiffError)
+def _read(path: Path, what: str) -> dict[str, Any]:
+    with reported_as(DiffError):
+        return read_json_object(path, what)
 
 
 def _fill(side: Side, document: dict[str, Any], path: Path) -> None:
@@ -210,7 +212,7 @@ def _fleet(results: dict[str, Any]) -> bool:
 
 
 def diff_paths(old: Path, new: Path) -> Diff:
-    return compare(load_side(old), load_side(new))
+    return compare(load_side(old, "OLD"), load_side(new, "NEW"))
 
 
 # --- rendering --------------------------------------------------------------------------------------------

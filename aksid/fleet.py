@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aksid.config import ConfigError, Target
+from aksid.userfiles import UserFileError, read_yaml
 
 INDEX = "fleet.json"
 
@@ -35,8 +34,8 @@ class Member:
 def member_name(profile: Path) -> str:
     """The profile's `name:`, else the file's stem."""
     try:
-        document = yaml.safe_load(profile.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        document = read_yaml(profile, "the profile")
+    except UserFileError:
         document = None  # load_profile reports it in one sentence
     name = document.get("name") if isinstance(document, dict) else None
     return str(name or profile.stem)

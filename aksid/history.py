@@ -6,13 +6,13 @@ the outcome. A row whose outcome changed from night to night says how often, so 
 
 from __future__ import annotations
 
-import json
 import sys
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from aksid.diff import result_key
+from aksid.userfiles import UserFileError, read_json
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#1b1f24}
@@ -29,18 +29,23 @@ class HistoryError(Exception):
     """The folder holds no results to show; the message says why."""
 
 
-def load_nights(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every aksid results.json under `folder`, oldest first (by `started`, then by path)."""
-    nights = []
+def load_nights(folder: Path, skipped: list[str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Every aksid results.json under `folder`, oldest first (by `started`, then by path). A .json file that cannot
+    be read or is not JSON is passed over, its one-sentence reason added to `skipped`."""
+    nights, unread = [], []
     for path in sorted(folder.rglob("*.json")):
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            document = read_json(path, "")
+        except UserFileError as exc:
+            unread.append(str(exc))
             continue
         if isinstance(document, dict) and str(document.get("schema", "")).startswith("aksid.results/"):
             nights.append((path, document))
+    if skipped is not None:
+        skipped += unread
     if not nights:
-        raise HistoryError(f"{folder} holds no aksid results.json")
+        more = f", and {len(unread) - 1} more file(s) not read" if len(unread) > 1 else ""
+        raise HistoryError(f"{folder} holds no aksid results.json" + (f" ({unread[0]}{more})" if unread else ""))
     return sorted(nights, key=lambda night: (str(night[1].get("started")), str(night[0])))
 
 
@@ -88,11 +93,14 @@ def render_history(nights: list[tuple[Path, dict[str, Any]]]) -> str:
 
 
 def history_command(folder: Path, out: Path) -> int:
+    skipped: list[str] = []
     try:
-        nights = load_nights(folder)
+        nights = load_nights(folder, skipped)
     except HistoryError as exc:
         print(f"aksid history: {exc}", file=sys.stderr)
         return 4
+    for reason in skipped:
+        print(f"aksid history: passed over {reason}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_history(nights), encoding="utf-8")
     print(f"aksid history: {len(nights)} runs → {out}")

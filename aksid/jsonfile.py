@@ -1,11 +1,10 @@
-"""JSON in and out: reading a document a user hands the suite (a snapshot, a results.json), one sentence when it is
-not one; encoding the large ones the suite writes (orjson: 9x the standard library's C encoder on a large cluster, and
-the standard library's indented form is its pure-Python encoder)."""
+"""JSON in and out: decoding what the network sends; encoding the large documents the suite writes (orjson: 9x the
+standard library's C encoder on a large cluster, and the standard library's indented form is its pure-Python
+encoder). A JSON file a user hands the suite (a snapshot, a results.json) is read by aksid.userfiles."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,19 +39,3 @@ def parsed(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
-
-
-def read_json_object(path: Path, error: type[Exception], name: str | None = None,
-                     expected: str = "a JSON object") -> dict[str, Any]:
-    """The JSON object in `path`; otherwise `error` with "<name> cannot be read / is not valid JSON (line N) /
-    is not <expected>" (`name` defaults to the path)."""
-    name = name or str(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise error(f"{name} cannot be read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise error(f"{name} is not valid JSON (line {exc.lineno})") from None
-    if not isinstance(document, dict):
-        raise error(f"{name} is not {expected}")
-    return document

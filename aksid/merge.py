@@ -6,10 +6,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from aksid.jsonfile import read_json_object
 from aksid.reporting import write_reports
 from aksid.results import RESULTS_SCHEMA, CheckResult
 from aksid.snapshot import Snapshot
+from aksid.userfiles import read_json_object, reported_as
 
 _FIELDS = {f.name for f in fields(CheckResult)}
 
@@ -52,7 +52,8 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
 
 def _read(path: Path) -> dict[str, Any]:
     expected = f"an aksid results.json (schema {RESULTS_SCHEMA})"
-    document = read_json_object(path, MergeError, expected=expected)
+    with reported_as(MergeError):
+        document = read_json_object(path, "", expected=expected)
     if document.get("schema") != RESULTS_SCHEMA:
         raise MergeError(f"{path} is not {expected}")
     return document

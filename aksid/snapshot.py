@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aksid.jsonfile import compact_sorted, read_json_object
+from aksid.jsonfile import compact_sorted
 from aksid.memory import long_lived_allocations
+from aksid.userfiles import read_json_object
 
 SCHEMA = "aksid.snapshot/v1"
 
@@ -393,7 +394,7 @@ class Snapshot:
     @classmethod
     def load(cls, path: Path) -> Snapshot:
         with long_lived_allocations():
-            document = read_json_object(path, ValueError, f"the snapshot {path}")
+            document = read_json_object(path, "the snapshot")  # a UserFileError is a ValueError
         return cls(document)
 
     def save(self, path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from aksid.userfiles import read_yaml, reported_as
 
 _KEYS = {"check", "subject", "reason", "expires"}
 
@@ -44,12 +44,8 @@ class Waiver:
 
 
 def load_waivers(path: Path) -> list[Waiver]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WaiverError(f"the waiver file {path} cannot be read ({exc.strerror or exc})") from None
-    except yaml.YAMLError:
-        raise WaiverError(f"the waiver file {path} is not valid YAML") from None
+    with reported_as(WaiverError):
+        document = read_yaml(path, "the waiver file")
     if document is None:
         return []
     if not isinstance(document, list):

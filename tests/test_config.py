@@ -115,7 +115,8 @@ def test_malformed_profile_is_one_sentence_and_exit_4_before_any_request(sandbox
     bad = sandbox.state_dir / "bad.yaml"
     bad.write_text(sandbox.profile.read_text() + "target: [unclosed\n")
     run = run_suites("--aksid-profile", str(bad), reports=tmp_path / "reports")
-    _assert_usage_error(run, f"the profile {bad} is not valid YAML at line")
+    stream_end = len(bad.read_text().splitlines()) + 1  # where the unclosed `[` is found unclosed
+    _assert_usage_error(run, f"the profile {bad}:{stream_end} is not valid YAML (column 1: expected ',' or ']'")
     assert sandbox.requests() == []
 
 

@@ -21,7 +21,7 @@ def apply_baseline(path: Path, results: list[CheckResult], meta: dict[str, Any],
                    snapshot: dict[str, Any] | None) -> list[CheckResult]:
     """Sets meta["baseline"] (the diff, or why there is none) and returns the results with `new` marked."""
     try:
-        old = load_side(path)
+        old = load_side(path, "the baseline")
     except DiffError as exc:
         meta["baseline"] = {"path": str(path), "error": str(exc), "changed": None, "changes": [], "newly_red": []}
         return results

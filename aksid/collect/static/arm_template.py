@@ -27,8 +27,9 @@ from aksid.collect.static.arm_expressions import (
     is_expression,
     resource_id,
 )
-from aksid.collect.static.errors import StaticInputError
+from aksid.collect.static.errors import StaticInputError, static_input_error
 from aksid.collect.static.plan import PlanResources
+from aksid.userfiles import UserFileError, parse_json, read_text
 
 _DEPLOYMENT = "microsoft.resources/deployments"
 _SCHEMA_SCOPES = {"subscriptiondeploymenttemplate": "subscription", "managementgroupdeploymenttemplate": "subscription",
@@ -58,17 +59,17 @@ def read_parameters(path: Path) -> dict[str, Any]:
 def _read(path: Path, what: str = "the ARM template") -> tuple[str, Any]:
     """ARM accepts `//` and `/* */` comments in templates (Bicep-era tooling writes them); JSON does not."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StaticInputError(f"{what} {path} cannot be read ({exc})") from None
+        text = read_text(path, what)
+    except UserFileError as exc:
+        raise StaticInputError(str(exc)) from None
     try:
-        return text, json.loads(text)
-    except json.JSONDecodeError:
+        return text, parse_json(text, path, what)
+    except UserFileError:
         pass
     try:
-        return text, json.loads(_without_comments(text))
-    except json.JSONDecodeError as exc:
-        raise StaticInputError(f"{path}:{exc.lineno} is not valid JSON ({what}, e.g. `bicep build` output)") from None
+        return text, parse_json(_without_comments(text), path, what)
+    except UserFileError as exc:
+        raise static_input_error(exc, "ARM reads JSON (comments allowed), as `bicep build` writes it") from None
 
 
 def _without_comments(text: str) -> str:

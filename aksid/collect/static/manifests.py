@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aksid.collect.static.errors import StaticInputError
+from aksid.userfiles import UserFileError, read_text, yaml_documents
 
 _SOURCE = re.compile(r"^# Source: (\S.*)$")
 _SUFFIXES = (".yaml", ".yml", ".json")
+_WHAT = "the manifest file"
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ def read_manifests(paths: Iterable[Path]) -> list[Located]:
     found: list[Located] = []
     for path in manifest_files(paths):
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StaticInputError(f"the manifest file {path} cannot be read ({exc})") from None
+            text = read_text(path, _WHAT)
+        except UserFileError as exc:
+            raise StaticInputError(str(exc)) from None
         found += list(_objects_of(path, text))
     return found
 
@@ -74,36 +74,22 @@ def _objects_of(path: Path, text: str) -> Iterator[Located]:
     if unrendered is not None:
         raise unrendered
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise StaticInputError(f"{path}{where} is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    for node in nodes:
-        if node is None:
-            continue
-        try:
-            document = _construct(node)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or node.start_mark
-            hint = " (an unrendered template? render it first)" if "{{" in text else ""
-            raise StaticInputError(f"{path}:{mark.line + 1} is not valid YAML ({getattr(exc, 'problem', None) or exc})"
-                                   f"{hint}") from None
+        documents = yaml_documents(text, path, _WHAT)
+    except UserFileError as exc:
+        hint = "; an unrendered template? render it first" if "{{" in text else ""
+        raise StaticInputError(f"{exc}{hint}") from None
+    for entry in documents:
+        document, node = entry.value, entry.node
         if not isinstance(document, dict):
             continue
-        source = _chart_source(lines, node.start_mark.line)
+        source = _chart_source(lines, entry.line - 1)
         if document.get("kind") == "List" or (str(document.get("kind", "")).endswith("List") and "items" in document):
             items = next((value for key, value in node.value if key.value == "items"), None)
             for item_node, item in zip(getattr(items, "value", []) or [], document.get("items") or [], strict=False):
                 if isinstance(item, dict) and item.get("kind"):
                     yield Located(item, path, item_node.start_mark.line + 1, source)
         elif document.get("kind") and document.get("apiVersion"):
-            yield Located(document, path, node.start_mark.line + 1, source)
-
-
-def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    return loader.construct_document(node)
+            yield Located(document, path, entry.line, source)
 
 
 def _chart_source(lines: list[str], start: int) -> str | None:
