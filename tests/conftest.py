@@ -36,17 +36,19 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def base_reports(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The reports folder (snapshot.json, results.json) of a demo run of a base scenario, run once per session."""
+    """The reports folder (snapshot.json, results.json) of a demo run of a base scenario, run once per session
+    (per xdist worker) and mode: `aksid demo --scenario <scenario> [--mode provision]`. Read it, never write it."""
     from .harness import aksid
 
-    runs: dict[str, Path] = {}
+    runs: dict[tuple[str, str], Path] = {}
 
-    def reports(scenario: str = "healthy") -> Path:
-        if scenario not in runs:
-            folder = tmp_path_factory.mktemp(f"base-{scenario}")
-            run = aksid("demo", "--scenario", scenario, "--reports-dir", str(folder), reports=folder)
+    def reports(scenario: str = "healthy", mode: str = "attach") -> Path:
+        if (scenario, mode) not in runs:
+            folder = tmp_path_factory.mktemp(f"base-{scenario}" + ("" if mode == "attach" else f"-{mode}"))
+            run = aksid("demo", "--scenario", scenario, "--reports-dir", str(folder),
+                        *([] if mode == "attach" else ["--mode", mode]), reports=folder)
             assert run.code == 0, run.stdout + run.stderr
-            runs[scenario] = folder
-        return runs[scenario]
+            runs[(scenario, mode)] = folder
+        return runs[(scenario, mode)]
 
     return reports
