@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aksid import facts
 from aksid.identity_models import (
     POD_IDENTITY_GROUP,
     POD_IDENTITY_LABEL,
@@ -34,7 +35,6 @@ from aksid.identity_models import (
 )
 from aksid.nodes import is_pod_ready
 from aksid.snapshot import Snapshot, placeholder
-from aksid.workloads import pods_of
 
 if TYPE_CHECKING:
     from aksid.evidence import Evidence
@@ -95,8 +95,8 @@ def _other_than(value: Any, dns_client_id: Any) -> bool:
 
 
 def current_pods(snapshot: Snapshot, workload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The workload's pods (those of older ReplicaSets included: a rollout in flight shows both)."""
-    return pods_of(workload, snapshot.kube.pods(workload["metadata"].get("namespace")))
+    """The workload's pods (aksid.facts: those of older ReplicaSets included, a rollout in flight shows both)."""
+    return facts.workload_pods(snapshot, workload)
 
 
 def refused(snapshot: Snapshot, workload: dict[str, Any]) -> str | None:

@@ -1,7 +1,14 @@
-"""The check catalogue, read from the `check` markers in the suites (so docs cannot drift from code)."""
+"""The check catalogue, read from the `check` markers in the suites (so docs cannot drift from code).
+
+What the markers declare is also where the reports' maps of checks come from: the arrows of the chain picture
+each check judges (`link`), the units of evidence it reads (`reads`: the coverage names the checks a missing unit
+leaves unjudged) and the check a change of a unit is shown under in `aksid diff` (`grouped_under`). A new check
+needs its marker and its red scenario, nothing else.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -11,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from aksid.checks import SEVERITIES, check_info
+from aksid.check_info import SEVERITIES, check_info
 from aksid.paths import suites_dir
 
 AREAS = {
@@ -40,16 +47,32 @@ class Entry:
     modes: tuple[str, ...]
     remediation: str
     test: str
+    reads: tuple[str, ...] = ()
+    link: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
 
 
 def load_catalogue(extra: Iterable[Path] = ()) -> list[Entry]:
     """The bundled checks, and those in `extra` (a team's check files or folders), sorted by area then ID."""
     entries = []
+    imported = _imported_by_file()
     for path in sorted(suites_dir().glob("test_*.py")):
-        entries += _entries(importlib.import_module(f"aksid.suites.{path.stem}"), f"{path.stem}.py")
+        module = imported.get(path.resolve()) or importlib.import_module(f"aksid.suites.{path.stem}")
+        entries += _entries(module, f"{path.stem}.py")
     for path in _check_files(extra):
         entries += _entries(_import_file(path), str(path))
     return sorted(entries, key=lambda e: (list(AREAS).index(e.area) if e.area in AREAS else len(AREAS), e.area, e.id))
+
+
+def _imported_by_file() -> dict[Path, ModuleType]:
+    """Modules already imported, by file: in a run, pytest imported the suites (under its own names); reading their
+    markers again costs nothing, importing them a second time would."""
+    found = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and "test_" in file:
+            found[Path(file).resolve()] = module
+    return found
 
 
 def _entries(module: ModuleType, where: str) -> list[Entry]:
@@ -59,7 +82,7 @@ def _entries(module: ModuleType, where: str) -> list[Entry]:
             if mark.name == "check":
                 info = check_info(mark)
                 entries.append(Entry(info.id, info.title, info.severity, info.area, info.modes, info.remediation,
-                                     f"{where}::{name}"))
+                                     f"{where}::{name}", info.reads, info.link, info.groups))
     return entries
 
 
@@ -92,9 +115,10 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def as_markdown(entries: list[Entry]) -> str:
-    lines = ["| ID | severity | title | remediation |", "|---|---|---|---|"]
+    lines = ["| ID | severity | title | reads | remediation |", "|---|---|---|---|---|"]
     for entry in entries:
-        cells = [entry.id, entry.severity, entry.title, entry.remediation]
+        cells = [entry.id, entry.severity, entry.title, ", ".join(f"`{unit}`" for unit in entry.reads),
+                 entry.remediation]
         lines.append("| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -104,9 +128,59 @@ def as_text(entries: list[Entry]) -> str:
     for entry in entries:
         lines.append(f"{entry.id:<9} {entry.severity:<8} {entry.title}")
         lines.append(f"{'':<18} modes: {', '.join(entry.modes)}; test: {entry.test}")
+        lines.append(f"{'':<18} reads: {', '.join(entry.reads) or '-'}"
+                     + (f"; judges: {', '.join(entry.link)}" if entry.link else ""))
         lines.append(f"{'':<18} fix: {entry.remediation}")
     return "\n".join(lines) + "\n"
 
 
 def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
+
+
+# -- what the reports derive from the markers ------------------------------------------------------
+
+@functools.cache
+def builtin() -> tuple[Entry, ...]:
+    """The bundled checks, read once per process (the chain picture, the diff and the coverage ask for them)."""
+    return tuple(load_catalogue())
+
+
+def link_checks(arrows: Iterable[str], entries: Iterable[Entry] | None = None) -> tuple[tuple[str, ...], ...]:
+    """For each arrow (`identity → role`), the checks that declare they judge it, in catalogue order; a check with
+    no `link` is on no arrow."""
+    entries = builtin() if entries is None else tuple(entries)
+    return tuple(tuple(entry.id for entry in entries if name in entry.link) for name in arrows)
+
+
+def readers(unit: str, entries: Iterable[Entry] | None = None) -> tuple[str, ...]:
+    """The checks that declare they read `unit` (`kube:DaemonSet`), in catalogue order."""
+    return tuple(entry.id for entry in (builtin() if entries is None else entries) if unit in entry.reads)
+
+
+def grouping(entries: Iterable[Entry] | None = None) -> dict[str, str]:
+    """unit → the check a change of it is shown under: the only check that reads it; when several do, the one that
+    names it in `groups` (the first in catalogue order, should two); when none does, the unit is left out
+    (`grouped_under` says "other")."""
+    return dict(_builtin_grouping()) if entries is None else _grouping(tuple(entries))
+
+
+def grouped_under(unit: str, entries: Iterable[Entry] | None = None) -> str:
+    """The check a change of `unit` is shown under in `aksid diff` (see `grouping`), or "other"."""
+    found = _builtin_grouping() if entries is None else _grouping(tuple(entries))
+    return found.get(unit, "other")
+
+
+@functools.cache
+def _builtin_grouping() -> dict[str, str]:
+    return _grouping(builtin())
+
+
+def _grouping(entries: tuple[Entry, ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for unit in dict.fromkeys(unit for entry in entries for unit in entry.reads):
+        reading = [entry for entry in entries if unit in entry.reads]
+        chosen = reading[0] if len(reading) == 1 else next((e for e in reading if unit in e.groups), None)
+        if chosen is not None:
+            found[unit] = chosen.id
+    return found

@@ -5,25 +5,32 @@ each TLS probe. A unit is collected when the answer is evidence (`ok`, or `absen
 not exist); `error` is not; what a run chose not to read (`skipped`, e.g. Secrets without
 --aksid-read-secrets) is not counted at all. `--aksid-min-coverage` compares the percentage (kubescape's
 --fail-coverage-below, for evidence).
+
+A unit is named as the checks name what they read (aksid.units: `apps/v1/DaemonSet` is `kube:DaemonSet`), so an
+area that misses a unit also says which checks read one (`affects`, in catalogue order): those that could not be
+judged on full evidence. A complete area has no `affects`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from aksid.units import unit_of
 
 AREAS = (("kube", "kinds"), ("azure", "ARM reads"), ("dns", "DNS servers"), ("tls", "TLS probes"))
 _COLLECTED = ("ok", "absent")
 
 
 def coverage(document: Mapping[str, Any]) -> dict[str, Any]:
-    """{"percent", "areas": {area: {"collected", "total", "missing": [names]}}} of one snapshot document."""
+    """{"percent", "areas": {area: {"collected", "total", "missing": [names], and when something is missing
+    "affects": [check ids]}}} of one snapshot document."""
     areas: dict[str, dict[str, Any]] = {}
     for section, _ in AREAS:
         units = _dns_units(document.get("dns") or {}) if section == "dns" else _entry_units(document.get(section) or {})
         counted = {name: status for name, status in units.items() if status != "skipped"}
         missing = sorted(name for name, status in counted.items() if status not in _COLLECTED)
-        areas[section] = {"collected": len(counted) - len(missing), "total": len(counted), "missing": missing}
+        areas[section] = _area(section, len(counted) - len(missing), len(counted), missing)
     return _report(areas)
 
 
@@ -32,9 +39,27 @@ def merged(coverages: list[dict[str, Any]]) -> dict[str, Any]:
     areas: dict[str, dict[str, Any]] = {}
     for section, _ in AREAS:
         parts = [c["areas"][section] for c in coverages]
-        areas[section] = {"collected": sum(p["collected"] for p in parts), "total": sum(p["total"] for p in parts),
-                          "missing": sorted({m for p in parts for m in p["missing"]})}
+        areas[section] = _area(section, sum(p["collected"] for p in parts), sum(p["total"] for p in parts),
+                               sorted({m for p in parts for m in p["missing"]}))
     return _report(areas)
+
+
+def _area(section: str, collected: int, total: int, missing: list[str]) -> dict[str, Any]:
+    area: dict[str, Any] = {"collected": collected, "total": total, "missing": missing}
+    if missing:
+        area["affects"] = affects(section, missing)
+    return area
+
+
+def affects(section: str, missing: Iterable[str]) -> list[str]:
+    """The checks that read a unit of `section` the coverage names as missing (`apps/v1/ReplicaSet`,
+    `servers ns1-01.azure-dns.com.`), in catalogue order: the checks declare their reads (aksid.catalogue)."""
+    units = {unit_of(section, name) for name in missing}
+    if not units:
+        return []
+    from aksid.catalogue import builtin  # the suites are read only when something is missing
+
+    return [entry.id for entry in builtin() if units & set(entry.reads)]
 
 
 def _report(areas: dict[str, dict[str, Any]]) -> dict[str, Any]:

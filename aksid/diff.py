@@ -12,14 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aksid.diff_facts import Fact, snapshot_facts, strip_pod_suffix
+from aksid.diff_facts import Fact, also_bears_on, snapshot_facts, strip_pod_suffix
 from aksid.userfiles import read_json_object, reported_as
 
 DIFF_SCHEMA = "aksid.diff/v1"
-# The allowed path reads objects other checks are grouped under (aksid/allowed_path.py).
-ALSO_BEARS_ON = {"BIND-001": ("BIND-005",), "BIND-002": ("BIND-005",), "ISS-001": ("BIND-005", "WI-006"),
-                 "ISS-003": ("BIND-005", "WI-006"), "RBAC-004": ("BIND-005", "WI-006"), "WI-003": ("WI-006",),
-                 "WI-004": ("WI-006",)}
 RED = ("failed", "error")
 
 
@@ -66,10 +62,12 @@ class Diff:
     newly_red: list[dict[str, Any]] = field(default_factory=list)  # {id, subject, target} of checks that turned red
 
     def bears_on(self) -> set[str]:
-        """Every check a change bears on: the one it is grouped under, and the allowed-path checks (BIND-005, WI-006)
-        that follow the same objects a link further (an Issuer's solver is ISS-001's and cert-manager's path)."""
+        """Every check a change bears on: the one it is grouped under, and the checks that follow the same evidence
+        without any of it grouped under them (the allowed path BIND-005/WI-006: an Issuer's solver is ISS-001's and
+        cert-manager's path), as the checks' declared reads overlap (aksid.diff_facts.also_bears_on)."""
         found = {change.check for change in self.changes}
-        return found | {also for check in found for also in ALSO_BEARS_ON.get(check, ())}
+        also = also_bears_on()
+        return found | {other for check in found for other in also.get(check, ())}
 
     def grouped(self) -> dict[str, list[Change]]:
         groups: dict[str, list[Change]] = {}

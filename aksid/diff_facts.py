@@ -10,11 +10,16 @@ Rules (README, "What changed since last night"):
 - pods are grouped by their workload (ReplicaSet hash and pod suffix dropped) and only their binding marks
   (aadpodidbinding, azure.workload.identity/use, hostNetwork) are compared;
 - the SOA serial is judged only against the other servers of the same night (behind or current).
+
+Each fact is shown under a check: the one that reads its unit of evidence, as the checks declare it (`_under`:
+aksid.catalogue.grouped_under); a handful of facts go to a check chosen by what they mean rather than by their
+unit (the kubelet's role assignment is RBAC-003's), each written where it is made with the reason.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -22,9 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aksid import facts
+from aksid import catalogue, facts
 from aksid.arm_ids import BUILTIN_NAMES, DNS_ZONE_CONTRIBUTOR, role_guid
+from aksid.facts import workload_of
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
+from aksid.units import unit_of
 
 # Keys whose values change on every write or every night without meaning anything.
 _NOISE_KEYS = {
@@ -39,13 +46,39 @@ _NOISE_SUFFIXES = ("Time", "Timestamp", "At", "HeartbeatTime")
 # Kinds compared by their own rules (pods, identities), or that are a controller's working state (orders).
 _SPECIAL_KINDS = {"Pod", "ReplicaSet", "Secret", "Event", "CertificateRequest", "Order", "Challenge", "AzureIdentity",
                   "AzureIdentityBinding", "AzurePodIdentityException", "AzureAssignedIdentity", "ServiceAccount"}
-_KIND_CHECKS = {
-    "DaemonSet": "NMI-002", "Node": "NMI-002", "CustomResourceDefinition": "NMI-003", "ClusterIssuer": "ISS-001",
-    "Issuer": "ISS-001", "Certificate": "ISS-004", "Ingress": "TLS-004", "Service": "DNS-002", "Deployment": "other",
-    "MutatingWebhookConfiguration": "WI-002", "Namespace": "other",
+# Facts shown under a check chosen by what they mean, not by their unit of evidence (every other fact is shown
+# under its unit's check, `_under`); the tables _WORKLOAD_CHECKS, _PARTS, _CLUSTER_PARTS and _RECORD_CHECKS below do
+# the same for workloads by name, fields and record types.
+_MEANT = {
+    # whose a role assignment is (azure:roleAssignments): the node pool's (the kubelet, the `-agentpool` identity),
+    # which every pod can take, must not write the zone; the control plane's is the add-on's Managed Identity
+    # Operator; DNS Zone Contributor at a zone is the right RBAC-001 wants of the DNS identity, not an extra one
+    "node pool's role": "RBAC-003", "control plane's role": "RBAC-005", "the zone's role": "RBAC-001",
+    # which mark a workload's pods carry (kube:Pod): a binding selector at home (the allowed workloads), elsewhere,
+    # the workload identity label, hostNetwork or an exception's exemption (NMI bypassed)
+    "selector at home": "BIND-002", "selector elsewhere": "BIND-003", "workload identity label": "WI-004",
+    "bypass": "BIND-004",
+    # NMI's pods, ready per node (kube:Pod)
+    "NMI ready": "NMI-002",
+    # the add-on's own exception, kube-system/aks-addon-exception (kube:AzurePodIdentityException)
+    "add-on exception": "NMI-003",
+    # a solver holding a client secret (kube:ClusterIssuer, kube:Issuer): the secret is the finding
+    "client secret": "RBAC-004",
+    # a name server's answer to the ownership record's question (dns:servers); its SOA serial behind the others', a
+    # stale copy of the zone the delegation names (dns:servers)
+    "ownership answer": "DNS-004", "SOA serial": "DNS-001",
+    # of the served leaf (tls:handshake): its issuer is the trust, its names, key and dates the host and validity, its
+    # intermediates and whether it is the issued one what cert-manager issued and the server sends
+    "served issuer": "TLS-001", "served leaf": "TLS-002", "served as issued": "TLS-003",
 }
-# Workloads a check is about, by name: (kind, name pattern, check for the object, check for its existence).
-_WORKLOAD_CHECKS = (("DaemonSet", re.compile(r"(^|-)nmi$"), "NMI-002", "NMI-001"),
+# Units whose changes are shown with another unit's: no check judges a namespaced Issuer as a whole (ISS-003 and
+# RBAC-004 judge its solvers, placed by _PARTS), so it stays beside the ClusterIssuers.
+_SHOWN_WITH = {"kube:Issuer": "kube:ClusterIssuer"}
+# Workloads a check is about by their name, not by their kind (the kind's check is the unit's): (kind, name pattern,
+# check for the object or None for the unit's, check for its existence). The nmi DaemonSet's existence is NMI-001's
+# finding; MIC running is NMI-004's (standard mode); the webhook's Deployment is WI-002's; external-dns' and
+# cert-manager's args are where RBAC-004 finds a client secret, and they exist for BIND-002 to bind.
+_WORKLOAD_CHECKS = (("DaemonSet", re.compile(r"(^|-)nmi$"), None, "NMI-001"),
                     ("Deployment", re.compile(r"(^|-)mic$"), "NMI-004", "NMI-004"),
                     ("Deployment", re.compile(r"wi-webhook|workload-identity"), "WI-002", "WI-002"),
                     ("Deployment", re.compile(r"^(external-dns|cert-manager)$"), "RBAC-004", "BIND-002"))
@@ -62,6 +95,37 @@ class Fact:
     subject: str  # which one, in words
     value: Any  # what matters of it (JSON-able)
     under: str | None = None  # the key of a fact this one depends on: when that one changed, this one is not news
+
+
+def _under(unit: str) -> str:
+    """The check a change of `unit` (`kube:DaemonSet`, `azure:recordSets`) is shown under: the one check that reads
+    it, or of several the one that names it in `groups` (aksid.catalogue.grouped_under); "other" when none does."""
+    return catalogue.grouped_under(_SHOWN_WITH.get(unit, unit))
+
+
+@functools.cache
+def also_bears_on() -> dict[str, tuple[str, ...]]:
+    """check → the checks that also bear on a change shown under it: those the diff shows nothing under (no unit is
+    grouped under them and no fact means them: the allowed path BIND-005/WI-006, WI-005, the probes follow evidence
+    other checks are shown with) that read a unit the check reads (or shows with it, _SHOWN_WITH)."""
+    entries = catalogue.builtin()
+    shown = set(catalogue.grouping().values()) | _meant_checks()
+    followers = [entry for entry in entries if entry.id not in shown]
+    found = {}
+    for entry in (e for e in entries if e.id in shown):
+        units = set(entry.reads) | {unit for unit, beside in _SHOWN_WITH.items() if beside in entry.reads}
+        also = tuple(f.id for f in followers if f.id != entry.id and units & set(f.reads))
+        if also:
+            found[entry.id] = also
+    return found
+
+
+def _meant_checks() -> set[str]:
+    """Every check a fact is shown under for what it means (_MEANT and the tables of workloads, fields, record types)."""
+    found = set(_MEANT.values()) | set(_RECORD_CHECKS.values())
+    found |= {check for _, _, own, exists in _WORKLOAD_CHECKS for check in (own, exists) if check}
+    found |= {check for parts in _PARTS.values() for _, check in parts}
+    return found | {check for _, _, check in _CLUSTER_PARTS}
 
 
 def snapshot_facts(document: Mapping[str, Any]) -> dict[str, Fact]:
@@ -135,22 +199,28 @@ def normalise(value: Any) -> Any:
 
 
 def _principals(document: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """principalId → (name, check) for the identities the checks know."""
+    """principal (aksid.facts.principal_of's spelling) → (name, check) for the identities the checks know: whose an
+    assignment is chooses the check (_MEANT); any other identity's is the unit's."""
     azure = document.get("azure") or {}
     known: dict[str, tuple[str, str]] = {}
     for identity in _ok(azure, "identities") or []:
         principal = (identity.get("properties") or {}).get("principalId")
         if principal:
-            check = "RBAC-003" if identity.get("name", "").endswith("-agentpool") else "RBAC-002"
-            known[principal] = (identity.get("name", principal), check)
+            pool = identity.get("name", "").endswith("-agentpool")
+            check = _MEANT["node pool's role"] if pool else _under("azure:roleAssignments")
+            known[facts.principal_of(identity)] = (identity.get("name", principal), check)
     cluster = _ok(azure, "managedCluster") or {}
     kubelet = ((cluster.get("properties") or {}).get("identityProfile") or {}).get("kubeletidentity") or {}
     if kubelet.get("objectId"):
-        known[kubelet["objectId"]] = ("the kubelet identity", "RBAC-003")
+        known[_principal(kubelet["objectId"])] = ("the kubelet identity", _MEANT["node pool's role"])
     control = (cluster.get("identity") or {}).get("principalId")
     if control:
-        known[control] = ("the control plane", "RBAC-005")
+        known[_principal(control)] = ("the control plane", _MEANT["control plane's role"])
     return known
+
+
+def _principal(object_id: str) -> str:
+    return facts.principal_of({"properties": {"principalId": object_id}})
 
 
 def _role_assignments(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
@@ -159,14 +229,15 @@ def _role_assignments(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]
     for definition in _ok(azure, "roleDefinitions") or []:
         names[definition.get("name", "")] = (definition.get("properties") or {}).get("roleName", "")
     principals = _principals(document)
+    unit = _under("azure:roleAssignments")
     for assignment in _ok(azure, "roleAssignments") or []:
         props = assignment.get("properties") or {}
         guid = role_guid(props.get("roleDefinitionId", ""))
         principal = props.get("principalId", "?")
-        who, check = principals.get(principal, (f"principal {principal}", "RBAC-002"))
+        who, check = principals.get(facts.principal_of(assignment), (f"principal {principal}", unit))
         scope = props.get("scope", "?")
-        if check == "RBAC-002" and guid == DNS_ZONE_CONTRIBUTOR and "/dnszones/" in scope.lower():
-            check = "RBAC-001"
+        if check == unit and guid == DNS_ZONE_CONTRIBUTOR and "/dnszones/" in scope.lower():
+            check = _MEANT["the zone's role"]
         key = f"role:{principal}|{guid}|{scope.lower()}"
         yield key, Fact(check, "role assignment", f"{names.get(guid) or guid} for {who} at {scope}", "assigned")
 
@@ -184,7 +255,9 @@ def _record_values(record: Mapping[str, Any]) -> list[str]:
     return sorted(values)
 
 
-_RECORD_CHECKS = {"A": "DNS-002", "AAAA": "DNS-002", "TXT": "DNS-004", "NS": "DNS-001", "CNAME": "DNS-002"}
+# Record sets whose type, not their unit, says which check they bear on: TXT holds external-dns' ownership record
+# (DNS-004), NS the zone's own name servers (DNS-001's delegation); the rest are the unit's (DNS-002: the address).
+_RECORD_CHECKS = {"TXT": "DNS-004", "NS": "DNS-001"}
 
 
 def _azure_records(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
@@ -195,35 +268,38 @@ def _azure_records(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
             continue  # its serial moves with every change of the zone
         name = record.get("name", "?")
         yield (f"record:{rtype} {name.lower()}",
-               Fact(_RECORD_CHECKS.get(rtype, "DNS-002"), "Azure DNS record", f"{name} {rtype}", _record_values(record)))
+               Fact(_RECORD_CHECKS.get(rtype) or _under("azure:recordSets"), "Azure DNS record", f"{name} {rtype}",
+                    _record_values(record)))
     zone = _ok(azure, "dnsZone") or {}
     servers = (zone.get("properties") or {}).get("nameServers")
     if servers:
-        yield "zone:nameServers", Fact("DNS-001", "Azure DNS zone", "name servers", sorted(s.lower() for s in servers))
+        yield "zone:nameServers", Fact(_under("azure:dnsZone"), "Azure DNS zone", "name servers",
+                                       sorted(s.lower() for s in servers))
 
 
 def _zone_servers(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     servers = _ok(document.get("dns"), "servers") or {}
     serials: dict[str, int] = {}
+    unit = _under("dns:servers")
     for server, entry in servers.items():
         if entry.get("status") != "ok":
-            yield f"server:{server.lower()}", Fact("DNS-003", "name server", server, "no answer")
+            yield f"server:{server.lower()}", Fact(unit, "name server", server, "no answer")
             continue
-        yield f"server:{server.lower()}", Fact("DNS-003", "name server", server, "answers")
+        yield f"server:{server.lower()}", Fact(unit, "name server", server, "answers")
         for question, answer in ((entry.get("value") or {}).get("queries") or {}).items():
             value = answer.get("value")
             if question.upper().endswith(" SOA"):
                 if value and value.get("serial") is not None:
                     serials[server] = int(value["serial"])
                 continue
-            check = "DNS-004" if question.upper().endswith(" TXT") else "DNS-003"
+            check = _MEANT["ownership answer"] if question.upper().endswith(" TXT") else unit
             shown = "no answer" if value is None else [value.get("rcode"), sorted(value.get("answers") or [])]
             yield (f"answer:{server.lower()}|{question.lower()}",
                    Fact(check, "name server answer", f"{server} to {question}", shown))
     newest = max(serials.values(), default=0)
     for server, serial in serials.items():
         state = "current" if serial == newest else f"behind the other servers by {newest - serial}"
-        yield f"soa:{server.lower()}", Fact("DNS-001", "name server SOA serial", server, state)
+        yield f"soa:{server.lower()}", Fact(_MEANT["SOA serial"], "name server SOA serial", server, state)
 
 
 def _delegation(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
@@ -233,7 +309,7 @@ def _delegation(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     delegated: set[str] = set()
     for entry in (parent.get("servers") or {}).values():
         delegated.update(n.lower() for n in ((entry.get("value") or {}).get("ns") or []))
-    yield "delegation", Fact("DNS-001", "parent delegation", str(parent.get("zone")), sorted(delegated))
+    yield "delegation", Fact(_under("dns:parent"), "parent delegation", str(parent.get("zone")), sorted(delegated))
 
 
 # --- certificates -------------------------------------------------------------------------------------------
@@ -299,9 +375,10 @@ def _served_certificates(document: Mapping[str, Any]) -> Iterator[tuple[str, Fac
     chain = _served_chain(document)
     if not chain:
         return
-    yield from _certificate_facts("tls:leaf", "served certificate", chain[0], document, ("TLS-001", "TLS-002"))
+    yield from _certificate_facts("tls:leaf", "served certificate", chain[0], document,
+                                  (_MEANT["served issuer"], _MEANT["served leaf"]))
     intermediates = [_ca_name(document, c.subject.rfc4514_string()) for c in chain[1:]]
-    yield "tls:intermediates", Fact("TLS-003", "served certificate", "intermediates", intermediates,
+    yield "tls:intermediates", Fact(_MEANT["served as issued"], "served certificate", "intermediates", intermediates,
                                     "tls-entry:handshake")
 
 
@@ -327,16 +404,17 @@ def _issued(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def _cluster_certificates(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     issued = _issued(document)
+    unit = _under("kube:Certificate")
     for owner, cert in sorted(issued.items()):
-        yield from _certificate_facts(f"cert:{owner}", f"certificate {owner}", cert, document, ("ISS-004", "ISS-004"))
+        yield from _certificate_facts(f"cert:{owner}", f"certificate {owner}", cert, document, (unit, unit))
     chain = _served_chain(document)
     if chain and issued:
         from cryptography.hazmat.primitives.serialization import Encoding
 
         served = chain[0].public_bytes(Encoding.DER)
         same = any(cert.public_bytes(Encoding.DER) == served for cert in issued.values())
-        yield "tls:leaf|is-cluster's", Fact("TLS-003", "served certificate", "is the one cert-manager issued", same,
-                                            "tls-entry:handshake")
+        yield "tls:leaf|is-cluster's", Fact(_MEANT["served as issued"], "served certificate",
+                                            "is the one cert-manager issued", same, "tls-entry:handshake")
 
 
 # --- Kubernetes -------------------------------------------------------------------------------------------
@@ -352,20 +430,6 @@ def _items(document: Mapping[str, Any], kind_suffix: str) -> Iterator[tuple[str,
 def _ref(item: Mapping[str, Any]) -> str:
     meta = item.get("metadata") or {}
     return f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
-
-
-def workload_of(pod: Mapping[str, Any]) -> str:
-    """The pod's workload, the same across restarts and rollouts: `deployment/ns/name`, `daemonset/...`, `pod/...`."""
-    meta = pod.get("metadata") or {}
-    namespace = meta.get("namespace", "")
-    for owner in meta.get("ownerReferences") or []:
-        name = owner.get("name", "")
-        if owner.get("kind") == "ReplicaSet":
-            template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-            base = name[: -len(template_hash) - 1] if template_hash and name.endswith("-" + template_hash) else name
-            return f"deployment/{namespace}/{base}"
-        return f"{str(owner.get('kind')).lower()}/{namespace}/{name}"
-    return f"pod/{namespace}/{meta.get('name')}"
 
 
 def _pod_bindings(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
@@ -396,7 +460,7 @@ def _pod_readiness(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
         workload = workload_of(pod)
         conditions = (pod.get("status") or {}).get("conditions") or []
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-        check = "NMI-002" if re.search(r"(^|[-/])nmi$", workload) else "other"
+        check = _MEANT["NMI ready"] if re.search(r"(^|[-/])nmi$", workload) else "other"
         if workload.startswith("daemonset/"):
             node = (pod.get("spec") or {}).get("nodeName")
             yield f"ready:{workload}|{node}", Fact(check, "pod readiness", f"{workload} on {node}",
@@ -410,28 +474,26 @@ def _pod_readiness(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
 
 
 def _binding_check(workload: str, marks: set[str], home: str) -> str:
+    """Which mark a workload's pods carry says whose finding it is (_MEANT)."""
     if any(m.startswith("aadpodidbinding") for m in marks):
-        return "BIND-002" if workload.split("/")[1] == home else "BIND-003"
-    return "WI-004" if any(m.startswith("azure.workload") for m in marks) else "BIND-004"
+        return _MEANT["selector at home"] if workload.split("/")[1] == home else _MEANT["selector elsewhere"]
+    return _MEANT["workload identity label"] if any(m.startswith("azure.workload") for m in marks) else _MEANT["bypass"]
 
 
 def _service_accounts(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     for _, account in _items(document, "ServiceAccount"):
         client_id = ((account.get("metadata") or {}).get("annotations") or {}).get(_WI_CLIENT_ID)
         if client_id:
-            yield (f"sa:{_ref(account)}",
-                   Fact("WI-004", "ServiceAccount annotation", f"{_ref(account)} {_WI_CLIENT_ID}", client_id))
-
-
-_IDENTITY_KINDS = {"AzureIdentity": "BIND-001", "AzureIdentityBinding": "BIND-002",
-                   "AzurePodIdentityException": "BIND-004"}
+            yield (f"sa:{_ref(account)}", Fact(_under("kube:ServiceAccount"), "ServiceAccount annotation",
+                                               f"{_ref(account)} {_WI_CLIENT_ID}", client_id))
 
 
 def _identity_objects(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
-    for kind, check in _IDENTITY_KINDS.items():
+    for kind in ("AzureIdentity", "AzureIdentityBinding", "AzurePodIdentityException"):
+        check = _under(f"kube:{kind}")
         for _, item in _items(document, kind):
             if kind == "AzurePodIdentityException" and _ref(item) == "kube-system/aks-addon-exception":
-                check = "NMI-003"
+                check = _MEANT["add-on exception"]
             yield f"{kind}:{_ref(item)}", Fact(check, kind, _ref(item), normalise(item.get("spec") or {}))
 
 
@@ -444,7 +506,8 @@ def _federated_credentials(document: Mapping[str, Any]) -> Iterator[tuple[str, F
             value = {"issuer": props.get("issuer"), "subject": props.get("subject"),
                      "audiences": sorted(props.get("audiences") or [])}
             name = credential.get("name", "?")
-            yield f"fic:{identity}/{name.lower()}", Fact("WI-003", "federated credential", f"{identity}/{name}", value)
+            yield (f"fic:{identity}/{name.lower()}",
+                   Fact(_under("azure:federatedCredentials"), "federated credential", f"{identity}/{name}", value))
 
 
 def _kube_objects(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
@@ -452,7 +515,7 @@ def _kube_objects(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
         kind = key.rsplit("/", 1)[-1]
         if kind in _SPECIAL_KINDS:
             continue
-        check = _KIND_CHECKS.get(kind, "NMI-003" if "aadpodidentity" in key else "other")
+        check = _under(unit_of("kube", key))
         if entry.get("status") != "ok":
             yield f"kind:{key}", Fact(check, "kind", key, entry.get("status"))
             continue
@@ -462,11 +525,11 @@ def _kube_objects(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
             shown["metadata"] = {k: v for k, v in (shown.get("metadata") or {}).items() if k in ("labels", "annotations")}
             if kind == "Certificate":
                 shown.get("status", {}).pop("nextPrivateKeySecretName", None)
-                yield f"obj:{key}|{_ref(item)}|times", Fact("ISS-004", kind, f"{_ref(item)} renewal",
+                yield f"obj:{key}|{_ref(item)}|times", Fact(check, kind, f"{_ref(item)} renewal",
                                                            _renewal_state(item, document.get("created")), f"kind:{key}")
             name = str((item.get("metadata") or {}).get("name"))
-            own, exists = next(((c, e) for k, pattern, c, e in _WORKLOAD_CHECKS if k == kind and pattern.search(name)),
-                               (check, None))
+            own, exists = next(((c or check, e) for k, pattern, c, e in _WORKLOAD_CHECKS
+                                if k == kind and pattern.search(name)), (check, None))
             under = f"kind:{key}"
             if exists:
                 under = f"exists:{key}|{_ref(item)}"
@@ -476,7 +539,9 @@ def _kube_objects(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
                        Fact(part_check, kind, _ref(item) + (f" {part[1:]}" if part else ""), value, under))
 
 
-# Parts of an object that bear on another check than the object as a whole: (path, check).
+# Parts of an object that bear on another check than the object as a whole, by what the field means: (path, check).
+# An issuer's ACME server is what ISS-002 compares, its solvers what ISS-003 judges (or RBAC-004, holding a client
+# secret); an Ingress's annotations name its issuer (ISS-002).
 _PARTS = {
     "ClusterIssuer": (("spec.acme.server", "ISS-002"), ("spec.acme.solvers", "ISS-003")),
     "Issuer": (("spec.acme.server", "ISS-002"), ("spec.acme.solvers", "ISS-003")),
@@ -492,8 +557,8 @@ def _split(kind: str, shown: dict[str, Any], check: str) -> Iterator[tuple[str, 
             holder = holder.get(step) if isinstance(holder, dict) else None
         if isinstance(holder, dict) and last in holder:
             value = holder.pop(last)
-            if part_check == "ISS-003" and "clientSecret" in json.dumps(value):
-                part_check = "RBAC-004"  # a solver with a client secret: the secret is the finding
+            if path == "spec.acme.solvers" and "clientSecret" in json.dumps(value):
+                part_check = _MEANT["client secret"]
             yield f" {path}", part_check, value
     yield "", check, shown
 
@@ -511,9 +576,6 @@ def _renewal_state(certificate: Mapping[str, Any], created: str | None) -> dict[
     return state
 
 
-_ARM_CHECKS = {"managedCluster": "NMI-004", "dnsZone": "DNS-001", "identities": "BIND-001"}
-
-
 def _arm_resources(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     azure = document.get("azure") or {}
     cluster = _ok(azure, "managedCluster")
@@ -523,16 +585,19 @@ def _arm_resources(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
             yield f"arm:managedCluster{part}", Fact(check, "managed cluster", str(cluster.get("name")) + part, value)
     zone = _ok(azure, "dnsZone")
     if zone:
-        yield "arm:dnsZone", Fact("DNS-001", "Azure DNS zone", str(zone.get("name")), normalise(zone))
+        yield "arm:dnsZone", Fact(_under("azure:dnsZone"), "Azure DNS zone", str(zone.get("name")), normalise(zone))
     for identity in _ok(azure, "identities") or []:
         yield (f"arm:identity:{str(identity.get('name')).lower()}",
-               Fact("BIND-001", "user-assigned identity", str(identity.get("name")), normalise(identity)))
+               Fact(_under("azure:identities"), "user-assigned identity", str(identity.get("name")), normalise(identity)))
     for key in ("managedCluster", "dnsZone", "identities", "recordSets", "roleAssignments", "federatedCredentials"):
         entry = azure.get(key) or {}
         if entry and entry.get("status") != "ok":
-            yield f"arm-entry:{key}", Fact(_ARM_CHECKS.get(key, "other"), "Azure evidence", key, entry.get("status"))
+            yield f"arm-entry:{key}", Fact(_under(unit_of("azure", key)), "Azure evidence", key, entry.get("status"))
 
 
+# Parts of the managed cluster each judged by another check than the cluster as a whole (NMI-004, the unit's), by
+# what the field means: the add-on's pod identities (BIND-001), kubenet allowed (NMI-005), the add-on's exceptions
+# (BIND-004), the OIDC issuer and workload identity (WI-001).
 _CLUSTER_PARTS = (("podIdentityProfile", "userAssignedIdentities", "BIND-001"),
                   ("podIdentityProfile", "allowNetworkPluginKubenet", "NMI-005"),
                   ("podIdentityProfile", "userAssignedIdentityExceptions", "BIND-004"),
@@ -547,27 +612,27 @@ def _cluster_parts(cluster: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
             yield f" {section}.{field}", check, holder.pop(field)
         elif field is None and section in props:
             yield f" {section}", check, props.pop(section)
-    yield "", "NMI-004", cluster
+    yield "", _under("azure:managedCluster"), cluster
 
 
 def _tls_behaviour(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     tls = document.get("tls") or {}
     legacy = _ok(tls, "legacy")
     if legacy is not None:
-        yield "tls:legacy", Fact("TLS-004", "TLS", "TLS 1.0/1.1 accepted", legacy)
+        yield "tls:legacy", Fact(_under("tls:legacy"), "TLS", "TLS 1.0/1.1 accepted", legacy)
     http = _ok(tls, "http")
     if http is not None:
-        yield "tls:http", Fact("TLS-004", "TLS", "plain HTTP", [http.get("status"), http.get("location")])
+        yield "tls:http", Fact(_under("tls:http"), "TLS", "plain HTTP", [http.get("status"), http.get("location")])
     page = _ok(tls, "page")
     if page is not None:
         title = re.search(r"<title>(.*?)</title>", str(page.get("body") or ""), re.S)
-        yield "tls:page", Fact("TLS-004", "TLS", "HTTPS page", [page.get("status"), title.group(1).strip() if title
-                                                                 else None])
+        yield "tls:page", Fact(_under("tls:page"), "TLS", "HTTPS page",
+                               [page.get("status"), title.group(1).strip() if title else None])
     handshake = _ok(tls, "handshake")
     if handshake is not None:
-        yield "tls:protocol", Fact("TLS-004", "TLS", "protocol", handshake.get("protocol"))
+        yield "tls:protocol", Fact(_under("tls:handshake"), "TLS", "protocol", handshake.get("protocol"))
     for key, entry in tls.items():
-        yield f"tls-entry:{key}", Fact("TLS-004", "TLS", key, "collected" if entry.get("status") == "ok"
+        yield f"tls-entry:{key}", Fact(_under(unit_of("tls", key)), "TLS", key, "collected" if entry.get("status") == "ok"
                                        else f"{entry.get('status')}: {_without_ports(str(entry.get('reason')))}")
 
 

@@ -1,19 +1,26 @@
 """Facts the checks, the chain picture and the diff share: one derivation each, so they cannot disagree.
 
-A fact is read from the snapshot only (never the network), and says where it was read.
+A fact is read from the snapshot only (never the network), and says where it was read:
+- a Certificate's issued leaf (`issued_leaf`: TLS-003, the chain's certificate node, the diff's cluster certificates);
+- the pods of a workload (`workload_pods`: BIND-002, WI-002, WI-005, the allowed path of BIND-005/WI-006, the chain's
+  pod node), and the workload a pod belongs to by name (`workload_of`: the diff's key for a pod's marks);
+- an identity's role assignments (`role_assignments`, by `principal_of`: RBAC-001/002/003/005, the chain's role node,
+  the diff's role assignments).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 
-from aksid.snapshot import EvidenceUnavailable, Snapshot
+from aksid.snapshot import EvidenceUnavailable, Snapshot, placeholder
 from aksid.trust import parse_chain
+from aksid.workloads import pods_of
 
 CERT_MANAGER = "cert-manager.io/v1"
 REVISION = "cert-manager.io/certificate-revision"
@@ -73,3 +80,59 @@ def issued_leaf(snapshot: Snapshot, namespace: str, name: str) -> IssuedLeaf:
             "read: --aksid-read-secrets), so there is no issued certificate to compare")
     return IssuedLeaf(first_certificate((request.get("status") or {}).get("certificate") or ""),
                       f"CertificateRequest {namespace}/{request['metadata']['name']} (status.certificate)")
+
+
+# -- the pods of a workload ------------------------------------------------------------------------
+
+def workload_pods(snapshot: Snapshot, workload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pods a workload (Deployment, DaemonSet) takes: those of its namespace its selector matches (matchLabels
+    and matchExpressions, as the controller applies them; an empty selector takes none), in listing order. Pods of
+    older ReplicaSets are included: a rollout in flight shows both. Raises EvidenceUnavailable when pods could not be
+    listed."""
+    return pods_of(workload, snapshot.kube.pods(workload["metadata"].get("namespace")))
+
+
+def find_workload(snapshot: Snapshot, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    """The Deployment or DaemonSet of that name (None: not in the cluster, or another kind)."""
+    reader = {"Deployment": snapshot.kube.deployments, "DaemonSet": snapshot.kube.daemonsets}.get(kind)
+    return next((w for w in reader(namespace) if w["metadata"]["name"] == name), None) if reader else None
+
+
+def workload_of(pod: Mapping[str, Any]) -> str:
+    """The pod's workload by name, the same across restarts and rollouts: `deployment/ns/name`, `daemonset/...`,
+    `pod/...` (a bare pod). Read from the pod's ownerReferences (the ReplicaSet's pod-template-hash dropped), so
+    every pod has one, bare or a Job's: the diff keys a pod's marks by it. The converse of `workload_pods` for the
+    pods a controller created."""
+    meta = pod.get("metadata") or {}
+    namespace = meta.get("namespace", "")
+    for owner in meta.get("ownerReferences") or []:
+        name = owner.get("name", "")
+        if owner.get("kind") == "ReplicaSet":
+            template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+            base = name[: -len(template_hash) - 1] if template_hash and name.endswith("-" + template_hash) else name
+            return f"deployment/{namespace}/{base}"
+        return f"{str(owner.get('kind')).lower()}/{namespace}/{name}"
+    return f"pod/{namespace}/{meta.get('name')}"
+
+
+# -- an identity's role assignments ----------------------------------------------------------------
+
+def principal_of(assignment: Mapping[str, Any]) -> str:
+    """Whose a role assignment is, in the one spelling comparisons use: its principalId (any case of the key) in
+    lower case (object ids are GUIDs, which ARM writes in either case); a placeholder of static mode as written
+    (it matches only itself); "" when there is none."""
+    props = assignment.get("properties") or {}
+    value = next((v for k, v in props.items() if str(k).lower() == "principalid"), None)
+    if not value:
+        return ""
+    return str(value) if placeholder(value) else str(value).lower()
+
+
+def role_assignments(snapshot: Snapshot, principal: str | None) -> list[dict[str, Any]]:
+    """The role assignments an identity holds: those whose principal is `principal` (its principalId, or the
+    kubelet's objectId), in ARM's order; none for an identity without one. Raises EvidenceUnavailable when the
+    assignments could not be read."""
+    wanted = principal_of({"properties": {"principalId": principal}})
+    if not wanted:
+        return []
+    return [a for a in snapshot.azure.role_assignments() if principal_of(a) == wanted]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aksid.checks import IDENTITY_MODELS
+from aksid.check_info import IDENTITY_MODELS
 from aksid.pod_identity_components import component
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 

@@ -1,10 +1,11 @@
-"""Static mode's cost on the largest real inputs of the corpus: wall time and peak RSS of whole runs.
+"""Static mode's cost on the tutorial's files and the largest real inputs of the corpus: wall time and peak RSS of whole runs.
 
     .venv/bin/python bench/bench_static.py [--repeat 5]
 
-For the largest Terraform plan and the largest ARM template in tests/corpus/, `aksid run --aksid-mode static`
-as a user types it (one process per run, measured by wait4: wall seconds and the process's peak RSS), and
-`aksid --version`-free floor: `python -c "import aksid.collect.static.build"`. Medians of --repeat runs.
+For the tutorial's own files (the healthy scenario rendered: env.sh, its manifests, a plan.json), and the largest
+Terraform plan and the largest ARM template in tests/corpus/, `aksid run --aksid-mode static` as a user types
+it (one process per run, measured by wait4: wall seconds and the process's peak RSS), and a floor:
+`python -c "import aksid.collect.static.build"`. Medians of --repeat runs.
 Files only, no network.
 """
 
@@ -46,8 +47,17 @@ def main() -> int:
         common = [sys.executable, "-m", "aksid", "run", "--aksid-mode", "static", "--aksid-env-file", "env.sh",
                   "--aksid-reports-dir", "reports", "-q", "-p", "no:cacheprovider"]
         plan, template = largest("terraform"), largest("arm")
+        from aksid.sandbox.render import render
+        from aksid.sandbox.scenario import load_scenario
+
+        tutorial = work / "tutorial"
+        render(load_scenario("healthy"), tutorial)
         rows = {
             "floor (import the static collector)": [sys.executable, "-c", "import aksid.collect.static.build"],
+            "the tutorial's files (env.sh, manifests, plan.json)": [
+                *common[:6], "--aksid-env-file", str(tutorial / "env.sh"), "--aksid-manifests",
+                str(tutorial / "manifests"), "--aksid-plan", str(tutorial / "plan.json"), "--aksid-source-root",
+                str(tutorial), *common[8:]],
             f"plan {plan.name} ({plan.stat().st_size // 1024} KB)": [*common, "--aksid-plan", str(plan)],
             f"template {template.name} ({template.stat().st_size // 1024} KB)": [*common, "--aksid-arm-template",
                                                                                  str(template)],

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from aksid import facts
 from aksid.allowed_path import pod_identity_path, workload_identity_markers
 from aksid.arm_ids import same_id
 from aksid.checks import NotApplicable, check
@@ -14,7 +15,7 @@ from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY, uses_workload_identity
 from aksid.pod_identity_components import runs_nmi_image
 from aksid.snapshot import Snapshot, names
-from aksid.workloads import owner_chain, owner_workload, pods_of
+from aksid.workloads import owner_chain, owner_workload
 
 GROUP = "aadpodidentity.k8s.io/v1"
 SELECTOR_LABEL = "aadpodidbinding"
@@ -65,6 +66,9 @@ def _azure_identity(snapshot: Snapshot, resource_id: str | None) -> dict[str, An
                 "for a self-managed AzureIdentity set spec.type 0, resourceID and clientID from `az identity show`.",
     subjects=identities,
     model=POD_IDENTITY,
+    reads=("kube:AzureIdentity", "azure:managedCluster", "azure:identities"),
+    link="binding → identity",
+    groups=("kube:AzureIdentity", "azure:identities"),
 )
 def test_identity_agrees_with_azure(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
                                     evidence: Evidence) -> None:
@@ -147,6 +151,9 @@ def _on_workload_identity(deployment: dict[str, Any]) -> bool:
                 "with --aksid-set bind_allowed=... only for workloads that must write DNS.",
     subjects=bindings_and_workloads,
     model=POD_IDENTITY,
+    reads=("kube:AzureIdentityBinding", "kube:Deployment", "kube:Pod"),
+    link="pod → binding",
+    groups=("kube:AzureIdentityBinding",),
 )
 def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target,
                                           evidence: Evidence) -> None:
@@ -175,7 +182,7 @@ def test_selector_carried_only_by_allowed(subject: tuple[str, Any], snapshot: Sn
             f"{'it' if len(intruders) == 1 else 'them'}")
         return
     deployment, selector = value
-    pods = pods_of(deployment, snapshot.kube.pods(deployment["metadata"]["namespace"]))
+    pods = facts.workload_pods(snapshot, deployment)
     evidence.kube(deployment, f"spec.template.metadata.labels.{SELECTOR_LABEL}")
     for pod in pods:
         evidence.kube(pod, f"metadata.labels.{SELECTOR_LABEL}")
@@ -208,6 +215,8 @@ def selectors(snapshot: Snapshot, _target: Target) -> dict[str, dict[str, Any]]:
                 "them today, but the label shows an attempt to reach the DNS identity (and works in standard mode).",
     subjects=selectors,
     model=POD_IDENTITY,
+    reads=("kube:AzureIdentityBinding", "kube:Pod"),
+    link="pod → binding",
 )
 def test_selector_not_carried_elsewhere(subject: dict[str, Any], snapshot: Snapshot, evidence: Evidence) -> None:
     selector = (subject.get("spec") or {}).get("selector")
@@ -238,6 +247,9 @@ def bypasses(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
                 "IMDS directly and can take any identity of the node pool.",
     subjects=bypasses,
     model=POD_IDENTITY,
+    reads=("kube:Pod", "kube:AzurePodIdentityException", "kube:DaemonSet", "kube:ReplicaSet", "kube:Deployment"),
+    link="pod → binding",
+    groups=("kube:AzurePodIdentityException",),
 )
 def test_nothing_bypasses_nmi(subject: str, snapshot: Snapshot, evidence: Evidence) -> None:
     if subject == "hostnetwork":
@@ -335,6 +347,9 @@ def allowed_pod_identity_workloads(snapshot: Snapshot, target: Target) -> dict[s
                 "(external-dns: useManagedIdentityExtension in azure.json; cert-manager: an ambient azureDNS solver).",
     subjects=allowed_pod_identity_workloads,
     model=POD_IDENTITY,
+    reads=("azure:identities", "kube:Deployment", "kube:AzureIdentityBinding", "kube:AzureIdentity", "kube:Pod",
+           "kube:ReplicaSet", "kube:ServiceAccount", "kube:Secret", "kube:ClusterIssuer", "kube:Issuer"),
+    link=("pod → binding", "binding → identity"),
 )
 def test_allowed_workload_reaches_dns_identity(subject: tuple[dict[str, Any], str], snapshot: Snapshot,
                                                target: Target, evidence: Evidence) -> None:

@@ -156,6 +156,9 @@ def zone_and_name_servers(snapshot: Snapshot, target: Target) -> dict[str, tuple
                 "(`az network dns zone show -g <rg> -n <domain> --query nameServers`), no more, no fewer.",
     subjects=zone_and_name_servers,
     modes=LIVE_MODES,
+    reads=("azure:dnsZone", "dns:parent", "dns:servers"),
+    link="zone → record",
+    groups=("azure:dnsZone",),
 )
 def test_zone_delegated(subject: tuple[str, str | None], snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     what, name_server = subject
@@ -275,6 +278,9 @@ def demo_record(snapshot: Snapshot, target: Target) -> dict[str, str]:
                 "--publish-service so the Ingress status carries the load balancer IP.",
     subjects=demo_record,
     modes=LIVE_MODES,
+    reads=("azure:recordSets", "kube:Service", "kube:Ingress", "azure:dnsZone"),
+    link="record → ingress IP",
+    groups=("azure:recordSets",),
 )
 def test_a_record_matches_load_balancer(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     fqdn, domain, namespace = subject, _domain(target), target.addon_namespace
@@ -357,6 +363,9 @@ def _served(snapshot: Snapshot, name_server: str, fqdn: str) -> list[str] | None
                 "mistake - compare the parent's NS records with `az network dns zone show --query nameServers`.",
     subjects=zone_name_servers,
     modes=LIVE_MODES,
+    reads=("dns:servers", "azure:recordSets", "azure:dnsZone"),
+    link="zone → record",
+    groups=("dns:servers",),
 )
 def test_servers_answer_a_record(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     name_server, fqdn, domain = subject, target.demo_fqdn, _domain(target)
@@ -439,6 +448,8 @@ def _decrypted(snapshot: Snapshot) -> dict[str, Any] | None:
                 "(external-dns recreates both) or by rewriting the owner in the TXT value.",
     subjects=external_dns_record,
     modes=LIVE_MODES,
+    reads=("azure:recordSets", "kube:Deployment", "azure:dnsZone"),
+    link="zone → record",
 )
 def test_ownership_record(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     fqdn, domain = subject, _domain(target)

@@ -53,6 +53,9 @@ def cluster_issuers(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, 
                 "e-mail, or delete the account key Secret so cert-manager registers again.",
     subjects=cluster_issuers,
     modes=LIVE_MODES,
+    reads=("kube:ClusterIssuer",),
+    link="ingress IP → certificate",
+    groups=("kube:ClusterIssuer",),
 )
 def test_cluster_issuer_ready(subject: tuple[str, dict[str, Any] | None], snapshot: Snapshot, target: Target,
                               evidence: Evidence) -> None:
@@ -94,6 +97,8 @@ def demo_issuer(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, dict
     remediation="Point the Ingress annotation cert-manager.io/cluster-issuer at ACME_ISSUER, and give "
                 "letsencrypt-prod the production directory and letsencrypt-staging the staging one.",
     subjects=demo_issuer,
+    reads=("kube:Ingress", "kube:ClusterIssuer"),
+    link="ingress IP → certificate",
 )
 def test_demo_issuer_matches_acme_issuer(subject: tuple[str, dict[str, Any] | None], snapshot: Snapshot, target: Target,
                                          evidence: Evidence) -> None:
@@ -141,6 +146,8 @@ def azure_dns_solvers(snapshot: Snapshot, _target: Target) -> dict[str, tuple[st
                 "AZ_DNS_RESOURCE_GROUP, AZ_DNS_DOMAIN); leave managedIdentity unset (ambient) or set its clientID "
                 "to the DNS identity's.",
     subjects=azure_dns_solvers,
+    reads=("kube:ClusterIssuer", "kube:Issuer", "azure:identities"),
+    link="ingress IP → certificate",
 )
 def test_solver_targets_the_zone(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
                                  evidence: Evidence) -> None:
@@ -212,6 +219,9 @@ def _failing_acme(snapshot: Snapshot, namespace: str) -> list[str]:
                 "Order/Challenge reports (usually DNS-01 rights or delegation), then `cmctl renew`.",
     subjects=demo_certificate,
     modes=LIVE_MODES,
+    reads=("kube:Certificate", "kube:Ingress", "kube:Secret", "kube:Order", "kube:Challenge"),
+    link="ingress IP → certificate",
+    groups=("kube:Certificate",),
 )
 def test_demo_certificate_current(subject: tuple[str, Any], snapshot: Snapshot, evidence: Evidence) -> None:
     kind, (namespace, name) = subject

@@ -46,6 +46,8 @@ def nmi_daemonsets(snapshot: Snapshot, namespace: str | None = SYSTEM_NAMESPACE)
                 "without NMI every pod can reach the node pool's identities through IMDS.",
     modes=LIVE_MODES,
     model=POD_IDENTITY,
+    reads=("kube:DaemonSet",),
+    link="pod → binding",
 )
 def test_nmi_daemonset_exists(snapshot: Snapshot, target: Any, evidence: Evidence) -> None:
     found = nmi_daemonsets(snapshot) or nmi_daemonsets(snapshot, None)  # the add-on's, or a self-installed release's
@@ -143,6 +145,9 @@ def _coverage_fix(coverage: NodeCoverage) -> str:
     subjects=nmi_nodes,
     modes=LIVE_MODES,
     model=POD_IDENTITY,
+    reads=("kube:DaemonSet", "kube:Pod", "kube:Node"),
+    link="pod → binding",
+    groups=("kube:DaemonSet",),
 )
 def test_nmi_ready_on_node(subject: NodeCoverage, evidence: Evidence) -> None:
     node, pods = subject.node, subject.nmi_pods
@@ -211,6 +216,8 @@ def _established(crd: dict[str, Any]) -> bool:
     subjects=pod_identity_installation,
     modes=LIVE_MODES,
     model=POD_IDENTITY,
+    reads=("kube:CustomResourceDefinition", "kube:AzurePodIdentityException", "kube:DaemonSet"),
+    link="pod → binding",
 )
 def test_pod_identity_installed(subject: tuple[str, str, dict[str, Any] | None], snapshot: Snapshot, target: Any,
                                 evidence: Evidence) -> None:
@@ -257,6 +264,9 @@ def operation_mode(snapshot: Snapshot, target: Any) -> dict[str, Any]:
                 "aad-pod-identity release (its MIC assigns identities to the whole node pool on its own).",
     subjects=operation_mode,
     model=POD_IDENTITY,
+    reads=("azure:managedCluster", "kube:Deployment", "kube:DaemonSet"),
+    link="pod → binding",
+    groups=("azure:managedCluster",),
 )
 def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any, evidence: Evidence) -> None:
     what, _ = subject
@@ -324,6 +334,8 @@ def pod_identity_cluster(snapshot: Snapshot, target: Any) -> dict[str, dict[str,
                 "can spoof its way past NMI there.",
     subjects=pod_identity_cluster,
     model=POD_IDENTITY,
+    reads=("azure:managedCluster",),
+    link="pod → binding",
 )
 def test_pod_identity_not_on_kubenet(subject: dict[str, Any], evidence: Evidence) -> None:
     properties = subject.get("properties") or {}

@@ -53,6 +53,8 @@ def _probe_evidence(evidence: Evidence, snapshot: Snapshot, role: str, *claims: 
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-bound",)),
     modes=PROVISION,
     model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; PROBE-003/004 are workload identity's
+    reads=("provision:probes", "azure:identities"),
+    link="binding → identity",
 )
 def test_bound_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
                                            evidence: Evidence) -> None:
@@ -99,6 +101,8 @@ def _from_imds(answer: dict[str, Any]) -> bool:
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-unbound", "probe-elsewhere")),
     modes=PROVISION,
     model=POD_IDENTITY,  # the probes ask NMI through aadpodidbinding; PROBE-003/004 are workload identity's
+    reads=("provision:probes",),
+    link="pod → binding",
 )
 def test_unbound_probes_are_refused(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, evidence: Evidence) -> None:
     role, record = subject
@@ -157,6 +161,7 @@ def _wi_where(record: dict[str, Any]) -> str:
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-wi-allowed",)),
     modes=PROVISION,
     model=WORKLOAD_IDENTITY,
+    reads=("provision:probes", "azure:identities", "azure:managedCluster"),
 )
 def test_allowed_wi_probe_gets_the_dns_identity(subject: tuple[str, dict[str, Any]], snapshot: Snapshot,
                                                 target: Target, evidence: Evidence) -> None:
@@ -200,6 +205,7 @@ def test_allowed_wi_probe_gets_the_dns_identity(subject: tuple[str, dict[str, An
     subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-wi-unallowed", "probe-wi-elsewhere")),
     modes=PROVISION,
     model=WORKLOAD_IDENTITY,
+    reads=("provision:probes", "azure:identities"),
 )
 def test_unallowed_wi_probes_are_refused(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, target: Target,
                                         evidence: Evidence) -> None:
@@ -244,6 +250,8 @@ def _step(snapshot: Snapshot, key: str, evidence: Evidence | None = None, *field
                 "must publish the load balancer address in the Ingress status (--publish-service).",
     subjects=canary_host,
     modes=PROVISION,
+    reads=("provision:canary",),
+    link=("canary: canary Ingress → Azure DNS record", "canary: Azure DNS record → name servers"),
 )
 def test_canary_record_published(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     evidence.fix(f"kubectl -n {target.addon_namespace} logs deploy/external-dns: its identity needs DNS Zone Contributor "
@@ -264,6 +272,8 @@ def test_canary_record_published(subject: str, snapshot: Snapshot, target: Targe
                 "(ISS-003); the issuer must be ACME_ISSUER's, publicly trusted (TLS-001).",
     subjects=canary_host,
     modes=PROVISION,
+    reads=("provision:canary",),
+    link=("canary: name servers → certificate", "canary: certificate → served chain"),
 )
 def test_canary_certificate_issued_and_trusted(subject: str, snapshot: Snapshot, target: Target,
                                               evidence: Evidence) -> None:
@@ -298,6 +308,8 @@ def run_subject(snapshot: Snapshot, _target: Target) -> dict[str, str]:
                 "objects labelled aksid.io/run=<id>); with external-dns --policy=sync its records go with the Ingress.",
     subjects=run_subject,
     modes=PROVISION,
+    reads=("provision:teardown",),
+    link=("canary: served chain → teardown",),
 )
 def test_teardown_left_nothing(subject: str, snapshot: Snapshot, evidence: Evidence) -> None:
     section = snapshot.provision.section

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from aksid import facts
 from aksid.arm_ids import (
     DNS_ZONE_CONTRIBUTOR,
     MANAGED_IDENTITY_OPERATOR,
@@ -34,10 +35,6 @@ def _role(assignment: dict[str, Any]) -> str:
 
 def _scope(assignment: dict[str, Any]) -> str:
     return assignment["properties"]["scope"]
-
-
-def _assignments_of(snapshot: Snapshot, principal: str) -> list[dict[str, Any]]:
-    return [a for a in snapshot.azure.role_assignments() if (a.get("properties") or {}).get("principalId") == principal]
 
 
 # -- what a plan or template leaves unknown (static mode), judged on what is known -------------------
@@ -115,22 +112,24 @@ def dns_identities(snapshot: Snapshot, target: Target) -> dict[str, dict[str, An
     remediation="az role assignment create --assignee-object-id <principalId> --assignee-principal-type "
                 "ServicePrincipal --role 'DNS Zone Contributor' --scope <zone id>",
     subjects=dns_identities,
+    reads=("azure:roleAssignments", "azure:identities", "azure:roleDefinitions"),
+    link=("identity → role", "role → zone"),
 )
 def test_dns_identity_is_zone_contributor(subject: dict[str, Any], snapshot: Snapshot, target: Target,
                                           evidence: Evidence) -> None:
     principal = (subject.get("properties") or {}).get("principalId")
     evidence.arm("identities", subject, "name", "properties.principalId")
     evidence.target(target, "zone_id")
-    _assignment_evidence(evidence, _assignments_of(snapshot, principal))
+    _assignment_evidence(evidence, facts.role_assignments(snapshot, principal))
     evidence.arm_count("roleAssignments", snapshot.azure.role_assignments())
     evidence.fix(f"az role assignment create --assignee-object-id {principal} --assignee-principal-type "
                  f"ServicePrincipal --role 'DNS Zone Contributor' --scope {target.zone_id}")
     on_zone = [
-        a for a in _assignments_of(snapshot, principal)
+        a for a in facts.role_assignments(snapshot, principal)
         if _role(a) == DNS_ZONE_CONTRIBUTOR and same_id(_scope(a), target.zone_id)
     ]
-    held = ", ".join(_describe(snapshot, a) for a in _assignments_of(snapshot, principal)) or "no role at all"
-    open_ = [a for a in _assignments_of(snapshot, principal) + _of_anyone(snapshot)
+    held = ", ".join(_describe(snapshot, a) for a in facts.role_assignments(snapshot, principal)) or "no role at all"
+    open_ = [a for a in facts.role_assignments(snapshot, principal) + _of_anyone(snapshot)
              if (not _role_known(a) or _role(a) == DNS_ZONE_CONTRIBUTOR)
              and (not _scope_known(a) or same_id(_scope(a), target.zone_id))
              and not (_role_known(a) and _scope_known(a))]
@@ -165,16 +164,19 @@ def _allowed(snapshot: Snapshot, target: Target, assignment: dict[str, Any]) -> 
     remediation="Remove the extra assignments (`az role assignment delete --ids <id>`); the identity needs DNS Zone "
                 "Contributor on the zone only (allow more with --aksid-set rbac_allowed=ROLE@SCOPE).",
     subjects=dns_identities,
+    reads=("azure:roleAssignments", "azure:identities", "azure:roleDefinitions"),
+    link="identity → role",
+    groups=("azure:roleAssignments",),
 )
 def test_dns_identity_holds_nothing_else(subject: dict[str, Any], snapshot: Snapshot, target: Target,
                                          evidence: Evidence) -> None:
     principal = (subject.get("properties") or {}).get("principalId")
     evidence.arm("identities", subject, "name", "properties.principalId")
     evidence.target(target, "zone_id", "rbac_allowed")
-    _assignment_evidence(evidence, _assignments_of(snapshot, principal))
-    extra = [a for a in _assignments_of(snapshot, principal) if _allowed(snapshot, target, a) is False]
+    _assignment_evidence(evidence, facts.role_assignments(snapshot, principal))
+    extra = [a for a in facts.role_assignments(snapshot, principal) if _allowed(snapshot, target, a) is False]
     evidence.fix(_delete(snapshot, extra))
-    open_ = [a for a in _assignments_of(snapshot, principal) if _allowed(snapshot, target, a) is None]
+    open_ = [a for a in facts.role_assignments(snapshot, principal) if _allowed(snapshot, target, a) is None]
     open_ += [a for a in _of_anyone(snapshot) if _allowed(snapshot, target, a) is not True and _may_write_dns(snapshot, a)]
     if open_ and not extra:
         raise _undecided(snapshot, f"whether identity {subject['name']} holds only what is allowed", open_)
@@ -198,6 +200,8 @@ def kubelet_identity(snapshot: Snapshot, target: Target) -> dict[str, dict[str, 
     remediation="Remove the assignment (`az role assignment delete --ids <id>`): every pod on the node pool can "
                 "take the kubelet identity through IMDS, so the zone would be writable by all of them.",
     subjects=kubelet_identity,
+    reads=("azure:roleAssignments", "azure:managedCluster", "azure:roleDefinitions"),
+    link="role → zone",
 )
 def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, target: Target,
                                    evidence: Evidence) -> None:
@@ -205,7 +209,7 @@ def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, 
     evidence.arm("managedCluster", cluster, "properties.identityProfile.kubeletidentity.objectId")
     evidence.target(target, "zone_id")
     definitions = {role_guid(d.get("id", "")): d for d in snapshot.azure.role_definitions()}
-    held = _assignments_of(snapshot, subject["objectId"])
+    held = facts.role_assignments(snapshot, subject["objectId"])
     _assignment_evidence(evidence, held)
     for assignment in held:
         if contains(_scope(assignment), target.zone_id) and definitions.get(_role(assignment)):
@@ -262,6 +266,8 @@ def _secret_settings(container: dict[str, Any]) -> list[str]:
                 "(or use managedIdentity.clientID), set useManagedIdentityExtension: true and remove aadClientSecret "
                 "from external-dns' azure.json, then delete the service principal's secret.",
     subjects=dns_clients,
+    reads=("kube:ClusterIssuer", "kube:Issuer", "kube:Deployment", "kube:Secret"),
+    link="identity → role",
 )
 def test_no_client_secret(subject: tuple[str, dict[str, Any]], snapshot: Snapshot, evidence: Evidence) -> None:
     kind, obj = subject
@@ -333,13 +339,15 @@ def control_plane(snapshot: Snapshot, target: Target) -> dict[str, dict[str, Any
     subjects=control_plane,
     modes=LIVE_MODES,
     model=POD_IDENTITY,  # the add-on assigns the identity to the node pool; workload identity needs no such right
+    reads=("azure:roleAssignments", "azure:managedCluster", "azure:identities"),
+    link="binding → identity",
 )
 def test_control_plane_operates_only_identities(subject: dict[str, Any], snapshot: Snapshot, target: Target,
                                                 evidence: Evidence) -> None:
     cluster = snapshot.azure.managed_cluster() or {}
     evidence.arm("managedCluster", cluster, "identity.principalId", "identity.userAssignedIdentities")
     operator = [
-        a for p in subject["principals"] for a in _assignments_of(snapshot, p)
+        a for p in subject["principals"] for a in facts.role_assignments(snapshot, p)
         if _role(a) == MANAGED_IDENTITY_OPERATOR
     ]
     _assignment_evidence(evidence, operator)

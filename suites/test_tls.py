@@ -143,6 +143,9 @@ def _issued_by_staging(snapshot: Snapshot, target: Target) -> bool:
                 "(cert-manager's tls.crt: leaf and intermediates).",
     subjects=served_host,
     modes=LIVE_MODES,
+    reads=("tls:handshake", "kube:Ingress", "kube:Secret", "kube:CertificateRequest", "kube:Order",
+           "kube:Certificate"),
+    link="served chain → padlock",
 )
 def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     chain = _chain(snapshot, evidence)
@@ -184,6 +187,8 @@ def _covers(leaf: x509.Certificate, host: str) -> bool:
                 "dnsNames, then `cmctl renew`; a leaf this close to expiry means renewals are failing (see ISS-004).",
     subjects=served_host,
     modes=LIVE_MODES,
+    reads=("tls:handshake", "kube:Ingress", "kube:Certificate"),
+    link="certificate → served chain",
 )
 def test_certificate_covers_host_and_is_current(subject: str, snapshot: Snapshot, target: Target,
                                                 evidence: Evidence) -> None:
@@ -233,6 +238,8 @@ def _why_not_covered(served: list[str], certificate: dict[str, Any] | None, host
                 "serve tls.crt as cert-manager wrote it (leaf + intermediates), never a hand-made bundle.",
     subjects=served_host,
     modes=LIVE_MODES,
+    reads=("tls:handshake", "kube:Ingress", "kube:Certificate", "kube:CertificateRequest", "kube:Secret"),
+    link="certificate → served chain",
 )
 def test_served_leaf_is_the_issued_one(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     chain = _chain(snapshot, evidence)
@@ -280,6 +287,9 @@ def edge_behaviours(_snapshot: Snapshot, _target: Target) -> dict[str, str]:
                 "backend hello-kubernetes:80.",
     subjects=edge_behaviours,
     modes=LIVE_MODES,
+    reads=("tls:legacy", "tls:http", "tls:page", "tls:handshake", "kube:Ingress"),
+    link="served chain → padlock",
+    groups=("kube:Ingress", "tls:handshake"),
 )
 def test_edge_behaviour(subject: str, snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     host = target.demo_fqdn

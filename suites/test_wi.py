@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from aksid import facts
 from aksid.allowed_path import workload_identity_markers, workload_identity_path
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
@@ -30,7 +31,6 @@ from aksid.identity_models import (
 from aksid.modes import LIVE_MODES
 from aksid.nodes import is_pod_ready
 from aksid.snapshot import EvidenceUnavailable, Snapshot, names, unknown_until_apply
-from aksid.workloads import pods_of
 
 # The azure-workload-identity webhook: the AKS add-on runs it in kube-system, the Helm chart / deploy manifest in
 # azure-workload-identity-system; both name it the same (deploy/azure-wi-webhook.yaml upstream).
@@ -87,6 +87,8 @@ def _webhook_deployments(snapshot: Snapshot, namespace: str | None = None) -> li
                 "--enable-workload-identity (the OIDC issuer cannot be turned off again; its URL is what every "
                 "federated credential must name).",
     model=WORKLOAD_IDENTITY,
+    reads=("azure:managedCluster", "kube:Deployment"),
+    link="pod → binding",
 )
 def test_oidc_issuer_and_workload_identity_enabled(snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     props = _cluster_properties(snapshot, target)
@@ -129,9 +131,7 @@ def _ready(deployment: dict[str, Any], snapshot: Snapshot) -> tuple[bool, str]:
     wanted = (deployment.get("spec") or {}).get("replicas", 1)
     ready = status.get("readyReplicas") or 0
     available = any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or [])
-    pods = [p for p in snapshot.kube.pods(deployment["metadata"]["namespace"])
-            if all((p["metadata"].get("labels") or {}).get(k) == v
-                   for k, v in (((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())]
+    pods = facts.workload_pods(snapshot, deployment)
     ready_pods = [p for p in pods if is_pod_ready(p)]
     if ready >= 1 and available and ready_pods:
         return True, ""
@@ -148,6 +148,8 @@ def _ready(deployment: dict[str, Any], snapshot: Snapshot) -> tuple[bool, str]:
                 "azure.workload.identity/use get no token file and no AZURE_* variables.",
     modes=LIVE_MODES,
     model=WORKLOAD_IDENTITY,
+    reads=("kube:MutatingWebhookConfiguration", "kube:Deployment", "kube:Pod"),
+    link="pod → binding",
 )
 def test_webhook_ready(snapshot: Snapshot, target: Target, evidence: Evidence) -> None:
     found = _webhook_configuration(snapshot)
@@ -223,6 +225,10 @@ def _issuer_problem(issuer: str | None, cluster_issuer: str | None, cluster: str
                 "--audiences api://AzureADTokenExchange; allow more with --aksid-set wi_allowed=NAMESPACE/SA,...",
     subjects=dns_identity_credentials,
     model=WORKLOAD_IDENTITY,
+    reads=("azure:federatedCredentials", "azure:identities", "azure:managedCluster", "kube:Deployment",
+           "kube:DaemonSet", "kube:ServiceAccount"),
+    link="binding → identity",
+    groups=("azure:federatedCredentials",),
 )
 def test_federated_credential_exact(subject: tuple[dict[str, Any], Any], snapshot: Snapshot, target: Target,
                                     evidence: Evidence) -> None:
@@ -309,6 +315,9 @@ def _pods_using(snapshot: Snapshot, client_id: str) -> list[tuple[dict[str, Any]
                 "Allow more with --aksid-set wi_allowed=NAMESPACE/SA,...",
     subjects=client_id_carriers,
     model=WORKLOAD_IDENTITY,
+    reads=("kube:ServiceAccount", "kube:Pod", "azure:identities"),
+    link="pod → binding",
+    groups=("kube:ServiceAccount",),
 )
 def test_client_id_only_on_allowed(subject: tuple[str, Any], snapshot: Snapshot, target: Target,
                                    evidence: Evidence) -> None:
@@ -388,9 +397,8 @@ def _removal(leftover: str, target: Target) -> str:
 
 
 def _pods_of(workload: WorkloadModels, snapshot: Snapshot) -> list[dict[str, Any]]:
-    reader = snapshot.kube.deployments if workload.kind == "Deployment" else snapshot.kube.daemonsets
-    raw = next((w for w in reader(workload.namespace) if w["metadata"]["name"] == workload.name), None)
-    return pods_of(raw, snapshot.kube.pods(workload.namespace)) if raw is not None else []
+    raw = facts.find_workload(snapshot, workload.kind, workload.namespace, workload.name)
+    return facts.workload_pods(snapshot, raw) if raw is not None else []
 
 
 @check(
@@ -402,6 +410,9 @@ def _pods_of(workload: WorkloadModels, snapshot: Snapshot) -> list[dict[str, Any
                 "assignments are attack surface nothing needs.",
     subjects=migration,
     model=WORKLOAD_IDENTITY,
+    reads=("azure:managedCluster", "kube:AzureIdentityBinding", "kube:AzureIdentity", "kube:Deployment",
+           "kube:DaemonSet", "kube:ServiceAccount", "kube:Pod"),
+    link="pod → binding",
 )
 def test_no_pod_identity_left_behind(subject: tuple[str, Any], snapshot: Snapshot, target: Target,
                                      evidence: Evidence) -> None:
@@ -470,6 +481,9 @@ def allowed_service_account_workloads(snapshot: Snapshot, target: Target) -> dic
                 "azure.json; cert-manager: an ambient azureDNS solver).",
     subjects=allowed_service_account_workloads,
     model=WORKLOAD_IDENTITY,
+    reads=("azure:identities", "azure:federatedCredentials", "azure:managedCluster", "kube:Deployment",
+           "kube:ServiceAccount", "kube:Pod", "kube:ReplicaSet", "kube:Secret", "kube:ClusterIssuer", "kube:Issuer"),
+    link=("pod → binding", "binding → identity"),
 )
 def test_allowed_service_account_reaches_dns_identity(subject: tuple[dict[str, Any], str], snapshot: Snapshot,
                                                       target: Target, evidence: Evidence) -> None:

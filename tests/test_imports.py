@@ -75,3 +75,35 @@ def test_the_package_has_no_import_circle() -> None:
 
 def test_the_circle_finder_finds_a_circle() -> None:
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+HOOK_MODULES = {"aksid.plugin", "aksid.activation", "aksid.pytest_outcomes", "aksid.pytest_terminal", "aksid.checks"}
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for child in graph[todo.pop()] - seen:
+            seen.add(child)
+            todo.append(child)
+    return seen
+
+
+def test_the_run_package_never_imports_the_hook_modules() -> None:
+    """aksid.run is what a run does; the pytest hooks drive it, never the other way round."""
+    graph = _import_graph()
+    run_modules = [name for name in graph if name == "aksid.run" or name.startswith("aksid.run.")]
+    assert {"aksid.run.run", "aksid.run.sources", "aksid.run.handover", "aksid.run.options"} <= set(run_modules)
+    for name in run_modules:
+        assert not _reachable(graph, name) & HOOK_MODULES, name
+    assert "aksid.run.run" in _reachable(graph, "aksid.plugin")  # the finder sees the hooks' way in
+
+
+def test_the_run_package_runs_without_pytest() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, aksid.run.run, aksid.run.sources, aksid.run.handover, aksid.run.options; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest', 'kubernetes', 'azure')))")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert process.stdout.strip() == "[]", process.stdout  # nor the cloud clients: a source imports them when it collects

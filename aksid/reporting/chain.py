@@ -2,9 +2,10 @@
 
 pod → binding → identity → role → zone → record → ingress IP → certificate → served chain → padlock: one node
 per link of the chain, named and with its key fact as the run's snapshot holds it, and each arrow between two
-nodes coloured by the checks that judge it (LINK_CHECKS): green when they all passed, red when one failed (the
-arrow names it and points at its row), amber when one could not verify, violet when a failure is waived, grey
-when none judged it. In provision mode the canary's own chain is drawn beside it. Inline SVG, no script.
+nodes coloured by the checks that judge it (those whose `check` marker declares it in `link`, `link_checks`):
+green when they all passed, red when one failed (the arrow names it and points at its row), amber when one could
+not verify, violet when a failure is waived, grey when none judged it. In provision mode the canary's own chain is
+drawn beside it. Inline SVG, no script.
 """
 
 from __future__ import annotations
@@ -18,30 +19,25 @@ from typing import Any
 
 from cryptography import x509
 
-from aksid import facts, hostnames
+from aksid import catalogue, facts, hostnames
 from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY, workload_models
 from aksid.results import CheckResult, is_fleet
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
 from aksid.trust import parse_chain, top_issuer
+from aksid.units import ARROWS, CANARY_ARROWS, CANARY_NODES, NODES
 
-NODES = ("pod", "binding", "identity", "role", "zone", "record", "ingress IP", "certificate", "served chain", "padlock")
-# The checks that judge each arrow (NODES[i] → NODES[i + 1]). A check may judge two arrows (RBAC-001: the role,
-# and that it is scoped to the zone). NMI and the probes judge whether a pod reaches its binding at all.
-LINK_CHECKS: tuple[tuple[str, ...], ...] = (
-    ("NMI-001", "NMI-002", "NMI-003", "NMI-004", "NMI-005", "BIND-002", "BIND-003", "BIND-004",
-     "WI-001", "WI-002", "WI-004", "WI-005", "PROBE-002", "BIND-005", "WI-006"),
-    ("BIND-001", "WI-003", "RBAC-005", "PROBE-001", "BIND-005", "WI-006"),
-    ("RBAC-001", "RBAC-002", "RBAC-004"),
-    ("RBAC-001", "RBAC-003"),
-    ("DNS-001", "DNS-003", "DNS-004"),
-    ("DNS-002",),
-    ("ISS-001", "ISS-002", "ISS-003", "ISS-004"),
-    ("TLS-002", "TLS-003"),
-    ("TLS-001", "TLS-004"),
-)
-CANARY_NODES = ("canary Ingress", "Azure DNS record", "name servers", "certificate", "served chain", "teardown")
-CANARY_LINK_CHECKS: tuple[tuple[str, ...], ...] = (
-    ("CANARY-001",), ("CANARY-001",), ("CANARY-002",), ("CANARY-002",), ("CANARY-003",))
+
+def link_checks() -> tuple[tuple[str, ...], ...]:
+    """The checks that judge each arrow (NODES[i] → NODES[i + 1]), in catalogue order, as the checks declare them
+    (`link=`): a check may judge two arrows (RBAC-001: the role, and that it is scoped to the zone); NMI and the
+    probes judge whether a pod reaches its binding at all; a check that declares none is not drawn."""
+    return catalogue.link_checks(ARROWS)
+
+
+def canary_link_checks() -> tuple[tuple[str, ...], ...]:
+    """The same for the canary's chain (its arrows declared `canary: <node> → <node>`)."""
+    return catalogue.link_checks(CANARY_ARROWS)
+
 
 COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#bf8700", "waived": "#8250df", "unjudged": "#8c959f"}
 STATE_WORDS = {"passed": "passed", "failed": "failed", "error": "could not verify", "waived": "waived",
@@ -169,11 +165,9 @@ def _pod_node(snapshot: Snapshot, t: _Target) -> Node:
     name = f"{', '.join(namespaces)}: {', '.join(sorted(w.name for w in workloads))}"
     pods = []
     for workload in workloads:
-        found = next((d for d in snapshot.kube.deployments(workload.namespace)
-                      if d["metadata"]["name"] == workload.name), None)
-        selector = (((found or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if selector:
-            pods += snapshot.kube.pods(workload.namespace, selector)
+        found = facts.find_workload(snapshot, workload.kind, workload.namespace, workload.name)
+        if found is not None:
+            pods += facts.workload_pods(snapshot, found)
     running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
     models = " and ".join(sorted({m.replace("-", " ") for w in workloads for m in w.models}))
     if t.static:
@@ -233,15 +227,14 @@ def scope_text(scope: str) -> str:
 
 
 def _assignments(snapshot: Snapshot, t: _Target) -> list[tuple[str, str]]:
-    """(role name, scope) of every role assignment of the DNS identity."""
+    """(role name, scope) of every role assignment of the DNS identity (aksid.facts, as the RBAC checks read them)."""
     principal = str(_props(_identity(snapshot, t)).get("principalid") or "")
     names = _role_names(snapshot)
     found = []
-    for assignment in snapshot.azure.role_assignments():
+    for assignment in facts.role_assignments(snapshot, principal):
         props = _props(assignment)
-        if principal and str(props.get("principalid")).lower() == principal.lower():
-            guid = str(props.get("roledefinitionid") or "").rsplit("/", 1)[-1].lower()
-            found.append((names.get(guid, guid), str(props.get("scope") or "")))
+        guid = str(props.get("roledefinitionid") or "").rsplit("/", 1)[-1].lower()
+        found.append((names.get(guid, guid), str(props.get("scope") or "")))
     return found
 
 
@@ -401,7 +394,7 @@ def build_chain(snapshot: Snapshot, results: Iterable[CheckResult], title: str =
     t = _Target(snapshot.target, snapshot.document.get("mode"))
     nodes = tuple(_guarded(kind, lambda read=read: read(snapshot, t), t.static)
                   for kind, read in zip(NODES, _READERS, strict=True))
-    links = tuple(judge(checks, results) for checks in LINK_CHECKS)
+    links = tuple(judge(checks, results) for checks in link_checks())
     return Chain(title or t.demo_fqdn, nodes, links)
 
 
@@ -457,7 +450,7 @@ def build_canary_chain(snapshot: Snapshot, results: Iterable[CheckResult], title
         nodes = [Node(kind, "not observed", (str(exc),), collected=False) for kind in CANARY_NODES]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         nodes = [Node(kind, "unreadable", (f"{type(exc).__name__}: {exc}",), collected=False) for kind in CANARY_NODES]
-    links = tuple(judge(checks, results) for checks in CANARY_LINK_CHECKS)
+    links = tuple(judge(checks, results) for checks in canary_link_checks())
     return Chain(title or "canary", tuple(nodes), links)
 
 

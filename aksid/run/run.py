@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aksid.checks import SEVERITIES, CheckInfo, NotApplicable
+from aksid.check_info import SEVERITIES, CheckInfo, NotApplicable
 from aksid.fleet import Member, collect_members
 from aksid.identity_models import identity_models, skip_reason
 from aksid.progress import Progress
