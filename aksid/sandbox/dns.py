@@ -36,9 +36,10 @@ import dns.rdtypes.ANY.SOA
 
 from aksid.sandbox.processes import (
     BIND_ATTEMPTS,
+    Daemon,
     Launcher,
-    PortTaken,
     free_ports,
+    start_daemons,
     start_on_free_ports,
     stop_processes,
 )
@@ -121,8 +122,11 @@ def start_dns(
     deadline = time.monotonic() + timeout
 
     def start(port: int, launch: Launcher) -> int:
-        _launch_all(launch, knotd, instances, texts, port, key)
-        _wait_ready(instances, port, deadline)
+        daemons = [_prepare(instance, knotd, texts[instance.role], port, key) for instance in instances]
+        processes = start_daemons(*daemons, error=DnsSandboxError, timeout=timeout, deadline=deadline, launch=launch,
+                                  interval=0.005)
+        for instance, process in zip(instances, processes, strict=True):
+            instance.process = process
         return port
 
     # _free_port is looked up at each attempt: a test replaces it to stage a lost race.
@@ -439,53 +443,31 @@ def _knot_config(instance: _Instance, port: int, key: Mapping[str, str] | None) 
     return "\n".join(lines) + "\n"
 
 
-def _launch_all(launch: Launcher, knotd: str, instances: list[_Instance], texts: Mapping[str, str], port: int,
-                key: Mapping[str, str]) -> None:
-    for instance in instances:
-        if instance.directory.exists():
-            shutil.rmtree(instance.directory)  # a stale journal would be replayed over the new zone file
-        (instance.directory / "run").mkdir(parents=True)
-        (instance.directory / "storage").mkdir()
-        (instance.directory / "zone.db").write_text(texts[instance.role], encoding="utf-8")
-        config = instance.directory / "knot.conf"
-        config.write_text(_knot_config(instance, port, None if instance.role == "parent" else key), encoding="utf-8")
-        config.chmod(0o600)  # it holds the TSIG secret
-        instance.process = launch([knotd, "-c", str(config)], cwd=instance.directory / "run",
-                                  log=instance.directory / "knotd.log")
+def _prepare(instance: _Instance, knotd: str, zone_text: str, port: int, key: Mapping[str, str]) -> Daemon:
+    """Write this knotd's directory (config, zone file) and say how to start it and know it serves its zone."""
+    if instance.directory.exists():
+        shutil.rmtree(instance.directory)  # a stale journal would be replayed over the new zone file
+    (instance.directory / "run").mkdir(parents=True)
+    (instance.directory / "storage").mkdir()
+    (instance.directory / "zone.db").write_text(zone_text, encoding="utf-8")
+    config = instance.directory / "knot.conf"
+    config.write_text(_knot_config(instance, port, None if instance.role == "parent" else key), encoding="utf-8")
+    config.chmod(0o600)  # it holds the TSIG secret
+    name = f"knotd for the {instance.role} server ({instance.address}:{port})"
 
-
-def _wait_ready(instances: list[_Instance], port: int, deadline: float) -> None:
-    """Poll every knotd until it answers its zone's SOA authoritatively; fail fast when one cannot."""
-    pending = list(instances)
-    while pending:
-        pending = [instance for instance in pending if not _ready(instance, port)]
-        if pending and time.monotonic() > deadline:
-            instance = pending[0]
-            raise DnsSandboxError(
-                f"knotd for the {instance.role} server ({instance.address}:{port}) did not answer SOA"
-                f" {instance.origin} in time: {_complaint(_read_log(instance.directory))}"
-            )
-        if pending:
-            time.sleep(0.005)
-
-
-def _ready(instance: _Instance, port: int) -> bool:
-    """Whether this knotd serves its zone yet; raises when it never will (exited, port taken, zone refused)."""
-    assert instance.process is not None
-    where = f"knotd for the {instance.role} server ({instance.address}:{port})"
-    code = instance.process.poll()
-    if code is not None:
+    def serves_zone() -> bool:
+        """Whether it serves its zone yet; raises when it never will."""
+        if _answers_soa(instance.address, port, instance.origin):
+            return True
         log = _read_log(instance.directory)
-        if "cannot bind address" in log:
-            raise PortTaken()
-        raise DnsSandboxError(f"{where} exited during start-up (code {code}): {_complaint(log)}")
-    if _answers_soa(instance.address, port, instance.origin):
-        return True
-    log = _read_log(instance.directory)
-    if _ZONE_LOAD_FAILED in log:
-        # knotd keeps running without the zone: waiting for the timeout would not change that.
-        raise DnsSandboxError(f"{where} could not load {instance.origin}: {_complaint(log)}")
-    return False
+        if _ZONE_LOAD_FAILED in log:
+            # knotd keeps running without the zone: waiting for the timeout would not change that.
+            raise DnsSandboxError(f"{name} could not load {instance.origin}: {_first_error(log)}")
+        return False
+
+    return Daemon(name, [knotd, "-c", str(config)], log=instance.directory / "knotd.log", ready=serves_zone,
+                  ready_when=f"it answers SOA {instance.origin} authoritatively", cwd=instance.directory / "run",
+                  port_taken="cannot bind address", cause=_first_error)
 
 
 def _answers_soa(address: str, port: int, origin: dns.name.Name, timeout: float = 0.2) -> bool:
@@ -516,11 +498,10 @@ def _read_log(directory: Path) -> str:
         return ""
 
 
-def _complaint(log: str) -> str:
-    """The first error in knotd's log: the cause (later errors and the last line are consequences)."""
+def _first_error(log: str) -> str:
+    """The first error in knotd's log: the cause (later errors and the last line are consequences); "" if none."""
     lines = [_strip_timestamp(line) for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("critical:", "error:"))]
-    return (errors or lines or ["no output from knotd"])[0 if errors else -1]
+    return next((line for line in lines if line.startswith(("critical:", "error:"))), "")
 
 
 def _strip_timestamp(line: str) -> str:

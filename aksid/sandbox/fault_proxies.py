@@ -178,6 +178,10 @@ class TcpFaultProxy:
             connection.close()
             return
         upstream.settimeout(None)
+        for sock in (connection, upstream):
+            # A relay forwards whatever one recv got: with Nagle on, a small piece behind unacknowledged bytes
+            # waits for the peer's delayed ACK (~40 ms a TLS handshake or a response cut in two).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=_pipe, args=(upstream, connection), daemon=True).start()
         _pipe(connection, upstream)
         connection.close()

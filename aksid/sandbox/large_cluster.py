@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aksid.collect.kube import KINDS
+from aksid.sandbox.https import KeepAliveHandler
 from aksid.sandbox.scenario import load_scenario
 
 MANAGED_FIELDS = [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
@@ -117,12 +118,7 @@ class PageServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body go out in two writes: with Nagle on, a small body waits for the client's delayed
-            # ACK of the headers (40 ms a page), and the server, not the client, would set the pace
-            disable_nagle_algorithm = True
-
+        class Handler(KeepAliveHandler):  # a page leaves at once: the client, not the server, sets the pace
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 with outer.lock:
                     outer.requests += 1

@@ -16,7 +16,6 @@ import ipaddress
 import json
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from aksid.sandbox.processes import BIND_ATTEMPTS, Launcher, PortTaken, free_ports, start_on_free_ports, stop_process
+from aksid.sandbox.processes import (
+    BIND_ATTEMPTS,
+    Daemon,
+    Launcher,
+    free_ports,
+    start_daemons,
+    start_on_free_ports,
+    stop_process,
+)
 from aksid.sandbox.tls import SandboxCA
 
 # Let's Encrypt issues 90-day certificates; pebble 2.4 defaults to 5 years.
@@ -78,10 +85,13 @@ def start_pebble(
     def start(ports: list[int], launch: Launcher) -> AcmeCA:
         acme_port, management_port = ports
         config = _write_config(directory, acme_port, management_port, cert, key)
-        process = launch([binary, "-config", str(config), "-dnsserver", dns_server, "-strict=false"],
-                         cwd=directory, log=directory / "pebble.log", env=env)
         directory_url = f"https://{LISTEN_HOST}:{acme_port}/dir"
-        _wait_directory(process, directory_url, bundle, directory / "pebble.log", deadline)
+        (process,) = start_daemons(
+            Daemon("pebble", [binary, "-config", str(config), "-dnsserver", dns_server, "-strict=false"],
+                   log=directory / "pebble.log", ready=lambda: _answers_directory(directory_url, bundle),
+                   ready_when=f"{directory_url} answers 200", cwd=directory, env=env,
+                   port_taken="address already in use"),
+            error=PebbleError, timeout=timeout, deadline=deadline, launch=launch, interval=0.02)
         management_url = f"https://{LISTEN_HOST}:{management_port}"
         roots = _fetch_roots(management_url, bundle, alternate_roots)
         return AcmeCA(process.pid, directory_url, bundle, roots, management_url)
@@ -156,23 +166,12 @@ def _write_config(directory: Path, acme_port: int, management_port: int, cert: P
 # --- start-up -----------------------------------------------------------------------------------
 
 
-def _wait_directory(process: subprocess.Popen[bytes], url: str, bundle: Path, log: Path, deadline: float) -> None:
-    """Poll the ACME directory until it answers 200; fail fast when pebble exits."""
-    while True:
-        code = process.poll()
-        if code is not None:
-            text = _read(log)
-            if "address already in use" in text:
-                raise PortTaken()
-            raise PebbleError(f"pebble exited during start-up (code {code}): {_last_line(text)}")
-        try:
-            if _get(url, bundle, timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            raise PebbleError(f"pebble did not answer {url} in time: {_last_line(_read(log))}")
-        time.sleep(0.02)
+def _answers_directory(url: str, bundle: Path) -> bool:
+    """Whether the ACME directory answers 200 over verified HTTPS (pebble is up and listening)."""
+    try:
+        return _get(url, bundle, timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False  # not listening yet
 
 
 def _fetch_roots(management_url: str, bundle: Path, alternate_roots: int) -> str:
@@ -205,15 +204,3 @@ def _check_loopback_endpoint(endpoint: str, what: str) -> None:
         loopback = False
     if not loopback:
         raise PebbleError(f"{what} must be a loopback 'ip:port' (the sandbox never dials outside it), not '{endpoint}'")
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output from pebble"

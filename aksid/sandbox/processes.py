@@ -1,7 +1,9 @@
 """The sandbox's own processes (knotd, pebble, nginx, the API server process): start, find, stop.
 
 Every server runs in its own session, so a Ctrl-C to a test run does not reach it: it is stopped by PID,
-from the PID record (`pids.json`) when `down` runs in another process. Ports are picked at random below
+from the PID record (`pids.json`) when `down` runs in another process. Every one is started the same way,
+by `start_daemons`: launched, then polled until its readiness probe passes, failing in one sentence that names
+it, why (it exited, or was not ready in time) and how its log ends. Ports are picked at random below
 Linux's ephemeral range and probed; a server can still lose its port to another process between the probe
 and its own bind, which its start-up wait reports as `PortTaken` and `start_on_free_ports` retries.
 """
@@ -16,8 +18,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 # Below Linux's ephemeral range (32768-60999), so the kernel never hands "our" port to an outgoing socket.
 PORT_RANGE = (20000, 32767)
@@ -25,6 +28,7 @@ BIND_ATTEMPTS = 5
 STOP_TIMEOUT = 3.0
 KILL_TIMEOUT = 1.0
 POLL_INTERVAL = 0.01
+LOG_TAIL_LINES = 3  # how much of a daemon's log a start-up failure quotes
 
 # Processes started in this process, by PID: Popen reaps them (no zombie outlives stop) and never warns.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -70,6 +74,90 @@ class Launcher:
     def stop(self) -> None:
         stop_processes([process.pid for process in self.processes])
         self.processes.clear()
+
+
+class Launch(Protocol):
+    """How a daemon is launched: `launch_process`, a `Launcher`, or a wrapper recording the PID at once."""
+
+    def __call__(self, argv: list[str], *, log: Path, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]: ...
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """One server for `start_daemons`: how to run it, when it is ready, and what its failure quotes."""
+
+    name: str  # as the failure names it: "pebble", "knotd for the a server (127.0.0.54:25202)"
+    argv: list[str]
+    log: Path  # its stdout and stderr
+    ready: Callable[[], bool]  # True once it serves; may raise when it never will (knotd refusing its zone)
+    ready_when: str  # what `ready` waits for, in the failure's words: "https://127.0.0.1:PORT/dir answers 200"
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
+    port_taken: str | None = None  # what its logs say when it lost its port to a race: PortTaken, to retry
+    logs: tuple[Path, ...] = ()  # the logs a failure reads (default: `log`), e.g. nginx's own error.log first
+    cause: Callable[[str], str] | None = None  # the line of those logs naming the cause, quoted before their end
+
+    def log_text(self) -> str:
+        return "\n".join(_read_text(path) for path in self.logs or (self.log,))
+
+
+def start_daemons(
+    *daemons: Daemon,
+    error: Callable[[str], Exception],
+    timeout: float,
+    deadline: float | None = None,
+    launch: Launch = launch_process,
+    interval: float = POLL_INTERVAL,
+) -> list[subprocess.Popen[bytes]]:
+    """Launch every daemon (all at once: their start-ups overlap), then poll until each one's `ready` passes.
+
+    A daemon that exits first fails with `error("<name> exited during start-up (code N): ...")`, or PortTaken when
+    its logs say `port_taken`; one still not ready at the deadline (`timeout` from now, or the `deadline` of a start
+    retried on other ports) with `error("<name> was not ready within S s (...)")`; both quote the end of its log.
+    What was launched is not stopped here: `launch` decides who stops it, by PID (a `Launcher` in
+    `start_on_free_ports`, or the PID record).
+    """
+    deadline = time.monotonic() + timeout if deadline is None else deadline
+    processes = [launch(daemon.argv, log=daemon.log, cwd=daemon.cwd, env=daemon.env) for daemon in daemons]
+    pending = list(zip(daemons, processes, strict=True))
+    while pending:
+        pending = [(daemon, process) for daemon, process in pending if not _ready(daemon, process, error)]
+        if pending and time.monotonic() > deadline:
+            daemon = pending[0][0]
+            raise error(f"{daemon.name} was not ready within {timeout:g} s ({daemon.ready_when}): {_ending(daemon)}")
+        if pending:
+            time.sleep(interval)
+    return processes
+
+
+def _ready(daemon: Daemon, process: subprocess.Popen[bytes], error: Callable[[str], Exception]) -> bool:
+    code = process.poll()
+    if code is not None:
+        if daemon.port_taken is not None and daemon.port_taken in daemon.log_text():
+            raise PortTaken()
+        raise error(f"{daemon.name} exited during start-up (code {code}): {_ending(daemon)}")
+    return daemon.ready()
+
+
+def _ending(daemon: Daemon) -> str:
+    """How its logs end; led by the line naming the cause, when the daemon knows it and it is not among them."""
+    text = daemon.log_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    where = ", ".join(str(path) for path in daemon.logs or (daemon.log,))
+    if not lines:
+        return f"nothing in {where}"
+    tail = lines[-LOG_TAIL_LINES:]
+    ending = f"{where} ends: {' | '.join(tail)}"
+    cause = daemon.cause(text) if daemon.cause is not None else ""
+    return f"{cause}; {ending}" if cause and not any(cause in line for line in tail) else ending
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def start_on_free_ports(

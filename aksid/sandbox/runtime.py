@@ -15,7 +15,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from aksid.sandbox.controllers.world import ENDPOINTS_FILE
 from aksid.sandbox.dns import DnsSandbox, DnsSandboxError, start_dns, stop_dns
 from aksid.sandbox.edge import Edge, EdgeError, prepare_base, start_edge, translate_acme_urls, wait_until_expired
 from aksid.sandbox.processes import (
+    Daemon,
     PidRecord,
     alive,
     child_pids,
@@ -32,6 +33,7 @@ from aksid.sandbox.processes import (
     free_ports,
     launch_process,
     send_signal,
+    start_daemons,
     stop_process,
     wait_then_kill,
 )
@@ -172,13 +174,9 @@ def _up(scenario: str, state_dir: Path) -> Sandbox:
         edge = _start_edge(loaded, state_dir, dns, record.add)
         prepared = _write_prepared(state_dir, _prepared(reference, loaded, edge, documents))
         _write_controller_endpoints(state_dir, loaded, dns, edge)
-        process = launch_process(
-            [sys.executable, "-m", "aksid.sandbox.serve", "--prepared", str(prepared), "--state-dir", str(state_dir),
-             "--dns-endpoints", json.dumps(endpoints), "--tls-endpoints", json.dumps(_tls_endpoints(edge))],
-            log=state_dir / "sandbox.log", append=False,
-        )
-        record.add("serve", process.pid)
-        _wait_ready(process, state_dir)
+        _start_server(state_dir, record, [
+            sys.executable, "-m", "aksid.sandbox.serve", "--prepared", str(prepared), "--state-dir", str(state_dir),
+            "--dns-endpoints", json.dumps(endpoints), "--tls-endpoints", json.dumps(_tls_endpoints(edge))])
         if edge is not None:
             wait_until_expired(edge)  # an expired leaf must be expired when the suite collects
     except BaseException:
@@ -202,15 +200,20 @@ def _write_controller_endpoints(state_dir: Path, scenario: Scenario, dns: DnsSan
     path.write_text(json.dumps(document), encoding="utf-8")
 
 
-def _wait_ready(process: subprocess.Popen[bytes], state_dir: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not (state_dir / "ready.json").exists():
-        if process.poll() is not None:
-            tail = (state_dir / "sandbox.log").read_text(encoding="utf-8").strip().splitlines()[-1:]
-            raise SandboxError(f"the sandbox server exited during start-up: {' '.join(tail) or 'no output'}")
-        if time.monotonic() > deadline:
-            raise SandboxError(f"the sandbox did not become ready within {START_TIMEOUT:.0f} s (see {state_dir}/sandbox.log)")
-        time.sleep(0.05)
+def _start_server(state_dir: Path, record: PidRecord, argv: list[str]) -> None:
+    """serve.py, recorded as soon as its PID exists (`down` stops it if the wait fails); ready once it wrote
+    ready.json, that is once the fake kube API and ARM listen."""
+
+    def launch(argv: list[str], *, log: Path, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        process = launch_process(argv, log=log, cwd=cwd, env=env, append=False)
+        record.add("serve", process.pid)
+        return process
+
+    ready = state_dir / "ready.json"
+    start_daemons(Daemon("the sandbox server", argv, log=state_dir / "sandbox.log", ready=ready.exists,
+                         ready_when=f"it writes {ready}"),
+                  error=SandboxError, timeout=START_TIMEOUT, launch=launch, interval=0.05)
 
 
 def down(state_dir: Path) -> list[int]:

@@ -20,7 +20,6 @@ import html
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,10 +35,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from aksid.config import is_loopback_host
 from aksid.sandbox.processes import (
     BIND_ATTEMPTS,
+    Daemon,
     Launcher,
-    PortTaken,
     alive,
     free_ports,
+    start_daemons,
     start_on_free_ports,
     stop_process,
 )
@@ -110,12 +110,17 @@ def start_nginx(
         https_port, http_port = ports
         conf = root / "nginx.conf"
         conf.write_text(_nginx_conf(root, address, host, https_port, http_port, staged), encoding="utf-8")
-        process = launch(
-            # -e: the error log from the very start (the compiled-in default is stderr / /var/log/nginx).
-            [binary, "-p", f"{root}/", "-c", str(conf), "-e", str(root / "logs" / "error.log")],
-            cwd=root, log=root / "logs" / "nginx.out", env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        )
-        _wait_ready(process, address, http_port, root, deadline)
+        logs = root / "logs"
+        (process,) = start_daemons(
+            Daemon(
+                # -e: the error log from the very start (the compiled-in default is stderr / /var/log/nginx).
+                "nginx", [binary, "-p", f"{root}/", "-c", str(conf), "-e", str(logs / "error.log")],
+                log=logs / "nginx.out", cwd=root, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                # The master binds before it forks workers: ready once a worker answers.
+                ready=lambda: _answers_http(address, http_port), ready_when=f"a worker answers HTTP on {address}:{http_port}",
+                port_taken="Address already in use", logs=(logs / "error.log", logs / "nginx.out"), cause=_first_error,
+            ),
+            error=WebSandboxError, timeout=timeout, deadline=deadline, launch=launch)
         return DemoWeb(process.pid, address, https_port, http_port)
 
     return start_on_free_ports(lambda: free_ports([address], 2), start, error=WebSandboxError,
@@ -377,23 +382,6 @@ def _user_directive() -> str:
 # --- start-up -----------------------------------------------------------------------------------
 
 
-def _wait_ready(process: subprocess.Popen[bytes], address: str, http_port: int, root: Path, deadline: float) -> None:
-    """Poll until a worker answers HTTP (the master binds before it forks workers); fail fast on exit."""
-    while True:
-        code = process.poll()
-        if code is not None:
-            log = _read(root / "logs" / "error.log") + _read(root / "logs" / "nginx.out")
-            if "Address already in use" in log:
-                raise PortTaken()
-            raise WebSandboxError(f"nginx exited during start-up (code {code}): {_complaint(log)}")
-        if _answers_http(address, http_port):
-            return
-        if time.monotonic() > deadline:
-            raise WebSandboxError(f"nginx did not answer on {address}:{http_port} in time: "
-                                  f"{_complaint(_read(root / 'logs' / 'error.log'))}")
-        time.sleep(0.01)
-
-
 def _answers_http(address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=0.5) as sock:
@@ -403,15 +391,7 @@ def _answers_http(address: str, port: int) -> bool:
         return False
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _complaint(log: str) -> str:
-    """nginx's first [emerg]/[crit] line: the cause of a failed start."""
+def _first_error(log: str) -> str:
+    """nginx's first [emerg]/[crit]/[alert] line: the cause of a failed start; "" if none."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if "[emerg]" in line or "[crit]" in line or "[alert]" in line]
-    return (errors or lines or ["no output from nginx"])[0]
+    return next((line for line in lines if "[emerg]" in line or "[crit]" in line or "[alert]" in line), "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from aksid.sandbox.https import KeepAliveHandler
 from aksid.sandbox.kube.authz import Principal
 from aksid.sandbox.kube.discovery import (
     SERVER_VERSION,
@@ -138,17 +138,13 @@ def _flat_query(raw_query: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(raw_query, keep_blank_values=True).items()}
 
 
-class KubeRequestHandler(BaseHTTPRequestHandler):
+class KubeRequestHandler(KeepAliveHandler):
     """Serves one KubeStore; `make_kube_handler` binds the store, token and log."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "aksid-sandbox-kube-apiserver"
     sys_version = ""
     # Idle keep-alive connections are dropped after this many seconds, so threads do not pile up.
     timeout = 120
-    # Buffer the response so headers and body leave in one send: written separately, Nagle's algorithm
-    # and the client's delayed ACK stall every keep-alive request by ~40 ms.
-    wbufsize = 64 * 1024
 
     store: KubeStore
     token: str
@@ -161,16 +157,6 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: every request goes to `request_log` instead of stderr."""
-
-    def setup(self) -> None:
-        super().setup()
-        # Large responses are written in more than one send; do not let Nagle hold back the last one.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def handle_expect_100(self) -> bool:
-        accepted = super().handle_expect_100()
-        self.wfile.flush()  # the interim 100 Continue must not wait in the response buffer
-        return accepted
 
     def handle(self) -> None:
         try:
