@@ -63,6 +63,10 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--aksid-baseline", {"metavar": "PATH", "default": None,
                           "help": "an earlier run (results.json, snapshot.json or its reports folder): every report "
                                   "shows the changes since, and marks checks red since as new"}),
+    ("--aksid-check", {"metavar": "ID|AREA", "action": "append", "default": [],
+                       "help": "run only this check (RBAC-003) or area (RBAC); repeatable, or comma-separated"}),
+    ("--aksid-skip-check", {"metavar": "ID|AREA", "action": "append", "default": [],
+                            "help": "leave out this check or area (wins over --aksid-check); repeatable, or comma-separated"}),
     ("--aksid-min-coverage", {"metavar": "PERCENT", "type": float, "default": None,
                               "help": "exit 1 when less than this share of the evidence could be collected"}),
 )
@@ -130,6 +134,29 @@ def collect_once_per_run(testrunuid: str, collect: Callable[[], Path]) -> Path:
         path = collect()
         done.write_text(str(path.resolve()), encoding="utf-8")
         return path
+
+
+def collect_in_first_worker(testrunuid: str, run: Any, collect: Callable[[], Any]) -> None:
+    """A worker of a late-activated run: the first to get the lock collects (`collect`); the others receive its
+    snapshot (aksid.run.handover)."""
+    from aksid.run.handover import receive
+
+    def collected() -> Path:
+        collect()
+        assert run.snapshot_path is not None
+        return run.snapshot_path
+
+    path = collect_once_per_run(testrunuid, collected)
+    if run.snapshot is None:  # another worker collected
+        run.adopt(receive({"aksid_snapshot": str(path)}))
+
+
+def adopt_workers_snapshot(run: Any, testrunuid: str) -> None:
+    """A late-activated controller reports on the snapshot its workers collected, then removes their meeting place."""
+    path = collected_snapshot_path(testrunuid)
+    remove_shared_folder(testrunuid)
+    if path is not None and path.exists():
+        run.adopt_file(path)
 
 
 def collected_snapshot_path(testrunuid: str) -> Path | None:

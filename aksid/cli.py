@@ -25,8 +25,16 @@ def run_suites(pytest_args: list[str]) -> int:
     import pytest
 
     from aksid.paths import suites_dir
+    from aksid.run_usage import ModeCheck, UsageProblem, asks_for_help, run_help
 
-    return int(pytest.main([str(suites_dir()), *_spell_run_options(pytest_args)]))
+    if asks_for_help(pytest_args):  # aksid's options, grouped; pytest's own 500 lines only from `pytest --help`
+        print(run_help(), end="")
+        return 0
+    try:
+        return int(pytest.main([str(suites_dir()), *_spell_run_options(pytest_args)], plugins=[ModeCheck()]))
+    except UsageProblem as exc:
+        print(exc, file=sys.stderr)
+        return 4
 
 
 def _spell_run_options(args: list[str]) -> list[str]:
@@ -48,6 +56,7 @@ def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path
     from aksid.sandbox.scenario import ScenarioError, load_scenario
 
     try:
+        _require_scenario(scenario_ref)
         scenario = load_scenario(scenario_ref)
     except ScenarioError as exc:
         print(f"aksid demo: {exc}", file=sys.stderr)
@@ -79,6 +88,18 @@ def demo(scenario_ref: str, reports_dir: Path, extra: list[str], state_dir: Path
         return code
     return verdict(scenario.expect_failed, scenario.expect_error, reports_dir / "results.json", scenario.expect_mentions,
                    mode)
+
+
+def _require_scenario(reference: str) -> None:
+    """A built-in name that is none of them is answered with the closest names, not all of them."""
+    from aksid.sandbox.scenario import ScenarioError, builtin_names
+    from aksid.suggest import did_you_mean
+
+    # scenario.resolve_path's rule: a reference without `/` or a YAML suffix is a built-in name
+    if "/" in reference or reference.endswith((".yaml", ".yml")) or reference in (names := builtin_names()):
+        return
+    hint = did_you_mean(reference, names) or "none is close"
+    raise ScenarioError(f"no built-in scenario '{reference}' ({hint}; `aksid scenarios` lists them)")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -118,48 +139,98 @@ def verdict(expect_failed: list[str], expect_error: list[str], results_path: Pat
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aksid", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the checks (pytest options pass through)", add_help=False)
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER)
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and flag, each described (`aksid COMMAND --help`); `aksid run --help` is aksid.run_usage's."""
+    parser = argparse.ArgumentParser(prog="aksid", description=__doc__,
+                                     epilog="`aksid COMMAND --help` describes a command and each of its flags.")
+    parser.add_argument("--version", action="version", version=f"aksid {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the checks (pytest options pass through; `aksid run --help` lists aksid's)",
+                         add_help=False)
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="aksid's and pytest's options and paths")
     demo_p = sub.add_parser("demo", help="run the checks against the embedded sandbox")
     demo_p.add_argument("--scenario", default="healthy", help="built-in scenario name or path (default: healthy)")
-    demo_p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    demo_p.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                        help="where the reports go (default: reports; --aksid-reports-dir after -- wins)")
     demo_p.add_argument("--state-dir", type=Path, help="keep the sandbox's files (request log) here")
     demo_p.add_argument("--mode", choices=("attach", "provision"), default="attach",
                         help="attach (read only, default) or provision (probes and a canary, removed afterwards)")
     demo_p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest options, after --")
-    sandbox = sub.add_parser("sandbox", help="bring the sandbox up or down")
-    sandbox.add_argument("action", choices=("up", "down", "render"),
-                         help="up/down: the sandbox's servers; render: the scenario as a repository holds it (static mode)")
-    sandbox.add_argument("--scenario", default="healthy")
-    sandbox.add_argument("--state-dir", type=Path, help="up/down: where the sandbox keeps its files")
-    sandbox.add_argument("--out", type=Path, help="render: where the manifests, plan.json and env.sh go")
+    sandbox = sub.add_parser("sandbox", help="bring the sandbox up or down, or render a scenario as a repository")
+    # one parser per action, so `aksid sandbox up --help` describes exactly the flags `up` takes
+    actions = sandbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sandbox_up = actions.add_parser("up", help="start the fake Kubernetes API and ARM, DNS, ACME and web servers "
+                                               "on 127.0.0.1, serving a scenario; writes a profile to run against")
+    sandbox_down = actions.add_parser("down", help="stop the servers a `sandbox up` started")
+    sandbox_render = actions.add_parser("render", help="write a scenario as a repository holds it (manifests, "
+                                                       "plan.json, env.sh), for static mode")
+    for action in (sandbox_up, sandbox_render):
+        action.add_argument("--scenario", default="healthy", metavar="NAME",
+                            help="built-in scenario name or path (default: healthy)")
+    for action in (sandbox_up, sandbox_down):
+        action.add_argument("--state-dir", type=Path, metavar="DIR",
+                            help="where the sandbox keeps its files: profile, kubeconfig, request log, process ids "
+                                 "(required)")
+    sandbox_render.add_argument("--out", type=Path, metavar="DIR", help="where the manifests, plan.json and env.sh go (required)")
     sweep = sub.add_parser("sweep", help="delete what a provision run left (objects labelled aksid.io/run)")
     which = sweep.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", help="the run whose objects to delete")
     which.add_argument("--older-than", metavar="AGE", help="every run's objects created more than AGE ago (30m, 2h, 1d)")
-    for flag in ("--aksid-profile", "--aksid-env-file", "--aksid-kube-context"):
-        sweep.add_argument(flag, metavar="VALUE", help="as for `aksid run`")
-    sweep.add_argument("--aksid-set", metavar="FIELD=VALUE", action="append", default=[], help="as for `aksid run`")
+    sweep.add_argument("--aksid-profile", metavar="PATH", help="the target's YAML profile, as for `aksid run`")
+    sweep.add_argument("--aksid-env-file", metavar="PATH", help="the tutorial's env.sh, as for `aksid run`")
+    sweep.add_argument("--aksid-kube-context", metavar="NAME", help="the kubeconfig context, as for `aksid run`")
+    sweep.add_argument("--aksid-set", metavar="FIELD=VALUE", action="append", default=[],
+                       help="override one target field, as for `aksid run` (repeatable)")
     merge = sub.add_parser("merge", help="merge results.json of separate runs (one per target) into one report")
-    merge.add_argument("results", nargs="+", type=Path, metavar="RESULTS_JSON")
-    merge.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    merge.add_argument("results", nargs="+", type=Path, metavar="RESULTS_JSON",
+                       help="the results.json of each run (each a target of its own)")
+    merge.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                       help="where the merged reports go (default: reports)")
     diff_p = sub.add_parser("diff", help="what changed that matters between two runs (snapshots, results.json or "
                                          "reports folders), grouped by check")
-    diff_p.add_argument("old", type=Path, metavar="OLD")
-    diff_p.add_argument("new", type=Path, metavar="NEW")
-    diff_p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    diff_p.add_argument("old", type=Path, metavar="OLD", help="the earlier run: snapshot.json, results.json or a "
+                                                               "reports folder")
+    diff_p.add_argument("new", type=Path, metavar="NEW", help="the later run, in any of the same forms")
+    diff_p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                        help="text (default), markdown (for a pull request comment) or json")
     history = sub.add_parser("history", help="one HTML page: each check a row, each night (results.json) a column")
     history.add_argument("folder", type=Path, metavar="DIR", help="a folder of past results.json (searched recursively)")
     history.add_argument("--out", type=Path, default=Path("history.html"), help="where the page goes (default: history.html)")
-    sub.add_parser("scenarios", help="list the built-in scenarios")
+    scenarios_p = sub.add_parser("scenarios", help="list the built-in scenarios, or show one with its bases applied")
+    scenarios_p.add_argument("action", nargs="?", default="list", metavar="{list,show}",
+                             help="list (default): names, expected red checks, descriptions; show: one scenario in full")
+    scenarios_p.add_argument("name", nargs="?", metavar="NAME", help="show: a built-in scenario name or a scenario file")
+    scenarios_p.add_argument("--format", choices=("yaml", "json"), default="yaml", help="show: the output format")
+    deploy_p = sub.add_parser("deploy", help="write aksid's own RBAC manifests and Azure role definitions (deploy/)")
+    deploy_p.add_argument("--out", type=Path, default=Path("deploy"), metavar="DIR",
+                          help="the folder to write them to (default: ./deploy); a file there with other content "
+                               "stops it, never overwritten")
     checks = sub.add_parser("checks", help="print the check catalogue (from the suites' check markers)")
-    checks.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    checks.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                        help="text (default), markdown (the README's table) or json")
     checks.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                         help="also list the checks in these files or folders (a team's own checks)")
+    for choice in sub._choices_actions:  # each subcommand's --help opens with the line `aksid --help` shows for it
+        sub.choices[choice.dest].description = sub.choices[choice.dest].description or choice.help
+    for choice in actions._choices_actions:
+        actions.choices[choice.dest].description = actions.choices[choice.dest].description or choice.help
+    return parser
 
+
+def _version() -> str:
+    """The installed distribution's version; the package's own when run from a checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aksid")
+    except PackageNotFoundError:
+        from aksid import __version__
+
+        return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["scenarios"], ["checks"]):
         # `aksid scenarios | head` ends quietly. Only for the listings: a run must outlive a peer that resets a
@@ -173,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         reports_dir = _option_value(extra, "--aksid-reports-dir") or args.reports_dir  # the run's spelling wins
         return demo(args.scenario, Path(reports_dir).resolve(), extra, args.state_dir, args.mode)
     if args.command == "sandbox":
-        return _sandbox(args.action, args.scenario, args.state_dir if args.action != "render" else args.out)
+        return _sandbox(args.action, getattr(args, "scenario", "healthy"),
+                        args.out if args.action == "render" else args.state_dir)
     if args.command == "checks":
         return _catalogue(args.format, args.paths)
     if args.command == "merge":
@@ -190,13 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         from aksid.provision.sweep import sweep_command
 
         return sweep_command(args)
-    from aksid.sandbox.scenario import builtin_names, load_scenario
+    if args.command == "deploy":
+        from aksid.deploy_files import deploy_command
 
-    for name in builtin_names():
-        scenario = load_scenario(name)
-        expected = ", ".join(scenario.expect_failed + scenario.expect_error) or "all green"
-        print(f"{name:<32} {expected:<20} {scenario.description}")
-    return 0
+        return deploy_command(args.out)
+    from aksid.scenario_command import scenarios_command
+
+    return scenarios_command(args.action, args.name, args.format, require=_require_scenario)
 
 
 def _merge(paths: list[Path], reports_dir: Path) -> int:
@@ -251,12 +323,23 @@ def _sandbox(action: str, scenario: str, state_dir: Path | None) -> int:
         print(f"aksid sandbox: {action} needs {'--out' if action == 'render' else '--state-dir'} DIR", file=sys.stderr)
         return 4
     try:
+        if action != "down":
+            _require_scenario(scenario)
+    except ScenarioError as exc:
+        print(f"aksid sandbox: {exc}", file=sys.stderr)
+        return 4
+    try:
         if action == "render":
             from aksid.sandbox.render import render
             from aksid.sandbox.scenario import load_scenario
 
             written = render(load_scenario(scenario), state_dir)
             print(f"rendered: manifests {written['manifests']}, plan {written['plan']}, env file {written['env']}")
+            if "not_rendered" in written:  # static mode on this folder may be greener than attach: say why
+                left_out = [line for line in written["not_rendered"].read_text(encoding="utf-8").splitlines()
+                            if line.startswith("- ")]
+                print(f"aksid sandbox: {len(left_out)} of scenario {scenario}'s changes cannot be rendered, so static mode "
+                      f"cannot see them (also in {written['not_rendered']}):", *left_out, sep="\n  ", file=sys.stderr)
             return 0
         if action == "up":
             sandbox = up(scenario, state_dir)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aksid.envfile import EnvFileError, parse_env_file
+from aksid.envfile import EnvFileError, Unrun, read_env_file
+from aksid.suggest import or_listing
 from aksid.userfiles import UserFileError, read_yaml, reported_as
 
 ACME_ISSUERS = ("letsencrypt-staging", "letsencrypt-prod")
@@ -65,7 +66,21 @@ def _https_url(value: str) -> str | None:
 
 
 def _existing_file(value: str) -> str | None:
+    if Path(value).is_dir():
+        return "names a folder, not a file"
     return None if Path(value).is_file() else "names a file that does not exist"
+
+
+def _pem_bundle(value: str) -> str | None:
+    """A file of PEM certificates, checked when the target is resolved: a folder, an empty file or a DER/text file
+    would otherwise be found only by TLS-001, after the whole collection."""
+    if Path(value).is_dir():
+        return "names a folder: give the PEM bundle file itself (the certificates of a folder are not read)"
+    if problem := _existing_file(value):
+        return problem
+    from aksid.trust import store_problem  # cryptography: only when a trust store is configured
+
+    return store_problem(value)
 
 
 _BIND_ENTRY = re.compile(r"^(?:[a-z0-9-]+/)?[a-z0-9.-]+=[A-Za-z0-9._-]+$")
@@ -228,7 +243,7 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="seconds to wait for each DNS answer"),
     # The demo host as a browser sees it. The trust store defaults to Mozilla's (as certifi ships it); the
     # address defaults to what the zone's name servers answered for the host (DNS evidence).
-    FieldSpec("trust_store", ("AKSID_TRUST_STORE",), validate=_existing_file, is_path=True,
+    FieldSpec("trust_store", ("AKSID_TRUST_STORE",), validate=_pem_bundle, is_path=True,
               help="PEM bundle of trusted roots (default: Mozilla's store, from certifi)"),
     FieldSpec("tls_address", ("AKSID_TLS_ADDRESS",), validate=_ip_address,
               help="address to connect to for the demo host (default: its A record, as the zone's servers answer it)"),
@@ -481,15 +496,16 @@ def load_profile(path: Path) -> dict[str, tuple[str, str]]:
             values[_PROFILE_SCALARS[key]] = (_scalar(content, f"{key}", source), source)
             continue
         if key not in _PROFILE_SECTIONS:
-            known = ", ".join([*_PROFILE_SECTIONS, *_PROFILE_SCALARS])
-            raise ConfigError(f"the profile {path} has an unknown section '{key}' (known: {known})")
+            hint = or_listing(str(key), [*_PROFILE_SECTIONS, *_PROFILE_SCALARS])
+            raise ConfigError(f"the profile {path} has an unknown section '{key}' ({hint})")
         if not isinstance(content, dict):
             raise ConfigError(f"the profile {path} section '{key}' must be a mapping")
         for sub_key, value in content.items():
             if (key, sub_key) in PROFILE_HOOKS:
                 continue  # commands, not settings: read by profile_hooks() before anything else
             if sub_key not in _PROFILE_SECTIONS[key]:
-                raise ConfigError(f"the profile {path} has an unknown setting '{key}.{sub_key}'")
+                hint = or_listing(str(sub_key), _PROFILE_SECTIONS[key], f"settings of '{key}'")
+                raise ConfigError(f"the profile {path} has an unknown setting '{key}.{sub_key}' ({hint})")
             name = _PROFILE_SECTIONS[key][sub_key]
             text = _profile_text(name, value, f"{key}.{sub_key}", source)
             if FIELD_BY_NAME[name].is_path and text.strip():
@@ -536,9 +552,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, tuple[str, str]]:
         if name in OPTION_FIELDS:
             values[OPTION_FIELDS[name]] = (value, f"command line ({name})")
             continue
-        if not sep or name not in FIELD_BY_NAME:
-            known = ", ".join(FIELD_BY_NAME)
-            raise ConfigError(f"--aksid-set expects FIELD=VALUE with FIELD one of {known}; got '{pair}'")
+        if not sep:
+            raise ConfigError(f"--aksid-set expects FIELD=VALUE; got '{pair}' (no '=')")
+        if name not in FIELD_BY_NAME:
+            hint = or_listing(name, FIELD_BY_NAME, "settings")  # no command lists them: all, when none is close
+            raise ConfigError(f"--aksid-set {pair}: '{name}' is not a setting ({hint})")
         values[name] = (value, f"command line (--aksid-set {name})")
     return values
 
@@ -576,11 +594,14 @@ def resolve_target(
     merged: dict[str, tuple[str, str]] = {}
     if profile is not None:
         merged.update(load_profile(profile))
+    unrun: dict[str, Unrun] = {}  # env file variables a shell would compute with a command: named if one is missing
     if env_file is not None:
         try:
-            merged.update(_from_variables(parse_env_file(env_file), f"env file {env_file}"))
+            env = read_env_file(env_file)
         except EnvFileError as exc:
             raise ConfigError(str(exc)) from None
+        merged.update(_from_variables(env.values, f"env file {env_file}"))
+        unrun = env.unrun
     merged.update(_from_variables(environ, "environment"))
     merged.update(parse_overrides(overrides or []))
     if kube_context:
@@ -599,6 +620,9 @@ def resolve_target(
         if spec.name in unused:
             resolved[spec.name], source = spec.default, None
             continue
+        if spec.required and not merged.get(spec.name, ("",))[0].strip():
+            for variable in (name for name in spec.env if name in unrun):
+                raise ConfigError(_unrun_assignment(spec, variable, unrun[variable], env_file))
         value, source = _resolve_field(spec, merged.get(spec.name))
         resolved[spec.name] = value
         if source is not None:
@@ -647,6 +671,13 @@ def _missing(spec: FieldSpec) -> str:
     names = " or ".join(spec.env) if spec.env else spec.name
     return (f"{names} is not set: give it in the env file (--aksid-env-file), the environment, "
             f"the profile or with --aksid-set {spec.name}=...")
+
+
+def _unrun_assignment(spec: FieldSpec, variable: str, unrun: Unrun, env_file: Path | None) -> str:
+    """The env file computes this setting with a shell command, which reading the file (never running it) cannot."""
+    return (f"{variable} in the env file {env_file} (line {unrun.line}) is a shell command substitution, "
+            f"{unrun.text}, which aksid does not run: export {variable} in your shell first (`source {env_file}`) "
+            f"or give --aksid-set {spec.name}=...")
 
 
 def _require_loopback(resolved: Mapping[str, str | None], sources: Mapping[str, str]) -> None:

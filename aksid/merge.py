@@ -24,12 +24,14 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
     results: list[CheckResult] = []
     targets: list[dict[str, Any]] = []
     snapshots: dict[str | None, Snapshot | str] = {}
+    seen: dict[str, tuple[Path, dict[str, Any]]] = {}  # target name -> the run that reported it first, its target
     for path, document in zip(paths, documents, strict=True):
         fallback = (document.get("target") or {}).get("cluster_name") or path.parent.name  # results of before `targets`
         run_targets = document.get("targets") or [{"name": fallback}]
-        taken = {t["name"] for t in targets} & {t["name"] for t in run_targets}
-        if taken:
-            raise MergeError(f"{path} reports target {', '.join(sorted(map(str, taken)))} again: merge one run per target")
+        for target in run_targets:
+            if target["name"] in seen:
+                raise MergeError(_clash(str(target["name"]), path, target, *seen[target["name"]]))
+        seen.update({t["name"]: (path, t) for t in run_targets})
         targets += run_targets
         snapshots.update({t["name"]: _snapshot_of(path, t) for t in run_targets})
         default = run_targets[0]["name"] if len(run_targets) == 1 else None
@@ -48,6 +50,19 @@ def merge(paths: list[Path], reports_dir: Path) -> tuple[list[CheckResult], dict
             "merged_from": [str(path) for path in paths]}
     write_reports(reports_dir, results, meta, snapshots)
     return results, meta
+
+
+def _clash(name: str, path: Path, target: dict[str, Any], first: Path, first_target: dict[str, Any]) -> str:
+    """One run given twice, or two targets that share a name: a run names its target after its profile's `name:`,
+    else the profile's file name, so two clusters' `profile.yaml` both come out as `profile`."""
+    settings, first_settings = target.get("target"), first_target.get("target")
+    if settings == first_settings:
+        return f"{path} reports target {name} again (as {first} did): merge one run per target"
+    clusters = [str((s or {}).get("cluster_name") or "?") for s in (first_settings, settings)]
+    which = f" (clusters {clusters[0]} and {clusters[1]})" if clusters[0] != clusters[1] else ""
+    return (f"{first} and {path} are runs of two different targets both named '{name}'{which}: a target is named by its "
+            f"profile's top-level `name:`, else by the profile's file name; give each profile its own `name:` "
+            f"(e.g. `name: {clusters[1] if clusters[1] != '?' else name + '-2'}`) and run them again")
 
 
 def _read(path: Path) -> dict[str, Any]:

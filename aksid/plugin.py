@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aksid.activation import (
     OPTIONS,
+    adopt_workers_snapshot,
     asks_for_aksid,
-    collect_once_per_run,
-    collected_snapshot_path,
+    collect_in_first_worker,
     include_bundled_suites,
-    remove_shared_folder,
 )
 from aksid.checks import check_info
 from aksid.config import Target
@@ -31,29 +31,29 @@ from aksid.evidence import EVIDENCE_KEY, Evidence
 from aksid.fleet import Member
 from aksid.interrupts import reported_as_interrupted
 from aksid.memory import keep_until_exit, long_lived_allocations
+from aksid.pytest_check_items import CheckItemHooks
 from aksid.pytest_outcomes import outcome_of
 from aksid.pytest_terminal import PytestTerminal
 from aksid.results import CheckResult
-from aksid.run import handover
+from aksid.run.handover import Publisher
 from aksid.run.options import RunOptions
-from aksid.run.run import Case, Run, RunOutcome, Unavailable
+from aksid.run.run import Run, RunOutcome, Unavailable
 from aksid.run.sources import RunError
+from aksid.run.terminal import AKSID_PROPERTY as _PROPERTY
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 
 _HOOKS = pytest.StashKey["RunHooks"]()
 _LATE_USAGE_ERROR = pytest.StashKey[str]()
 FLEET_PARAM = "aksid_target"  # the member a check runs for, in a fleet run
-_PROPERTY = "aksid"
 
 
-class RunHooks:
+class RunHooks(CheckItemHooks):
     """The run of this pytest process, and what only pytest needs beside it; registered as a plugin for the
-    controller to gather every worker's results in one place."""
+    controller to gather every worker's results in one place (and, CheckItemHooks, to select and report checks)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        verbose = config.getoption("verbose") > 0
-        self.run = Run(RunOptions.read(config.getoption, verbose=verbose,
+        self.run = Run(RunOptions.read(config.getoption, verbose=config.getoption("verbose") > 0,
                                        parallel=int(getattr(config.option, "numprocesses", 0) or 0)),
                        PytestTerminal(config))
         self.late_testrunuid: str | None = None  # xdist controller activated by its workers' results
@@ -72,8 +72,13 @@ class RunHooks:
                 self.run.record(CheckResult(**record))
 
 
-def _usage(exc: Exception) -> pytest.UsageError:
-    return pytest.UsageError(f"aksid: {exc}")
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """What the run refuses (a RunError) is a usage error: one sentence, exit 4."""
+    try:
+        yield
+    except RunError as exc:
+        raise pytest.UsageError(f"aksid: {exc}") from None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,16 +99,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _activate(config: pytest.Config) -> RunHooks:
     """Turn the plugin on for this run: waivers, then (in the controller) the target, before any request."""
-    try:
+    with _usage_errors():
         hooks = RunHooks(config)
         config.stash[_HOOKS] = hooks
         config.pluginmanager.register(hooks, "aksid-state")
         hooks.run.load_waivers()
         if not hooks.is_worker:
+            hooks.run.check_selection(config.args)
             hooks.run.run_infra_hooks(config.add_cleanup)
             hooks.run.resolve()
-    except RunError as exc:
-        raise _usage(exc) from None
     return hooks
 
 
@@ -111,23 +115,11 @@ def _activate_late(config: pytest.Config) -> None:
     """Collection found a check in a run that named no --aksid-* option: act now, once per run under xdist too."""
     try:
         hooks = _activate(config)
-        if not hooks.is_worker:
+        if hooks.is_worker:  # the first worker collects (resolving the target first), the others receive its snapshot
+            collect_in_first_worker(config.workerinput["testrunuid"], hooks.run,  # type: ignore[attr-defined]
+                                    lambda: _collect(hooks, resolve=True))
+        else:
             _collect(hooks)
-            return
-
-        def collect() -> Path:
-            try:
-                hooks.run.resolve()
-            except RunError as exc:
-                raise _usage(exc) from None
-            _collect(hooks)
-            assert hooks.run.snapshot_path is not None
-            return hooks.run.snapshot_path
-
-        path = collect_once_per_run(config.workerinput["testrunuid"], collect)  # type: ignore[attr-defined]
-        if hooks.run.snapshot is None:  # another worker collected
-            workerinput = {"aksid_snapshot": str(path)}
-            hooks.run.adopt(handover.receive(workerinput))
     except pytest.UsageError as exc:
         # Raised here it would be one module's collection error; pytest_collection_modifyitems raises it for the run.
         config.stash[_LATE_USAGE_ERROR] = str(exc)
@@ -175,28 +167,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     hooks = _hooks(session.config)
     if hooks is None or hooks.is_worker or hooks.run.snapshot is not None:
         return
-    if _under_xdist(session.config) and hooks.run.mode != "provision":  # provision handles signals: main thread only
+    under_xdist = getattr(session.config.option, "numprocesses", None) and session.config.pluginmanager.hasplugin("dsession")
+    if under_xdist and hooks.run.mode != "provision":  # provision handles signals: main thread only
         _collect_beside_worker_start(hooks)
         return
     with reported_as_interrupted(), long_lived_allocations():
         _collect(hooks)
 
 
-def _under_xdist(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "numprocesses", None)) and config.pluginmanager.hasplugin("dsession")
-
-
-def _collect(hooks: RunHooks) -> None:
-    try:
+def _collect(hooks: RunHooks, resolve: bool = False) -> None:
+    with _usage_errors():
+        if resolve:
+            hooks.run.resolve()
         hooks.run.collect()
-    except RunError as exc:
-        raise _usage(exc) from None
 
 
 def _collect_beside_worker_start(hooks: RunHooks) -> None:
     """With -n, the workers start (interpreters, imports) while the controller collects and publishes."""
     run = hooks.run
-    run.publisher = handover.Publisher(run.options.reports_dir, fleet=run.fleet is not None)
+    run.publisher = Publisher(run.options.reports_dir, fleet=run.fleet is not None)
     hooks.collector = run.publisher.beside(lambda: _collect(hooks), long_lived_allocations)
 
 
@@ -204,13 +193,8 @@ def _collect_beside_worker_start(hooks: RunHooks) -> None:
 def pytest_configure_node(node: Any) -> None:
     """xdist: workers receive the controller's evidence instead of collecting again."""
     hooks = _hooks(node.config)
-    if hooks is None:
-        return
-    run = hooks.run
-    if run.publisher is not None:
-        run.publisher.tell(node.workerinput)
-    elif run.snapshot_path is not None:
-        handover.tell(node.workerinput, run.snapshot_path, fleet=run.fleet is not None)
+    if hooks is not None:
+        hooks.run.tell_worker(node.workerinput)
 
 
 def _run_with_evidence(config: pytest.Config) -> Run:
@@ -219,13 +203,7 @@ def _run_with_evidence(config: pytest.Config) -> Run:
     if hooks is None:
         raise pytest.UsageError("aksid: the snapshot and target fixtures serve aksid checks: mark the test with "
                                 "aksid.checks.check(...) or run it with an --aksid-* option")
-    run = hooks.run
-    if run.snapshot is None and hooks.is_worker:
-        # the controller validated the overrides already; in live modes they are in the snapshot's target
-        settings = list(run.options.settings) if run.options.replay else None
-        run.adopt(handover.receive(config.workerinput, settings))  # type: ignore[attr-defined]
-    assert run.snapshot is not None
-    return run
+    return hooks.run.with_evidence(getattr(config, "workerinput", None))
 
 
 @pytest.fixture(scope="session")
@@ -264,23 +242,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     assert hooks is not None
     run = hooks.run if hooks.run.applies(info) is not None and not hooks.run.options.is_fleet else (
         _run_with_evidence(metafunc.config))  # a check that does not apply here needs no evidence
-    try:
+    with _usage_errors():
         cases = run.cases(info, marker.kwargs.get("subjects"), takes_subject)
-    except RunError as exc:
-        raise _usage(exc) from None
+    values = [((c.member,) if run.fleet is not None else ()) + ((c.value,) if takes_subject else ()) for c in cases]
+    params = [pytest.param(*value, id=c.id, marks=pytest.mark.skip(reason=c.skip) if c.skip is not None else ())
+              for c, value in zip(cases, values, strict=True)]
     if run.fleet is not None:
         metafunc.fixturenames.append(FLEET_PARAM)  # a parameter the check does not take: the plugin hands it the member
-        if takes_subject:
-            metafunc.parametrize((FLEET_PARAM, "subject"),
-                                 [pytest.param(case.member, case.value, id=case.id, marks=_skip(case)) for case in cases])
-        else:
-            metafunc.parametrize(FLEET_PARAM, [case.member for case in cases], ids=[case.id for case in cases])
+        metafunc.parametrize((FLEET_PARAM, "subject") if takes_subject else FLEET_PARAM, params)
     elif cases:
-        metafunc.parametrize("subject", [pytest.param(case.value, id=case.id, marks=_skip(case)) for case in cases])
-
-
-def _skip(case: Case) -> Any:
-    return pytest.mark.skip(reason=case.skip) if case.skip is not None else ()
+        metafunc.parametrize("subject", params)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -291,18 +262,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     hooks = _hooks(item.config)
     if marker is None or hooks is None:
         return
-    info = check_info(marker)
-    reason = hooks.run.applies(info)
-    if reason is not None:
-        pytest.skip(reason)
     callspec = getattr(item, "callspec", None)
-    if callspec is not None and isinstance(callspec.params.get("subject"), Unavailable):
-        raise EvidenceUnavailable(callspec.params["subject"].reason)
-    if info.model is not None and (callspec is None or "subject" not in callspec.params):
-        member = _member_of(item)
-        reason = _run_with_evidence(item.config).model_skip(info, member)
-        if reason is not None:
-            pytest.skip(reason)
+    if hooks.run.applies(check_info(marker)) is None:
+        _run_with_evidence(item.config)  # a worker's evidence, for the identity model's verdict
+    verdict = hooks.run.before(check_info(marker), callspec.params if callspec else None, _member_of(item))
+    if verdict is not None and verdict[0] == "error":
+        raise EvidenceUnavailable(verdict[1])
+    if verdict is not None:
+        pytest.skip(verdict[1])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -333,12 +300,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     if outcome == "error" and call.excinfo is not None:
         report.longrepr = f"{message}"  # one sentence, not a traceback: the evidence was missing
-    callspec = getattr(item, "callspec", None)
-    member = _member_of(item)
-    subject = None
-    if callspec is not None and "subject" in callspec.params:
-        subject = callspec.id.removeprefix(f"{member.name}/") if member is not None else callspec.id
-    elif member is None and _LATE_USAGE_ERROR not in item.config.stash:
+    callspec, member = getattr(item, "callspec", None), _member_of(item)
+    subject = hooks.run.subject_of(callspec.id if callspec and "subject" in callspec.params else None, member)
+    if subject is None and member is None and _LATE_USAGE_ERROR not in item.config.stash:
         _run_with_evidence(item.config)  # makes sure a worker knows the target
     result = hooks.run.judge(check_info(marker), subject, outcome, message, item.nodeid, member,
                              item.stash.get(EVIDENCE_KEY, None))
@@ -349,11 +313,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _member_of(item: pytest.Item) -> Member | None:
-    callspec = getattr(item, "callspec", None)
-    hooks = _hooks(item.config)
-    if callspec is None or hooks is None or hooks.run.fleet is None or FLEET_PARAM not in callspec.params:
-        return None
-    return hooks.run.member(callspec.params[FLEET_PARAM])
+    params, hooks = getattr(getattr(item, "callspec", None), "params", {}), _hooks(item.config)
+    return hooks.run.member(params[FLEET_PARAM]) if hooks is not None and FLEET_PARAM in params else None
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
@@ -379,20 +340,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if not run.results:
         return
-    if hooks.late_testrunuid is not None:  # report on the snapshot the workers collected; remove their meeting place
-        path = collected_snapshot_path(hooks.late_testrunuid)
-        remove_shared_folder(hooks.late_testrunuid)
-        if path is not None and path.exists():
-            hooks.run.adopt_file(path)
+    if hooks.late_testrunuid is not None:
+        adopt_workers_snapshot(hooks.run, hooks.late_testrunuid)
     hooks.outcome = run.finish()
     if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = hooks.outcome.exit_code
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    hooks = _hooks(config)
-    if hooks is None or hooks.is_worker or hooks.outcome is None:
-        return
-    terminalreporter.section("aksid summary")
-    for line, style in hooks.outcome.summary(hooks.run.options.reports_dir):
-        terminalreporter.write_line(line, **style)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from aksid.check_info import SEVERITIES
 from aksid.jsonfile import indented
 
 RESULTS_SCHEMA = "aksid.results/v1"
@@ -102,16 +103,65 @@ def evidence_lines(result: CheckResult) -> list[str]:
     return lines
 
 
+Line = tuple[str, dict[str, bool]]  # a line and its style, as pytest's terminal reporter's write_line takes them
+_INDENT = "  "
+_STYLE: dict[str, dict[str, bool]] = {"failed": {"red": True, "bold": True}, "error": {"red": True},
+                                      "waived": {"yellow": True}}
+
+
 def terminal_lines(results: list[CheckResult]) -> list[str]:
-    """The short summary: one line per area, then one line per failure or error."""
-    lines = []
-    for area, area_results in by_area(results).items():
-        counts = summary(area_results)
-        parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
-        lines.append(f"{area:<6} {', '.join(parts)}")
+    """The terminal report's text (`aksid merge` prints it; a run prints report_lines with their styles)."""
+    return [line for line, _style in report_lines(results)]
+
+
+def report_lines(results: Iterable[CheckResult]) -> list[Line]:
+    """What an on-call engineer reads first: one block per failed or errored result, then the totals.
+
+    Each block says what is wrong (ID, severity, subject), why (the check's sentence), how to fix it (the fix filled
+    with the observed ids, as results.json carries it) and, in static mode, where (file:line); then the totals by
+    area and by severity, as kube-bench closes its report with its Remediations section and totals. The styles are
+    for pytest's terminal writer, which drops them when stdout is not a terminal (a CI log: no ANSI escapes)."""
+    results = list(results)
+    return [*finding_blocks(results), *totals(results)]
+
+
+def finding_blocks(results: Iterable[CheckResult]) -> list[Line]:
+    """One block per failed or errored result (most urgent first), one line per waived one."""
+    results = list(results)
     fleet = is_fleet(results)
+    lines: list[Line] = []
     for result in by_urgency(results):
-        if result.outcome in ("failed", "error", "waived"):
-            lines.append(f"{result.outcome.upper():<6} {result.id} [{labelled_subject(result, fleet)}] {result.message}")
-            lines += [f"{'':<7}at {where_text(place)}" for place in result.locations or []]
+        if result.outcome not in _STYLE:
+            continue
+        head = f"{result.outcome.upper()} {result.id} ({result.severity}) [{labelled_subject(result, fleet)}]"
+        if result.outcome == "waived":  # accepted on purpose: one line, the message carries the waiver's reason
+            lines.append((f"{head} {result.message}", _STYLE["waived"]))
+            continue
+        lines.append((head, _STYLE[result.outcome]))
+        lines += _indented(result.message)
+        if result.outcome == "failed":  # an error could not verify: the check's remediation is not its fix
+            lines += _indented(result.fix or result.remediation, first="fix: ")
+        lines += [(f"{_INDENT}at {where_text(place)}", {}) for place in result.locations or []]
     return lines
+
+
+def _indented(text: str, first: str = "") -> list[Line]:
+    """`text` under its block's head; the lines of a multi-line fix (several commands) aligned under the first."""
+    rows = text.strip().splitlines() or [""]
+    return [(f"{_INDENT}{first if index == 0 else ' ' * len(first)}{row}", {}) for index, row in enumerate(rows)]
+
+
+def totals(results: Iterable[CheckResult]) -> list[Line]:
+    """How many results of each outcome, per area and per severity (most severe first)."""
+    results = list(results)
+    areas = by_area(results)
+    severities = [(s, [r for r in results if r.severity == s]) for s in reversed(SEVERITIES)]
+    width = max(len(label) for label in [*areas, *SEVERITIES])
+    return [("totals by area", {"bold": True}), *(_count_line(area, group, width) for area, group in areas.items()),
+            ("totals by severity", {"bold": True}), *(_count_line(s, group, width) for s, group in severities if group)]
+
+
+def _count_line(label: str, group: list[CheckResult], width: int) -> Line:
+    counts = summary(group)
+    parts = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
+    return f"{_INDENT}{label:<{width}}  {parts}", ({"red": True} if counts["failed"] or counts["error"] else {})

@@ -55,6 +55,24 @@ def _load(path: str, name: str) -> TrustStore:
     return TrustStore(name, tuple(roots))
 
 
+def store_problem(path: str) -> str | None:
+    """Why the file at `path` cannot serve as a trust store (a phrase for the trust_store setting), or None.
+
+    Read as TLS-001 will read it (the same loader), so what passes here is what the check uses."""
+    try:
+        with open(path, "rb") as file:
+            if not file.read(1):
+                return "is an empty file, not a PEM bundle of trusted root certificates"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    try:
+        _load(path, path)
+    except TrustStoreError:
+        return ("holds no PEM certificate (no '-----BEGIN CERTIFICATE-----' block that parses): "
+                "give a PEM bundle of trusted root certificates")
+    return None
+
+
 def parse_chain(pems: list[str]) -> list[x509.Certificate]:
     """Each PEM text holds one certificate or more (a chain); all of them, in order."""
     return [cert for pem in pems for cert in x509.load_pem_x509_certificates(pem.encode())]

@@ -19,11 +19,11 @@ from aksid.checks import check
 from aksid.config import LETSENCRYPT_STAGING, Target
 from aksid.evidence import Evidence
 from aksid.modes import LIVE_MODES
+from aksid.recorded_trust import store_for
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, names
 from aksid.trust import (
     TrustStoreError,
     dns_names,
-    load_store,
     looks_like_staging,
     parse_chain,
     top_issuer,
@@ -154,9 +154,11 @@ def test_chain_is_publicly_trusted(subject: str, snapshot: Snapshot, target: Tar
     evidence.fix(f"point --aksid-set trust_store= at a readable PEM bundle (now {target.trust_store}), or leave it unset "
                  "for the Mozilla store", on_error=True)
     try:
-        store = load_store(target.trust_store)
+        store, recorded = store_for(target.trust_store, snapshot.document)  # a replay's file may be gone
     except TrustStoreError as exc:
         raise EvidenceUnavailable(str(exc)) from None
+    if recorded:
+        evidence.add("target", "trust_store", target.trust_store, note=recorded)
     path, why = verify_chain(chain, store, validity_time(chain[0], _collected(snapshot)))
     if path is not None:
         return

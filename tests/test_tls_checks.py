@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 import yaml
 from cryptography import x509
@@ -52,7 +53,7 @@ def tls_results(run: Any) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_profile_tls_section_and_its_defaults(tmp_path: Path) -> None:
-    (tmp_path / "roots.pem").write_text("not read here")
+    (tmp_path / "roots.pem").write_bytes(Path(certifi.where()).read_bytes())  # a PEM bundle: checked when resolved
     profile = tmp_path / "p.yaml"
     profile.write_text(yaml.safe_dump({"tls": {"trust_store": "roots.pem", "address": "127.0.0.80", "https_port": 8443,
                                                "http_port": 8080, "min_days": 30, "timeout": 1.5}}))

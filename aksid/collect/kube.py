@@ -21,6 +21,7 @@ from aksid.config import ConfigError, Target, is_loopback_host
 from aksid.jsonfile import parsed
 from aksid.redact import redact_kube_object
 from aksid.snapshot import absent, error, kind_key, not_collected, ok
+from aksid.suggest import or_listing
 
 PAGE_SIZE = 250
 CONNECT_TIMEOUT = 5  # seconds; the read timeout is the target's request_timeout, never past the deadline
@@ -32,6 +33,8 @@ def kube_configuration(target: Target) -> kclient.Configuration:
     Reads files only; a broken kubeconfig is a ConfigError (usage error), found before any request.
     """
     configuration = kclient.Configuration()
+    if target.kube_context:
+        _require_context(target)
     try:
         try:
             kconfig.load_kube_config(
@@ -55,6 +58,20 @@ def kube_configuration(target: Target) -> kclient.Configuration:
         raise ConfigError(f"the Kubernetes API server {configuration.host} is outside the sandbox "
                           "(network is loopback-only)")
     return configuration
+
+
+def _require_context(target: Target) -> None:
+    """A context the kubeconfig lacks is named with the ones it has (the client's own message names neither)."""
+    try:
+        contexts, _ = kconfig.list_kube_config_contexts(target.kubeconfig)
+    except (ConfigException, OSError, ValueError, TypeError, AttributeError):
+        return  # no readable kubeconfig: kube_configuration reports that in its own sentence
+    names = [str(context.get("name")) for context in contexts or [] if isinstance(context, dict)]
+    if target.kube_context in names:
+        return
+    where = target.kubeconfig or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
+    hint = or_listing(target.kube_context or "", names, "its contexts") or "it has no contexts at all"
+    raise ConfigError(f"the kubeconfig {where} has no context '{target.kube_context}' ({hint})")
 
 
 def collect_kube(

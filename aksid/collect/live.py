@@ -16,6 +16,7 @@ from aksid.collect.kube import KINDS, collect_kube
 from aksid.collect.tls import collect_tls, unavailable
 from aksid.config import Target
 from aksid.external_dns import OwnershipDecryption
+from aksid.recorded_trust import record as record_trust_store
 from aksid.snapshot import Snapshot, error, kind_key, new_document
 
 # Seconds a collector may overrun the deadline before the run stops waiting for it: every request's
@@ -153,6 +154,9 @@ def collect_live(
     document["tls"] = beside.get("tls") or unavailable(late)
     # external-dns' encrypted ownership records, decrypted while the key is in hand (the snapshot never holds it)
     document["decrypted"] = {"externalDnsOwnership": decryption.entry(document["azure"])}
+    recorded_store = record_trust_store(target.trust_store)
+    if recorded_store is not None:  # a replay after the file is gone still judges TLS-001 (aksid.recorded_trust)
+        document["trust_store"] = recorded_store
     if not budget.expired():
         arm.add_identities(document["azure"], _identity_ids_in_cluster(document["kube"]))
     document["collection"] = budget.summary()

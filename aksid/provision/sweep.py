@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from aksid.config import ConfigError, resolve_target
-from aksid.provision.teardown import Created, KubeObjects, sweep
+from aksid.provision.manifests import RUN_LABEL
+from aksid.provision.teardown import SWEPT_KINDS, Created, KubeObjects, sweep
 
 _AGE = re.compile(r"^(\d+)([mhd])$")
 
@@ -39,21 +40,43 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"aksid sweep: {exc}", file=sys.stderr)
         return 4
     cutoff = dt.datetime.now(dt.UTC) - age if age else None
+    spared: list[Created] = []
+    deleted: list[str] = []
 
     def younger(created: Created) -> bool:
         if cutoff is None:
             return False
         try:
-            return dt.datetime.fromisoformat(created.created or "") > cutoff
+            kept = dt.datetime.fromisoformat(created.created or "") > cutoff
         except ValueError:
-            return True  # no readable creation time: not provably old enough, so kept
+            kept = True  # no readable creation time: not provably old enough, so kept
+        if kept:
+            spared.append(created)
+        return kept
+
+    def said(line: str) -> None:
+        deleted.append(line)
+        print(f"aksid {line}")
 
     objects = KubeObjects(kclient.ApiClient(configuration))
     try:
-        failed = sweep(objects, args.run_id, lambda line: print(f"aksid {line}"), keep=younger)
+        failed = sweep(objects, args.run_id, said, keep=younger)
     except Exception as exc:  # noqa: BLE001 - one sentence: the cluster could not be listed
         print(f"aksid sweep: could not list labelled objects: {exc}", file=sys.stderr)
         return 1
     for created in failed:
         print(f"aksid sweep: could not delete {created}", file=sys.stderr)
+    if not deleted and not failed:
+        # silence would not tell "nothing was left" from "looked in the wrong cluster"
+        print(f"aksid sweep: {_nothing(args.run_id, args.older_than, len(spared), configuration.host)}")
     return 1 if failed else 0
+
+
+def _nothing(run_id: str | None, older_than: str | None, spared: int, host: str) -> str:
+    """What was looked for when nothing matched: the label, the kinds, the cluster; and what the age spared."""
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    kinds = ", ".join(kind.lower() + ("es" if kind.endswith("s") else "s") for kind in SWEPT_KINDS)
+    line = f"nothing to remove: no {kinds} labelled {selector} in the cluster at {host}"
+    if spared:
+        line += f" older than {older_than} ({spared} younger kept)"
+    return line

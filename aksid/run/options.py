@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aksid.run.selection import Selection
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -35,6 +37,8 @@ class RunOptions:
     fail_on: str = "low"
     baseline: Path | None = None
     min_coverage: float | None = None
+    checks: tuple[str, ...] = ()  # --aksid-check: only these check IDs or areas (aksid/run/selection.py)
+    skip_checks: tuple[str, ...] = ()  # --aksid-skip-check: not these
     verbose: bool = False
     parallel: int = 0  # pytest-xdist's -n (0: one process)
     mode_given: bool = field(default=False, compare=False)  # --aksid-mode was on the command line
@@ -43,6 +47,10 @@ class RunOptions:
     def overrides(self) -> list[str]:
         """`--aksid-set` pairs, then `--aksid-timeout` (the last word), as config.parse_overrides reads them."""
         return [*self.settings, *([f"--aksid-timeout={self.timeout}"] if self.timeout is not None else [])]
+
+    @property
+    def selection(self) -> Selection:
+        return Selection.of(self.checks, self.skip_checks)
 
     @property
     def is_fleet(self) -> bool:
@@ -70,5 +78,6 @@ class RunOptions:
             teardown_cmd=option("aksid_teardown_cmd"), read_secrets=bool(option("aksid_read_secrets")),
             waivers=path("aksid_waivers"), fail_on=option("aksid_fail_on"), baseline=path("aksid_baseline"),
             min_coverage=option("aksid_min_coverage"), verbose=verbose, parallel=parallel,
+            checks=tuple(option("aksid_check") or ()), skip_checks=tuple(option("aksid_skip_check") or ()),
             mode_given=bool(option("aksid_mode")),
         )

@@ -10,7 +10,7 @@ hands them), `cases()` fans a check out over its subjects, `judge()` turns one c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from aksid.fleet import Member, collect_members
 from aksid.identity_models import identity_models, skip_reason
 from aksid.progress import Progress
 from aksid.results import CheckResult
-from aksid.run.handover import Publisher, Received
+from aksid.run.handover import Publisher, Received, receive, tell
 from aksid.run.options import RunOptions
 from aksid.run.sources import CollectContext, EvidenceSource, RunError, one_target_name, source_for
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
@@ -92,18 +92,20 @@ class RunOutcome:
     exit_code: int
     below_coverage: str | None = None  # --aksid-min-coverage was not met: the sentence saying so
     expired: list[CheckResult] = field(default_factory=list)
+    verbose: bool = False  # -v: the identity models in full
 
     def summary(self, reports_dir: Path) -> list[tuple[str, dict[str, bool]]]:
-        """The lines a run closes with, each with its style (`red`, `yellow`, `bold`)."""
+        """The lines a run closes with, each with its style (`red`, `yellow`, `bold`): the identity models, one block
+        per finding, the totals, the waivers to look at, the coverage line and the reports written."""
         from aksid.coverage import describe, describe_retries
-        from aksid.identity_models import header_lines
         from aksid.reporting import REPORT_FILES
-        from aksid.results import terminal_lines
+        from aksid.results import report_lines
+        from aksid.run.terminal import identity_model_lines
 
         lines: list[tuple[str, dict[str, bool]]] = []
         if self.meta.identity_models:
-            lines += [(line, {}) for line in header_lines(self.meta.identity_models)]
-        lines += [(line, {}) for line in terminal_lines(self.results)]
+            lines += [(line, {}) for line in identity_model_lines(self.meta.identity_models, self.verbose)]
+        lines += report_lines(self.results)
         lines += [(f"EXPIRED WAIVER {r.id} [{r.subject}] expired {r.waiver['expires']}: the failure counts again",  # type: ignore[index]
                    {"red": True, "bold": True}) for r in self.expired]
         lines += [(f"stale waiver {s['check']} {s['subject']!r}: matches no failure ({s['reason']})", {"yellow": True})
@@ -163,6 +165,17 @@ class Run:
             self.waivers = load_waivers(self.options.waivers) if self.options.waivers else []
         except WaiverError as exc:
             raise RunError(str(exc)) from None
+
+    def check_selection(self, args: list[str]) -> None:
+        """A --aksid-check/--aksid-skip-check name that no bundled check or area has is a usage error before any
+        request, unless the run collects other paths too (a team's checks: judged once collected)."""
+        from aksid.paths import suites_dir
+        from aksid.run.selection import beside_other_paths, declared_ids, names_of
+
+        selection, suites = self.options.selection, suites_dir()
+        problem = selection.unknown(names_of(declared_ids(suites))) if selection else None
+        if problem is not None and not beside_other_paths(args, suites):
+            raise RunError(problem)
 
     def run_infra_hooks(self, defer: Callable[[Callable[[], Any]], None]) -> None:
         """Terratest's order: the `down` command is registered (with `defer`) before `up` runs, so it runs whatever
@@ -226,6 +239,41 @@ class Run:
         if not received.fleet:
             self.members[0].name = one_target_name(self.options, self.members[0].target)
 
+    def with_evidence(self, workerinput: Mapping[str, Any] | None) -> Run:
+        """The run, its evidence at hand: an xdist worker (`workerinput`) receives it from the controller on first use
+        (the controller validated the overrides already; in live modes they are in the snapshot's target)."""
+        if self.snapshot is None and workerinput is not None:
+            self.adopt(receive(workerinput, list(self.options.settings) if self.options.replay else None))
+        assert self.snapshot is not None
+        return self
+
+    def deselected(self, checks: list[tuple[str, str]], quiet: bool) -> set[int]:
+        """Of the collected checks ((id, area) pairs), the positions --aksid-check/--aksid-skip-check leave out; an
+        unknown name is a RunError (unless `quiet`: an xdist worker cannot stop the run, its names select nothing)."""
+        selection = self.options.selection
+        if not selection:
+            return set()
+        from aksid.paths import suites_dir
+        from aksid.run.selection import declared_ids, names_of
+
+        dropped, problem = selection.dropped(checks, names_of(declared_ids(suites_dir()) | {c for c, _ in checks}))
+        if problem is not None and not quiet:
+            raise RunError(problem)
+        return dropped
+
+    def tell_worker(self, workerinput: MutableMapping[str, Any]) -> None:
+        """xdist: what a worker needs to receive the evidence instead of collecting again."""
+        if self.publisher is not None:
+            self.publisher.tell(workerinput)
+        elif self.snapshot_path is not None:
+            tell(workerinput, self.snapshot_path, fleet=self.fleet is not None)
+
+    @staticmethod
+    def subject_of(case_id: str | None, member: Member | None) -> str | None:
+        """A result's subject from its test case's id (a fleet's ids start with the member's name); None: the check
+        runs once, for the cluster."""
+        return case_id.removeprefix(f"{member.name}/") if case_id is not None and member is not None else case_id
+
     def adopt_file(self, path: Path) -> None:
         """A controller that did not collect (activated late, by its workers' results): the snapshot they wrote."""
         target = target_from_snapshot(Snapshot.load(path))
@@ -233,13 +281,19 @@ class Run:
         self.snapshot_path = path
 
     def header_lines(self) -> list[str]:
-        """The run's header: mode and target, where each field came from, and the identity models when known."""
-        lines = [f"aksid: mode {self.mode}, target {self.target.cluster_name} / {self.target.domain}"]
-        lines += [f"  {name} = {getattr(self.target, name)}  ({source})" for name, source in self.target.sources.items()]
-        if self.snapshot is not None and self.fleet is None:  # replay: the evidence is at hand before collection
-            from aksid.identity_models import header_lines
+        """The run's header: one line (mode, target, where it came from); with -v every field and its source. The
+        identity models are in the closing summary (known in every mode by then): said once."""
+        from aksid.run.terminal import header_line
 
-            lines += header_lines(identity_models(self.snapshot))
+        if self.fleet is not None:
+            said = [f"{len(self.fleet)} targets ({', '.join(m.name for m in self.fleet)})"]
+        else:
+            said = [f"target {self.target.cluster_name} / {self.target.domain}"]
+            said += [f"{what} {path}" for what, path in (("snapshot", self.options.replay), ("profile", self.options.profile),
+                                                          ("env file", self.options.env_file)) if path]
+        lines = [header_line(self.mode, said)]
+        if self.options.verbose:
+            lines += [f"  {name} = {getattr(self.target, name)}  ({source})" for name, source in self.target.sources.items()]
         return lines
 
     def say(self, line: str, **style: bool) -> None:
@@ -272,6 +326,18 @@ class Run:
         if reason is not None:
             return [Case("not-applicable", skip=reason)]
         return _subject_cases(subjects_fn, self.snapshot, self.target, info.id)
+
+    def before(self, info: CheckInfo, params: dict[str, Any] | None, member: Member | None) -> tuple[str, str] | None:
+        """Before a check runs: ("skip", why) when it does not apply, ("error", why) when its evidence is missing."""
+        reason = self.applies(info)
+        if reason is not None:
+            return "skip", reason
+        if params is not None and isinstance(params.get("subject"), Unavailable):
+            return "error", params["subject"].reason
+        if params is None or "subject" not in params:
+            reason = self.model_skip(info, member)
+            return ("skip", reason) if reason is not None else None
+        return None
 
     def model_skip(self, info: CheckInfo, member: Member | None) -> str | None:
         """A check of an identity model not in use, run once (no subjects): why it is skipped."""
@@ -345,7 +411,8 @@ class Run:
 
         write_reports(self.options.reports_dir, results, as_dict, snapshots)
         outcome = RunOutcome(results, meta, exit_code(results, self.options.fail_on),
-                             expired=[r for r in results if r.waiver and r.waiver["status"] == "expired"])
+                             expired=[r for r in results if r.waiver and r.waiver["status"] == "expired"],
+                             verbose=self.options.verbose)
         minimum, percent = self.options.min_coverage, (meta.coverage or {}).get("percent")
         if minimum is not None and percent is not None and percent < minimum:
             outcome.below_coverage = (f"aksid: evidence coverage {percent:g}% is below --aksid-min-coverage "

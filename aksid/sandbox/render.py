@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from aksid.arm_ids import BUILTIN_NAMES, role_guid, same_id
-from aksid.sandbox.scenario import Scenario
+from aksid.sandbox.scenario import Scenario, load_base
 
 _AKS_MADE = {"kubernetes.azure.com/managedby": "aks"}
 _REPO_KINDS = {"Namespace", "ServiceAccount", "Service", "Deployment", "DaemonSet", "StatefulSet", "Ingress",
@@ -25,8 +25,12 @@ _REPO_KINDS = {"Namespace", "ServiceAccount", "Service", "Deployment", "DaemonSe
 _RUNTIME_KEYS = ("uid", "creationTimestamp", "resourceVersion", "generation", "managedFields", "ownerReferences")
 
 
+NOT_RENDERED = "NOT-RENDERED.md"
+
+
 def render(scenario: Scenario, out: Path) -> dict[str, Path]:
-    """Write `manifests/`, `plan.json` and `env.sh` under `out`; return their paths."""
+    """Write `manifests/`, `plan.json` and `env.sh` under `out`, and NOT-RENDERED.md when some of the scenario's own
+    changes cannot be held by a repository; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     manifests = out / "manifests"
     manifests.mkdir(exist_ok=True)
@@ -42,7 +46,87 @@ def render(scenario: Scenario, out: Path) -> dict[str, Path]:
         ("AZ_AKS_RESOURCE_GROUP", "aks_resource_group"), ("AZ_AKS_CLUSTER_NAME", "cluster_name"),
         ("AZ_SUBSCRIPTION_ID", "subscription_id"), ("AZ_TENANT_ID", "tenant_id"), ("ACME_ISSUER", "acme_issuer"))
         if t.get(v)), encoding="utf-8")
-    return {"manifests": manifests, "plan": plan, "env": env}
+    written = {"manifests": manifests, "plan": plan, "env": env}
+    left_out = not_rendered(scenario)
+    note = out / NOT_RENDERED
+    if left_out:
+        # beside the manifests, so whoever runs static mode on this folder learns why it may be greener than attach
+        note.write_text(f"# What scenario {scenario.name} changes that this repository cannot hold\n\n"
+                        "Static mode reads only these manifests, plan.json and env.sh: the changes below are invisible "
+                        "to it, so a check red in attach mode may pass here.\n\n"
+                        + "".join(f"- {line}\n" for line in left_out)
+                        + f"\nRendered kinds: {', '.join(sorted(_REPO_KINDS))}.\n", encoding="utf-8")
+        written["not_rendered"] = note
+    elif note.exists():
+        note.unlink()  # a render of another scenario into the same folder must not keep a stale note
+    return written
+
+
+# -- what a repository cannot hold ---------------------------------------------------------------
+
+def not_rendered(scenario: Scenario) -> list[str]:
+    """The scenario's own changes over its base (objects added, patched or removed, Azure resources, live-only
+    staging) that the rendered repository leaves out, one line each with the reason; [] for a root scenario."""
+    base = load_base(scenario)
+    if base is None:
+        return []
+    lines = []
+    before = {_identity(obj): obj for obj in base.kube_objects}
+    for obj in scenario.kube_objects:
+        old = before.pop(_identity(obj), None)
+        if old == obj:
+            continue
+        verb = "added" if old is None else "changed"
+        if not _in_repo(obj):
+            lines.append(f"{_label(obj)} ({verb}): {_why_left_out(obj)}")
+        elif old is not None and _as_declared(old) == _as_declared(obj):
+            lines.append(f"{_label(obj)} (changed): only its status or runtime fields differ, which no manifest holds")
+    lines += [f"{_label(obj)} (removed): {_why_left_out(obj)}, so its absence cannot show either"
+              for obj in before.values() if not _in_repo(obj)]
+    if scenario.azure_resources != base.azure_resources and _plan(scenario) == _plan(base):
+        old, new = ({json.dumps(r, sort_keys=True): str(r.get("id")) for r in resources}
+                    for resources in (base.azure_resources, scenario.azure_resources))
+        changed = sorted({new[text] for text in new.keys() - old.keys()} | (set(old.values()) - set(new.values())))
+        lines.append(f"Azure {', '.join(changed)}: not in plan.json, which declares only the identities, the zone, the "
+                     "cluster, the pod identities and the identities' role assignments")
+    for section, why in (("dns", "the name servers' answers: live evidence, static mode asks no name server"),
+                         ("tls", "the served certificate and edge: live evidence, static mode opens no connection"),
+                         ("kube_faults", "faults of the Kubernetes API: live only"),
+                         ("azure_faults", "faults of ARM: live only"),
+                         ("controllers", "the controllers' behaviour: provision mode only")):
+        if getattr(scenario, section) != getattr(base, section):
+            lines.append(f"{section.replace('_', ' ')}: {why}")
+    return lines
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
+def _label(obj: dict[str, Any]) -> str:
+    _, kind, namespace, name = _identity(obj)
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def _why_left_out(obj: dict[str, Any]) -> str:
+    """Why _in_repo leaves `obj` out, in the order it asks."""
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind")
+    if kind == "Pod":
+        owners = meta.get("ownerReferences") or []
+        if not owners:
+            return "a bare Pod (no owner: made with kubectl, not by a chart), which a repository of charts does not hold"
+        return f"a Pod its {owners[0].get('kind')} {owners[0].get('name')} makes at runtime"
+    if kind not in _REPO_KINDS:
+        return f"{kind} objects are not rendered (made in the cluster, not kept as manifests)"
+    if meta.get("namespace") == "kube-system":
+        return "it is in kube-system, whose objects the render leaves to AKS (which manages that namespace)"
+    if all((meta.get("labels") or {}).get(k) == v for k, v in _AKS_MADE.items()):
+        return "AKS makes it (kubernetes.azure.com/managedby: aks)"
+    if kind == "Namespace":
+        return "a namespace every cluster has"
+    return "a Secret a controller writes (a certificate, an ACME key), not a chart's"
 
 
 # -- manifests -----------------------------------------------------------------------------------
