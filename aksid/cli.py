@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every subcommand and flag, each described (`aksid COMMAND --help`); `aksid run --help` is aksid.run_usage's."""
     parser = argparse.ArgumentParser(prog="aksid", description=__doc__,
                                      epilog="`aksid COMMAND --help` describes a command and each of its flags.")
-    parser.add_argument("--version", action="version", version=f"aksid {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the checks (pytest options pass through; `aksid run --help` lists aksid's)",
                          add_help=False)
@@ -210,11 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text (default), markdown (the README's table) or json")
     checks.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                         help="also list the checks in these files or folders (a team's own checks)")
+    checks.add_argument("--pages", type=Path, metavar="DIR",
+                        help="write one page per bundled check into DIR (docs/checks/<ID>.md) instead of printing")
     for choice in sub._choices_actions:  # each subcommand's --help opens with the line `aksid --help` shows for it
         sub.choices[choice.dest].description = sub.choices[choice.dest].description or choice.help
     for choice in actions._choices_actions:
         actions.choices[choice.dest].description = actions.choices[choice.dest].description or choice.help
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, looked up when asked: importlib.metadata costs every other command ~30 ms."""
+
+    def __init__(self, option_strings: list[str], dest: str, **_: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print aksid's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"aksid {_version()}")  # on stdout, as argparse's own version action prints
+        parser.exit()
 
 
 def _version() -> str:
@@ -246,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sandbox":
         return _sandbox(args.action, getattr(args, "scenario", "healthy"),
                         args.out if args.action == "render" else args.state_dir)
+    if args.command == "checks" and args.pages:
+        return _check_pages(args.pages, args.paths)
     if args.command == "checks":
         return _catalogue(args.format, args.paths)
     if args.command == "merge":
@@ -296,6 +311,21 @@ def _option_value(args: list[str], flag: str) -> str | None:
         elif arg.startswith(flag + "="):
             value = arg.split("=", 1)[1]
     return value
+
+
+def _check_pages(folder: Path, paths: list[Path]) -> int:
+    from aksid.catalogue import load_catalogue
+    from aksid.check_pages import write_pages
+
+    if paths:  # the pages are the bundled checks' documentation, linked from every report
+        print("aksid checks: --pages writes the bundled checks' pages only; leave out the PATH arguments", file=sys.stderr)
+        return 4
+    if folder.exists() and not folder.is_dir():
+        print(f"aksid checks: --pages {folder} is a file, not a folder", file=sys.stderr)
+        return 4
+    written = write_pages(folder, load_catalogue())
+    print(f"wrote {len(written)} pages to {folder}")
+    return 0
 
 
 def _catalogue(form: str, paths: list[Path]) -> int:
