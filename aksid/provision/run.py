@@ -17,6 +17,7 @@ from aksid.collect.dns import answers_by_server, collect_dns
 from aksid.collect.tls import collect_tls
 from aksid.config import Target
 from aksid.identity_models import workload_identity_presence
+from aksid.provision.evidence_reads import ControllerEvidence
 from aksid.provision.manifests import (
     CANARY_APP,
     CANARY_SECRET,
@@ -28,7 +29,7 @@ from aksid.provision.manifests import (
     wi_probe_pod,
 )
 from aksid.provision.teardown import KubeObjects, Teardown
-from aksid.provision.waits import Timeline, WaitTimeout
+from aksid.provision.waits import CannotSucceed, Timeline, Transient, WaitTimeout
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, error, ok
 
 PROBES = ("probe-bound", "probe-unbound", "probe-elsewhere")
@@ -44,20 +45,25 @@ def new_run_id() -> str:
 
 
 def provision(target: Target, kube_configuration: Any, credential: Any, attach: dict[str, Any],
-              progress: Callable[[str], None], run_id: str | None = None) -> dict[str, Any]:
-    """Create, observe, tear down; return the snapshot's `provision` section (never raises for what it observed)."""
-    run = _Run(target, kube_configuration, credential, attach, progress, run_id or new_run_id())
+              progress: Callable[[str], None], run_id: str | None = None,
+              live: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Create, observe, tear down; return the snapshot's `provision` section (never raises for what it observed).
+
+    `progress` prints a line; `live`, on a terminal, rewrites one line in place ("" clears it): the waits then show
+    their state there instead of printing a line per change."""
+    run = _Run(target, kube_configuration, credential, attach, progress, run_id or new_run_id(), live)
     return run.execute()
 
 
 class _Run:
     def __init__(self, target: Target, kube_configuration: Any, credential: Any, attach: dict[str, Any],
-                 progress: Callable[[str], None], run_id: str) -> None:
-        self.target, self.attach, self.progress, self.run_id = target, attach, progress, run_id
+                 progress: Callable[[str], None], run_id: str, live: Callable[[str], None] | None = None) -> None:
+        self.target, self.attach, self.progress, self.run_id, self.live = target, attach, progress, run_id, live
         self.api = kclient.ApiClient(kube_configuration)
         self.objects = KubeObjects(self.api)
         self.arm = ArmCollector(target, credential)
-        self.timeline = Timeline(deadline=_monotonic() + target.provision_timeout_seconds, progress=progress)
+        self.timeline = Timeline(deadline=_monotonic() + target.provision_timeout_seconds, progress=progress, live=live)
+        self.controllers = ControllerEvidence(self.api, attach, target.addon_namespace, run_namespace(run_id))
         self.teardown = Teardown(self.objects, run_id, progress)
         self.fqdn = f"{target.canary_host}.{target.domain.rstrip('.')}"
         self.evidence: dict[str, Any] = {"run_id": run_id, "canary_host": self.fqdn, "probes": {}, "canary": {}}
@@ -211,6 +217,8 @@ class _Run:
 
     @staticmethod
     def _after(found: Any, before: str, attempt: Callable[[], tuple[Any | None, str]]) -> tuple[Any | None, str]:
+        if isinstance(found.get(before), CannotSucceed):  # what it needs will not happen: neither will it
+            return CannotSucceed(f"it needs {before}, which cannot succeed"), f"{before} cannot succeed"
         return attempt() if before in found else (None, f"waiting for {before}")
 
     def _probe_line(self, ns: str, name: str) -> tuple[str | None, str]:
@@ -233,7 +241,11 @@ class _Run:
         try:
             record = self.arm.dns.record_sets.get(t.dns_resource_group, t.domain, t.canary_host, "A")
         except Exception as exc:  # noqa: BLE001 - not there yet (404) or a transient fault: keep polling
-            return None, f"not in Azure DNS ({type(exc).__name__})"
+            seen = f"not in Azure DNS ({type(exc).__name__})"
+            if getattr(exc, "status_code", None) != 404:  # a timeout or a reset says nothing about the record
+                return None, Transient(seen)
+            cause = self.controllers.external_dns_cause(t.canary_host)
+            return (CannotSucceed(cause) if cause else None), cause or seen
         addresses = [a.ipv4_address for a in record.a_records or []]
         return ({"addresses": addresses, "ttl": record.ttl} if address in addresses else None), f"holds {addresses}"
 
@@ -263,7 +275,8 @@ class _Run:
         seen = f"Ready={ready.get('status', 'unknown')} {ready.get('reason', '')}: {ready.get('message', '')}".strip()
         if issuing.get("status") == "False" and issuing.get("message"):
             seen += f"; Issuing={issuing.get('reason')}: {issuing['message']}"  # cert-manager says why it failed here
-        return None, seen
+        cause = self.controllers.certificate_cause(cert)
+        return (CannotSucceed(cause) if cause else None), cause or seen
 
     def _served(self, address: str) -> tuple[dict[str, Any] | None, str]:
         t = self.target
@@ -283,7 +296,7 @@ class _Run:
         gone, records = f"every object labelled {RUN_LABEL}={self.run_id} to be gone", f"the canary's records ({policy})"
         # its own budget: a run that spent provision_timeout waiting must still see its teardown through
         after = Timeline(deadline=_monotonic() + min(TEARDOWN_BUDGET, self.target.provision_timeout_seconds),
-                         progress=self.progress)
+                         progress=self.progress, live=self.live)
         results = after.wait_all({gone: lambda _f: self._labelled_gone(), records: lambda _f: self._records_left(policy)},
                                  interval=2)
         self.timeline.steps += after.steps

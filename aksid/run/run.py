@@ -221,7 +221,8 @@ class Run:
         member = self.members[0]
         progress = Progress(self.terminal, verbose=self.options.verbose)
         on_page = self.publisher.page if self.publisher is not None else None
-        member.snapshot = self.source.collect(member, self.options, CollectContext(progress, self.say, on_page))
+        member.snapshot = self.source.collect(member, self.options, CollectContext(progress, self.say, on_page,
+                                                                                   self._live_line()))
         progress("snapshot: writing")
         self.snapshot_path = reports / "snapshot.json"
         if self.publisher is not None:
@@ -295,6 +296,13 @@ class Run:
         if self.options.verbose:
             lines += [f"  {name} = {getattr(self.target, name)}  ({source})" for name, source in self.target.sources.items()]
         return lines
+
+    def _live_line(self) -> Callable[[str], None] | None:
+        """On a terminal (and without -v), a wait's state as one line rewritten in place; in a log, None."""
+        terminal = self.terminal
+        if terminal is None or self.options.verbose or not getattr(terminal, "isatty", False):
+            return None
+        return lambda line: terminal.rewrite(f"aksid: {line}", erase=True)
 
     def say(self, line: str, **style: bool) -> None:
         (self.terminal or Terminal()).write_line(f"aksid: {line}", **style)

@@ -32,6 +32,7 @@ class CollectContext:
     progress: Callable[[str], None]
     say: Callable[[str], None]
     on_page: Callable[[str, list[dict[str, Any]]], None] | None = None
+    live: Callable[[str], None] | None = None  # one line rewritten in place (a terminal, without -v); None: CI lines
 
 
 class EvidenceSource:
@@ -127,7 +128,7 @@ class ProvisionSource(AttachSource):
         attached = super().collect(member, options, context)
         with terminate_as_interrupt():
             evidence = provision(member.target, member.kube_configuration, member.credential, attached.document,
-                                 context.say)
+                                 context.say, live=context.live)
         return Snapshot({**attached.document, "provision": redact_provision(evidence), "mode": self.name})
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aksid.arm_ids import same_id
 from aksid.sandbox.acme_client import AcmeError, issue_certificate
+from aksid.sandbox.controllers import cert_manager_challenges as challenges
 from aksid.sandbox.controllers import edge_hosts
 from aksid.sandbox.controllers.identities import arm_of_type, can_write_zone, workload_identity
 from aksid.sandbox.controllers.world import World
@@ -26,6 +27,14 @@ ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 
 class IssuanceFailed(Exception):
     """Why cert-manager could not issue; the text goes into the Certificate's Issuing condition."""
+
+
+class PresentFailed(IssuanceFailed):
+    """The DNS-01 solver could not present the challenge record: the Challenge's reason, retried by cert-manager."""
+
+    def __init__(self, solver: dict[str, Any], reason: str) -> None:
+        super().__init__(reason)
+        self.solver, self.reason = solver, reason
 
 
 def reconcile(world: World, ingresses: list[dict[str, Any]]) -> None:
@@ -74,11 +83,14 @@ def _ensure_certificate(world: World, ingress: dict[str, Any], issuer: str, secr
 def _issue(world: World, certificate: dict[str, Any]) -> None:
     namespace, name = certificate["metadata"]["namespace"], certificate["metadata"]["name"]
     try:
-        ca, zone, email = _acme_for(world, certificate["spec"]["issuerRef"]["name"])
-        assert world.endpoints is not None
         host = certificate["spec"]["dnsNames"][0]
+        ca, zone, email = _acme_for(world, certificate["spec"]["issuerRef"]["name"], host)
+        assert world.endpoints is not None
         issued = issue_certificate(ca, host, dns_servers=world.endpoints.dns_servers, update_key=world.endpoints.update_key,
                                    zone=zone, email=email)
+    except PresentFailed as exc:  # cert-manager keeps the Order and retries the Challenge: the Certificate is Issuing
+        challenges.present_failed(world, certificate, exc.solver, exc.reason)
+        return
     except (IssuanceFailed, AcmeError) as exc:
         _update(world, namespace, name, _conditions(
             "False", "DoesNotExist", "Issuing certificate as Secret does not exist",
@@ -88,7 +100,7 @@ def _issue(world: World, certificate: dict[str, Any]) -> None:
     _store(world, certificate, issued.chain_pem, issued.key_pem)
 
 
-def _acme_for(world: World, issuer_name: str) -> tuple[AcmeCA, str, str]:
+def _acme_for(world: World, issuer_name: str, certificate_host: str) -> tuple[AcmeCA, str, str]:
     """The pebble, zone and e-mail of a ClusterIssuer, once its solver and the identity behind it are usable."""
     issuer = world.kube.get("cert-manager.io", "ClusterIssuer", None, issuer_name)
     if issuer is None:
@@ -106,10 +118,11 @@ def _acme_for(world: World, issuer_name: str) -> tuple[AcmeCA, str, str]:
         raise IssuanceFailed(f"azure.dns: the zone {solver.get('hostedZoneName')} in resource group "
                              f"{solver.get('resourceGroupName')} was not found (ResourceNotFound)")
     identity = _solver_identity(world)
+    if identity is None:
+        raise IssuanceFailed("AuthorizationFailed: no identity (NMI or Entra ID refused the token) may write the zone "
+                             f"'{zone['id']}'")
     if not can_write_zone(world, identity, zone["id"]):
-        who = (identity or {}).get("name", "no identity (NMI or Entra ID refused the token)")
-        raise IssuanceFailed(f"AuthorizationFailed: {who} does not have authorization to perform action "
-                             f"'Microsoft.Network/dnsZones/TXT/write' over scope '{zone['id']}'")
+        raise PresentFailed(solver, challenges.txt_write_denied(identity, zone, certificate_host))
     ca = _pebble(world, str(acme.get("server", "")))
     return ca, str(zone["name"]), str(acme.get("email") or f"admin@{zone['name']}")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksid import external_dns as edns
+from aksid.sandbox.controllers import external_dns_denials as denials
 from aksid.sandbox.controllers import rfc2136
 from aksid.sandbox.controllers.identities import arm_of_type, can_write_zone, workload_identity
 from aksid.sandbox.controllers.world import World
@@ -77,8 +78,8 @@ def reconcile(world: World, ingresses: list[dict[str, Any]], gone: list[tuple[st
     zone = _zone(world, config)
     if config is None or zone is None or world.endpoints is None:
         return
-    if not can_write_zone(world, workload_identity(world, config.namespace, config.name), zone["id"]):
-        return  # the real one logs "AuthorizationFailed" on every sync and publishes nothing
+    identity = workload_identity(world, config.namespace, config.name)
+    writable = can_write_zone(world, identity, zone["id"])
     sources = config.registry.sources
     published: list[tuple[dict[str, Any], str, list[str]]] = []
     if "ingress" in sources:
@@ -91,8 +92,15 @@ def reconcile(world: World, ingresses: list[dict[str, Any]], gone: list[tuple[st
         points = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         address = next((p.get("ip") for p in points if p.get("ip")), None)
         for host in hosts:
-            if address and _in_zone(host, zone["name"]) and edns.domain_matches(config.domains, host):
+            if not (address and _in_zone(host, zone["name"]) and edns.domain_matches(config.domains, host)):
+                continue
+            if writable:
                 _publish(world, zone, config, resource, host, address)
+            elif identity is not None:
+                denials.log(world, config, zone, identity, resource, host, address,
+                            _ownership_records(config, host, zone["name"]))
+    if not writable:
+        return  # nothing it may delete either
     if config.policy == "sync" and "ingress" in sources:
         for namespace, name in gone:
             _unpublish(world, zone, config, f"ingress/{namespace}/{name}")
