@@ -12,6 +12,7 @@ class PytestTerminal:
 
     def __init__(self, config: Any) -> None:  # a pytest.Config
         self.config = config
+        self.live_shown = False  # a line written in place is on screen: the next line must replace it, not follow it
 
     @property
     def reporter(self) -> Any:
@@ -22,11 +23,16 @@ class PytestTerminal:
         return bool(getattr(self.reporter, "isatty", False))
 
     def write_line(self, line: str, **style: bool) -> None:
-        if self.reporter is not None:
-            self.reporter.write_line(line, **style)
-        else:
+        if self.reporter is None:
             print(line, flush=True)
+        elif self.live_shown:  # pytest's write_line would append to the live line: overwrite it, then end the line
+            self.reporter.rewrite(line, erase=True, **style)
+            self.reporter.write("\n")
+            self.live_shown = False
+        else:
+            self.reporter.write_line(line, **style)
 
     def rewrite(self, line: str, **kwargs: Any) -> None:
         if self.reporter is not None:
             self.reporter.rewrite(line, **kwargs)
+            self.live_shown = bool(line)  # rewrite("") clears it

@@ -220,3 +220,27 @@ def test_the_identity_models_in_one_line_or_in_full() -> None:
     assert identity_model_lines(models, verbose=False) == ["identity models: mixed (external-dns: workload-identity)"]
     assert identity_model_lines(models, verbose=True)[1] == (
         "  deployment/kube-addons/external-dns: workload-identity (workload-identity -> dns)")
+
+
+def test_a_line_after_the_live_line_replaces_it_instead_of_following_it() -> None:
+    """On a terminal the collection's progress is one line rewritten in place; pytest's write_line would append the
+    next message to it ("...[0.4 s]aksid: could not collect ..."): the live line is overwritten, then ended."""
+    import io
+
+    from _pytest.config import get_config
+    from _pytest.terminal import TerminalReporter
+
+    from aksid.pytest_terminal import PytestTerminal
+
+    config = get_config()
+    out = io.StringIO()
+    reporter = TerminalReporter(config, out)
+    config.pluginmanager.register(reporter, "terminalreporter")
+    terminal = PytestTerminal(config)
+    terminal.rewrite("aksid: kube: listing pods [0.1 s]", erase=True)
+    terminal.write_line("aksid: could not collect azure")
+    terminal.write_line("aksid: evidence collected")
+    lines = out.getvalue().split("\n")
+    shown = lines[0].split("\r")[-1]  # what a terminal shows of that line: the text after its last carriage return
+    assert shown.strip() == "aksid: could not collect azure", lines[0]
+    assert lines[1] == "aksid: evidence collected"
