@@ -9,8 +9,9 @@ A unit is what aksid/coverage.py counts and a snapshot keeps one entry for, name
 - `provision:<part>`: what provision mode created and observed: `provision:probes`, `provision:canary`,
   `provision:teardown` (not counted by the coverage: a run either provisions or not).
 
-An arrow is `<node> → <node>` of aksid/reporting/chain.py's picture (`->` is accepted for the arrow); the canary's
-chain, drawn beside it in provision mode, names its arrows `canary: <node> → <node>`.
+An arrow is `<node> → <node>` of aksid/reporting/chain.py's picture (`->` is accepted for the arrow), or a branch's
+(`kubelet identity → zone`); the canary's chain, drawn beside it in provision mode, names its arrows
+`canary: <node> → <node>`.
 
 Imports nothing heavy: the `check` marker validates against these names when a suite is imported.
 """
@@ -44,7 +45,11 @@ def arrows(nodes: tuple[str, ...], prefix: str = "") -> tuple[str, ...]:
     return tuple(f"{prefix}{source} → {target}" for source, target in zip(nodes[:-1], nodes[1:], strict=True))
 
 
-ARROWS: tuple[str, ...] = arrows(NODES)
+# Principals other than the DNS identity that a check may find able to write the zone: drawn beside the chain,
+# with their own arrow into the node they reach, only when that check is red (RBAC-003: the kubelet identity).
+BRANCH_ARROWS: tuple[str, ...] = ("kubelet identity → zone",)
+MAIN_ARROWS: tuple[str, ...] = arrows(NODES)
+ARROWS: tuple[str, ...] = MAIN_ARROWS + BRANCH_ARROWS
 CANARY_ARROWS: tuple[str, ...] = arrows(CANARY_NODES, CANARY)
 
 

@@ -201,7 +201,7 @@ def kubelet_identity(snapshot: Snapshot, target: Target) -> dict[str, dict[str, 
                 "take the kubelet identity through IMDS, so the zone would be writable by all of them.",
     subjects=kubelet_identity,
     reads=("azure:roleAssignments", "azure:managedCluster", "azure:roleDefinitions"),
-    link="role → zone",
+    link="kubelet identity → zone",  # its own principal, drawn beside the DNS identity's chain
 )
 def test_kubelet_cannot_write_zone(subject: dict[str, Any], snapshot: Snapshot, target: Target,
                                    evidence: Evidence) -> None:

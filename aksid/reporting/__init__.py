@@ -21,7 +21,7 @@ def write_reports(directory: Path, results: list[CheckResult], meta: dict[str, o
     opens with the evidence chain drawn from them."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "results.json", results, meta)
-    write_junit(directory / "junit.xml", results)
+    write_junit(directory / "junit.xml", results, meta)
     write_markdown(directory / "summary.md", results, meta)
     write_html(directory / "report.html", results, meta, snapshots)
     write_sarif(directory / "results.sarif", results, meta)

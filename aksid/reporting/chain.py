@@ -4,8 +4,9 @@ pod → binding → identity → role → zone → record → ingress IP → cer
 per link of the chain, named and with its key fact as the run's snapshot holds it, and each arrow between two
 nodes coloured by the checks that judge it (those whose `check` marker declares it in `link`, `link_checks`):
 green when they all passed, red when one failed (the arrow names it and points at its row), amber when one could
-not verify, violet when a failure is waived, grey when none judged it. In provision mode the canary's own chain is
-drawn beside it. Inline SVG, no script.
+not verify, violet when a failure is waived, grey when none judged it; a check is named on the first arrow it judges.
+Another principal a red check finds reaching the chain (RBAC-003: the kubelet identity may write the zone) is drawn
+beside it with its own arrow. In provision mode the canary's own chain is drawn beside it. Inline SVG, no script.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ from aksid.identity_models import POD_IDENTITY, WORKLOAD_IDENTITY, workload_mode
 from aksid.results import CheckResult, is_fleet
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, labels_match
 from aksid.trust import parse_chain, top_issuer
-from aksid.units import ARROWS, CANARY_ARROWS, CANARY_NODES, NODES
+from aksid.units import BRANCH_ARROWS, CANARY_ARROWS, CANARY_NODES, MAIN_ARROWS, NODES
 
 
 def link_checks() -> tuple[tuple[str, ...], ...]:
     """The checks that judge each arrow (NODES[i] → NODES[i + 1]), in catalogue order, as the checks declare them
     (`link=`): a check may judge two arrows (RBAC-001: the role, and that it is scoped to the zone); NMI and the
     probes judge whether a pod reaches its binding at all; a check that declares none is not drawn."""
-    return catalogue.link_checks(ARROWS)
+    return catalogue.link_checks(MAIN_ARROWS)
+
+
+def branch_link_checks() -> tuple[tuple[str, ...], ...]:
+    """The checks that judge each branch's arrow (BRANCH_ARROWS: `kubelet identity → zone` is RBAC-003's)."""
+    return catalogue.link_checks(BRANCH_ARROWS)
 
 
 def canary_link_checks() -> tuple[tuple[str, ...], ...]:
@@ -79,10 +85,21 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """Another principal a red check found reaching a node of the chain (the kubelet identity that may write the
+    zone): drawn beside the chain, level with the node it stands in for, its own arrow into the node it reaches."""
+    node: Node
+    beside: str  # the chain's node it is drawn level with (the kubelet identity beside the DNS identity)
+    joins: str  # the chain's node its arrow reaches
+    link: Link
+
+
+@dataclass(frozen=True)
 class Chain:
     title: str
     nodes: tuple[Node, ...]
     links: tuple[Link, ...]
+    branches: tuple[Branch, ...] = ()
 
     def link(self, source: str) -> Link:
         """The arrow leaving the node of that kind (`chain.link("identity")` is identity → role)."""
@@ -383,19 +400,46 @@ def _padlock_node(snapshot: Snapshot, t: _Target) -> Node:
     return Node("padlock", f"https://{t.demo_fqdn}", tuple(facts))
 
 
+def _kubelet_node(snapshot: Snapshot, t: _Target) -> Node:
+    """The node pool's identity (the managed cluster's identityProfile.kubeletidentity, as RBAC-003 reads it) and
+    the roles it holds."""
+    cluster = snapshot.azure.managed_cluster() or {}
+    kubelet = (_props(cluster).get("identityprofile") or {}).get("kubeletidentity") or {}
+    name = str(kubelet.get("resourceId") or "kubelet identity").rsplit("/", 1)[-1]
+    names = _role_names(snapshot)
+    held = []
+    for assignment in facts.role_assignments(snapshot, str(kubelet.get("objectId") or "")):
+        props = _props(assignment)
+        guid = str(props.get("roledefinitionid") or "").rsplit("/", 1)[-1].lower()
+        held.append(f"{names.get(guid, guid)} at {scope_text(str(props.get('scope') or ''))}")
+    return Node("kubelet identity", name, (f"object id {kubelet.get('objectId')}", *(held[:3] or ["holds no role"])))
+
+
 _READERS: tuple[Callable[[Snapshot, _Target], Node], ...] = (
     _pod_node, _binding_node, _identity_node, _role_node, _zone_node, _record_node, _ingress_node, _certificate_node,
     _served_node, _padlock_node)
+# Per branch arrow (aksid.units.BRANCH_ARROWS): its node's reader and the chain's node it is drawn level with.
+_BRANCHES: dict[str, tuple[Callable[[Snapshot, _Target], Node], str]] = {
+    "kubelet identity → zone": (_kubelet_node, "identity")}
+RED_STATES = ("failed", "error", "waived")
 
 
 def build_chain(snapshot: Snapshot, results: Iterable[CheckResult], title: str = "") -> Chain:
-    """The demo host's chain, read from `snapshot`, its arrows judged by `results` (of this target only)."""
+    """The demo host's chain, read from `snapshot`, its arrows judged by `results` (of this target only); a branch
+    only when a check judging its arrow is red (a kubelet that may not write the zone is nothing to draw)."""
     results = list(results)
     t = _Target(snapshot.target, snapshot.document.get("mode"))
     nodes = tuple(_guarded(kind, lambda read=read: read(snapshot, t), t.static)
                   for kind, read in zip(NODES, _READERS, strict=True))
     links = tuple(judge(checks, results) for checks in link_checks())
-    return Chain(title or t.demo_fqdn, nodes, links)
+    branches = []
+    for name, checks in zip(BRANCH_ARROWS, branch_link_checks(), strict=True):
+        link = judge(checks, results)
+        if link.state in RED_STATES:
+            source, _, joins = name.partition(" → ")
+            read, beside = _BRANCHES[name]
+            branches.append(Branch(_guarded(source, lambda read=read: read(snapshot, t), t.static), beside, joins, link))
+    return Chain(title or t.demo_fqdn, nodes, links, tuple(branches))
 
 
 # -- the canary (provision mode) -------------------------------------------------------------------
@@ -456,13 +500,23 @@ def build_canary_chain(snapshot: Snapshot, results: Iterable[CheckResult], title
 
 # -- drawing ---------------------------------------------------------------------------------------
 
-WIDTH, BAR_X, BAR_W, LINK_H, LINE_H, PAD = 520, 22, 14, 44, 15, 8
-MAX_CHARS, MAX_NAME_CHARS = 74, 56  # what fits the box at the fonts below; the whole text is in the tooltip
+# The chain's column (nodes, arrows) and, when a branch is drawn, a column beside it; both scale down with the page
+# (the SVG has a viewBox, CSS caps it at 100% of its box), so a narrow window shrinks it rather than scrolling.
+WIDTH, BAR_X, BAR_W, LINK_H, LINE_H, PAD = 600, 22, 14, 44, 15, 8
+SIDE_GAP, SIDE_W = 24, 360
+
+
+def _fits(width: int, per_char: float) -> int:
+    """The characters of a line that fit a box `width` wide at a font whose average glyph is `per_char` px."""
+    return int((width - 2 * PAD - 8) / per_char)
+
+
+MAX_CHARS, SIDE_CHARS = _fits(WIDTH, 6.9), _fits(SIDE_W, 6.9)  # facts (11.5px); the whole text is in the tooltip
 
 STYLE = """
 .chains{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
-.chain{margin:0} .chain figcaption{font-weight:600;margin-bottom:.3rem}
-.chain svg{font-family:system-ui,sans-serif;display:block}
+.chain{margin:0;min-width:0;max-width:100%} .chain figcaption{font-weight:600;margin-bottom:.3rem}
+.chain svg{font-family:system-ui,sans-serif;display:block;max-width:100%;height:auto}
 .chain .k{font-size:10px;fill:#57606a;letter-spacing:.04em} .chain .n{font-size:13px;font-weight:600;fill:#1b1f24}
 .chain .f{font-size:11.5px;fill:#1b1f24} .chain .gone .n,.chain .gone .f{fill:#8c959f}
 .chain .s{font-size:12px;font-weight:600} .chain .c{font-size:10.5px;fill:#57606a}
@@ -477,62 +531,124 @@ def _clip(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _wrap(text: str, width: int, lines: int) -> list[str]:
+    """`text` in at most `lines` lines of `width` characters, cut at spaces; the last line clipped."""
+    words, found, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            found.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    found.append(line)
+    if len(found) > lines:
+        found = found[:lines - 1] + [_clip(" ".join(found[lines - 1:]), width)]
+    return [_clip(item, width) for item in found if item]
+
+
 def _node_height(node: Node) -> int:
     return 2 * PAD + 14 + LINE_H * len(node.facts)
 
 
-def _draw_node(node: Node, y: int) -> str:
+def _draw_node(node: Node, y: int, x: int = 0, width: int = WIDTH, chars: int = MAX_CHARS) -> str:
     height = _node_height(node)
+    name_chars = int((width - 2 * PAD - 8 - 7.6 * (len(node.kind) + 1)) / 8.2)  # the kind (10px caps), the name (13px bold)
     dash = ' stroke-dasharray="4 3"' if not node.collected else ""
-    lines = [f'<text x="{PAD + 4}" y="{y + PAD + 12}"><tspan class="k">{escape(node.kind.upper())}</tspan> '
-             f'<tspan class="n">{escape(_clip(node.name, MAX_NAME_CHARS - len(node.kind)))}</tspan></text>']
+    left = x + PAD + 4
+    lines = [f'<text x="{left}" y="{y + PAD + 12}"><tspan class="k">{escape(node.kind.upper())}</tspan> '
+             f'<tspan class="n">{escape(_clip(node.name, name_chars))}</tspan></text>']
     for index, fact in enumerate(node.facts):
-        lines.append(f'<text class="f" x="{PAD + 4}" y="{y + PAD + 14 + LINE_H * (index + 1) - 2}">{escape(_clip(fact))}</text>')
+        lines.append(f'<text class="f" x="{left}" y="{y + PAD + 14 + LINE_H * (index + 1) - 2}">'
+                     f'{escape(_clip(fact, chars))}</text>')
     tooltip = escape(f"{node.kind}: {node.name}" + "".join(f"\n{fact}" for fact in node.facts))
     return (f'<g class="node{"" if node.collected else " gone"}" data-kind="{escape(node.kind)}"><title>{tooltip}</title>'
-            f'<rect x="1" y="{y}" width="{WIDTH - 2}" height="{height}" rx="6" fill="{"#fff" if node.collected else "#f6f8fa"}" '
-            f'stroke="#d0d7de"{dash}/>' + "".join(lines) + "</g>")
+            f'<rect x="{x + 1}" y="{y}" width="{width - 2}" height="{height}" rx="6" '
+            f'fill="{"#fff" if node.collected else "#f6f8fa"}" stroke="#d0d7de"{dash}/>' + "".join(lines) + "</g>")
 
 
-def _link_label(link: Link, fleet: bool) -> tuple[str, str]:
-    """(the state line, the checks line) of an arrow."""
+def _link_label(link: Link, named: set[str]) -> tuple[str, str]:
+    """(the state line, the detail line) of an arrow. A check is named once per chain: an arrow it already named
+    above (RBAC-001 judges identity → role and role → zone; CANARY-001 two canary arrows) says so instead."""
     finding = link.finding
     if finding is not None:
+        repeated = finding.id in named
+        named.add(finding.id)
+        if repeated:
+            return STATE_WORDS[link.state], "the same finding as the arrow above"
         more = len({r.id for r in link.results if r.outcome == finding.outcome}) - 1
         head = f"{finding.id} {STATE_WORDS[link.state]}" + (f" (+{more} more)" if more > 0 else "")
-        return head, _clip(f"{finding.subject}: {finding.message}")
-    judged = sorted({r.id for r in link.results if r.outcome == "passed"})
+        return head, f"{finding.subject}: {finding.message}"
+    judged = [check for check in sorted({r.id for r in link.results if r.outcome == "passed"}) if check not in named]
+    named.update(r.id for r in link.results if r.outcome == "passed")
     if link.state == "passed":
-        return "passed", ", ".join(judged)
+        return "passed", ", ".join(judged) or "by the same checks as the arrow above"
     reasons = {r.message for r in link.results if r.outcome == "skipped"}
-    return "not judged", _clip(next(iter(reasons)) if len(reasons) == 1 else "judged by " + ", ".join(link.checks))
+    return "not judged", (next(iter(reasons)) if len(reasons) == 1 else "judged by " + ", ".join(link.checks))
 
 
-def _draw_link(link: Link, y: int, source: str, fleet: bool) -> str:
-    head, detail = _link_label(link, fleet)
-    bar = (f'<rect class="bar" x="{BAR_X}" y="{y}" width="{BAR_W}" height="{LINK_H - 8}" fill="{link.colour}"/>'
-           f'<polygon points="{BAR_X - 5},{y + LINK_H - 8} {BAR_X + BAR_W + 5},{y + LINK_H - 8} '
-           f'{BAR_X + BAR_W / 2},{y + LINK_H}" fill="{link.colour}"/>')
-    state = f'<text class="s" x="{BAR_X + BAR_W + 14}" y="{y + 15}" fill="{link.colour}">{escape(head)}</text>'
+def _bar(x: int, y: int, length: int, colour: str) -> str:
+    """A downward arrow: a bar and its head."""
+    return (f'<rect class="bar" x="{x}" y="{y}" width="{BAR_W}" height="{length - 8}" fill="{colour}"/>'
+            f'<polygon points="{x - 5},{y + length - 8} {x + BAR_W + 5},{y + length - 8} '
+            f'{x + BAR_W / 2},{y + length}" fill="{colour}"/>')
+
+
+def _state_text(link: Link, head: str, x: int, y: int) -> str:
+    state = f'<text class="s" x="{x}" y="{y}" fill="{link.colour}">{escape(head)}</text>'
     finding = link.finding
-    if finding is not None:
-        state = f'<a href="#{row_anchor(finding)}">{state}</a>'
-    detail_text = f'<text class="c" x="{BAR_X + BAR_W + 14}" y="{y + 30}">{escape(detail)}</text>'
-    tooltip = escape("\n".join(f"{r.id} {r.outcome}: {r.subject}" for r in link.results) or "no check judged this link")
+    return f'<a href="#{row_anchor(finding)}">{state}</a>' if finding is not None else state
+
+
+def _tooltip(link: Link) -> str:
+    return escape("\n".join(f"{r.id} {r.outcome}: {r.subject}" for r in link.results) or "no check judged this link")
+
+
+def _draw_link(link: Link, y: int, source: str, named: set[str]) -> str:
+    head, detail = _link_label(link, named)
+    text_x = BAR_X + BAR_W + 14
+    detail_text = f'<text class="c" x="{text_x}" y="{y + 30}">{escape(_clip(detail))}</text>'
     return (f'<g class="link" data-from="{escape(source)}" data-state="{link.state}" data-checks="{" ".join(link.checks)}">'
-            f"<title>{tooltip}</title>{bar}{state}{detail_text}</g>")
+            f"<title>{_tooltip(link)}</title>{_bar(BAR_X, y, LINK_H, link.colour)}"
+            f"{_state_text(link, head, text_x, y + 15)}{detail_text}</g>")
+
+
+def _draw_branch(branch: Branch, top: int, join_y: int, named: set[str]) -> str:
+    """The branch's node in the side column from `top`, its arrow down that column to `join_y`, then left into the
+    chain's node there (its right edge, WIDTH)."""
+    x = WIDTH + SIDE_GAP
+    node = _draw_node(branch.node, top, x, SIDE_W, SIDE_CHARS)
+    start = top + _node_height(branch.node) + 4
+    bar_x, colour = x + BAR_X, branch.link.colour
+    down = f'<rect class="bar" x="{bar_x}" y="{start}" width="{BAR_W}" height="{join_y - start + BAR_W // 2}" fill="{colour}"/>'
+    across = (f'<rect x="{WIDTH + 8}" y="{join_y - BAR_W // 2}" width="{bar_x - WIDTH - 8}" height="{BAR_W}" fill="{colour}"/>'
+              f'<polygon points="{WIDTH + 10},{join_y - BAR_W // 2 - 5} {WIDTH + 10},{join_y + BAR_W // 2 + 5} '
+              f'{WIDTH + 1},{join_y}" fill="{colour}"/>')
+    head, detail = _link_label(branch.link, named)
+    text_x = bar_x + BAR_W + 10
+    room = max(1, (join_y - start - 40) // 14)  # the detail's lines that fit beside the bar above the turn
+    details = "".join(f'<text class="c" x="{text_x}" y="{start + 32 + 14 * index}">{escape(line)}</text>'
+                      for index, line in enumerate(_wrap(detail, int((WIDTH + SIDE_GAP + SIDE_W - text_x - PAD) / 5.9), room)))
+    arrow = (f'<g class="link branch" data-from="{escape(branch.node.kind)}" data-to="{escape(branch.joins)}" '
+             f'data-state="{branch.link.state}" data-checks="{" ".join(branch.link.checks)}"><title>{_tooltip(branch.link)}'
+             f"</title>{down}{across}{_state_text(branch.link, head, text_x, start + 16)}{details}</g>")
+    return node + arrow
 
 
 def draw_chain(chain: Chain, fleet: bool = False) -> str:
-    """One chain as an inline SVG (in a <figure>): nodes top to bottom, a coloured arrow between each two."""
-    parts, y = [], 0
+    """One chain as an inline SVG (in a <figure>): nodes top to bottom, a coloured arrow between each two; a branch
+    (another principal reaching a node) in a column beside it."""
+    parts, y, tops, named = [], 0, {}, set()
     for index, node in enumerate(chain.nodes):
+        tops[node.kind] = y
         parts.append(_draw_node(node, y))
         y += _node_height(node)
         if index < len(chain.links):
-            parts.append(_draw_link(chain.links[index], y + 4, node.kind, fleet))
+            parts.append(_draw_link(chain.links[index], y + 4, node.kind, named))
             y += LINK_H + 4
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y + 2}" viewBox="0 0 {WIDTH} {y + 2}" '
+    for branch in chain.branches:
+        parts.append(_draw_branch(branch, tops.get(branch.beside, 0), tops.get(branch.joins, y) + 22, named))
+    width = WIDTH + (SIDE_GAP + SIDE_W if chain.branches else 0)
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 2}" viewBox="0 0 {width} {y + 2}" '
            f'role="img" aria-label="evidence chain: {escape(chain.title)}">' + "".join(parts) + "</svg>")
     title = escape(chain.title)
     return f'<figure class="chain" data-chain="{title}"><figcaption>{title}</figcaption>{svg}</figure>'

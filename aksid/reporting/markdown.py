@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aksid.reporting.baseline import markdown_section
+from aksid.reporting.check_links import page_url
 from aksid.results import CheckResult, by_area, by_urgency, is_fleet, labelled_subject, summary
 
 _ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "waived": "🟡"}
@@ -25,7 +26,9 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
         lines += ["| | check | subject | finding | fix |", "|---|---|---|---|---|"]
         for r in urgent:
             fix = (r.fix or r.remediation) if r.outcome == "failed" else ""
-            lines.append(f"| {_ICON[r.outcome]} | {r.id} ({r.severity}) | `{labelled_subject(r, fleet)}` | {_cell(r.message)} "
+            page = page_url(r.id, meta)  # the check's page: why it matters, how to fix, its red scenario
+            check = f"[{r.id}]({page})" if page else r.id
+            lines.append(f"| {_ICON[r.outcome]} | {check} ({r.severity}) | `{labelled_subject(r, fleet)}` | {_cell(r.message)} "
                          f"| {_cell(fix)} |")
         lines.append("")
     lines += ["| area | " + " | ".join(counts) + " |", "|---|" + "---|" * len(counts)]

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from aksid import __version__
+from aksid.check_pages import bundled_page, page_text
+from aksid.reporting.check_links import page_url
 from aksid.results import CheckResult, is_fleet, labelled_subject
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -25,7 +27,7 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
             "name": check_id.replace("-", ""),
             "shortDescription": {"text": r.title},
             "fullDescription": {"text": f"{r.title} (area {r.area})"},
-            "help": {"text": r.remediation},
+            **_help(check_id, r, meta),
             "defaultConfiguration": {"level": _LEVEL[r.severity]},
             "properties": {"security-severity": _SECURITY_SEVERITY[r.severity], "tags": ["aksid", r.area.lower()]},
         }
@@ -61,6 +63,17 @@ def render_sarif(results: list[CheckResult], meta: dict[str, object]) -> dict[st
                            **({"baseline": meta["baseline"]} if meta.get("baseline") else {})},
         }],
     }
+
+
+def _help(check_id: str, r: CheckResult, meta: dict[str, object]) -> dict[str, object]:
+    """A bundled check's rule carries its page (docs/checks/<ID>.md) as `help` and the page's address as `helpUri`,
+    as code-scanning UIs show them (SARIF 2.1.0 §3.49.12, §3.49.13); a team's check, its remediation."""
+    page = bundled_page(check_id)
+    found: dict[str, object] = {"help": {"text": page_text(page), "markdown": page} if page else {"text": r.remediation}}
+    url = page_url(check_id, meta)
+    if url:
+        found["helpUri"] = url
+    return found
 
 
 def _locations(r: CheckResult, fleet: bool) -> list[dict[str, object]]:
