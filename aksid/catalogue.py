@@ -26,9 +26,11 @@ AREAS = {
     "BIND": "identity bindings in the cluster",
     "WI": "workload identity: OIDC issuer, webhook, federated credentials, ServiceAccounts",
     "RBAC": "role assignments in Azure",
+    "ACCESS": "who can act as the DNS identity, re-point it or widen its rights",
     "DNS": "the zone, its delegation and the demo record",
     "ISS": "cert-manager issuers and the demo certificate",
     "TLS": "what a browser receives from the demo host",
+    "MIG": "migration from pod identity to workload identity",
     "PROBE": "identity probes (provision mode)",
     "CANARY": "a canary host through external-dns and cert-manager (provision mode)",
 }

@@ -205,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_p.add_argument("--out", type=Path, default=Path("deploy"), metavar="DIR",
                           help="the folder to write them to (default: ./deploy); a file there with other content "
                                "stops it, never overwritten")
+    who = sub.add_parser("who-can", help="who can act as an identity, re-point it or widen its rights: each principal's "
+                                         "shortest path, with every edge's evidence (reads a saved snapshot)")
+    who.add_argument("identity", nargs="?", metavar="IDENTITY",
+                     help="client id, name or resource id of a user-assigned identity (default: the DNS identity)")
+    who.add_argument("--snapshot", type=Path, default=Path("reports/snapshot.json"), metavar="PATH",
+                     help="the snapshot to read (default: reports/snapshot.json)")
+    who.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     checks = sub.add_parser("checks", help="print the check catalogue (from the suites' check markers)")
     checks.add_argument("--format", choices=("text", "markdown", "json"), default="text",
                         help="text (default), markdown (the README's table) or json")
@@ -277,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         from aksid.provision.sweep import sweep_command
 
         return sweep_command(args)
+    if args.command == "who-can":
+        from aksid.access.who_can import who_can_command
+
+        return who_can_command(args.snapshot, args.identity, args.format)
     if args.command == "deploy":
         from aksid.deploy_files import deploy_command
 

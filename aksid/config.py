@@ -87,6 +87,11 @@ _BIND_ENTRY = re.compile(r"^(?:[a-z0-9-]+/)?[a-z0-9.-]+=[A-Za-z0-9._-]+$")
 # ROLE is a role GUID or name; SCOPE is zone, dns-resource-group, aks-resource-group, subscription or an id
 # Kubernetes names: a namespace is a DNS label, a ServiceAccount a DNS subdomain.
 _WI_ENTRY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# access_allowed: Kubernetes subjects as RBAC names them (User:NAME, Group:NAME, ServiceAccount:NAMESPACE/NAME) and
+# Azure principals by object id (azure:GUID, or a bare GUID).
+_ACCESS_ENTRY = re.compile(
+    r"^((User|Group):[^,\s]+|ServiceAccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
+    r"|(azure:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", re.IGNORECASE)
 _RBAC_ENTRY = re.compile(r"^[^@,]+@(zone|dns-resource-group|aks-resource-group|subscription|/[^@,]+)$")
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
@@ -172,6 +177,11 @@ def _ip_address(value: str) -> str | None:
 
 
 _HTTPS_ENTRY = re.compile(r"^https://[^\s,]+$")
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def _boolean(value: str) -> str | None:
+    return None if value.strip().lower() in _TRUE + _FALSE else "is not true or false"
 
 
 def _list_problem(value: str, entry: re.Pattern[str], form: str, allow_empty: bool = False) -> str | None:
@@ -225,6 +235,14 @@ FIELDS: tuple[FieldSpec, ...] = (
               help="other clusters' OIDC issuer URLs allowed in the DNS identity's federated credentials"),
     FieldSpec("rbac_allowed", ("AKSID_RBAC_ALLOWED",), default=f"{READER_ROLE}@dns-resource-group",
               validate=lambda v: _list_problem(v, _RBAC_ENTRY, "ROLE@SCOPE", allow_empty=True)),
+    # ACCESS-001/002: who else may act as the DNS identity, or re-point it, beyond what is allowed by default.
+    FieldSpec("access_allowed", ("AKSID_ACCESS_ALLOWED",),
+              validate=lambda v: _list_problem(v, _ACCESS_ENTRY, "User:NAME, Group:NAME, ServiceAccount:NAMESPACE/NAME "
+                                               "or azure:PRINCIPAL-ID", allow_empty=True),
+              help="other principals allowed to act as the DNS identity or re-point it (ACCESS-001/002)"),
+    # MIG-001: judge readiness for the cutover to workload identity even before any workload uses it.
+    FieldSpec("migration_required", ("AKSID_MIGRATION_REQUIRED",), default="false", validate=_boolean,
+              help="judge MIG-001 (every pod-identity workload has a workload identity path) before migrating starts"),
     FieldSpec("kubeconfig", ("KUBECONFIG",), validate=_existing_file, is_path=True),
     FieldSpec("kube_context", ("AKSID_KUBE_CONTEXT",)),
     FieldSpec("arm_endpoint", ("AKSID_ARM_ENDPOINT",), default=DEFAULT_ARM_ENDPOINT, validate=_https_url),
@@ -286,7 +304,7 @@ _PROFILE_SECTIONS: dict[str, dict[str, str]] = {
         "domain", "dns_resource_group", "aks_resource_group", "cluster_name", "subscription_id",
         "tenant_id", "acme_issuer", "acme_issuer_email", "acme_prod_server", "acme_staging_server",
         "addon_namespace", "demo_host", "identity_name",
-        "bind_allowed", "wi_allowed", "wi_trusted_issuers", "rbac_allowed",
+        "bind_allowed", "wi_allowed", "wi_trusted_issuers", "rbac_allowed", "access_allowed",
     )},
     "kube": {"kubeconfig": "kubeconfig", "context": "kube_context"},
     "azure": {"endpoint": "arm_endpoint", "ca_bundle": "arm_ca_bundle", "credential": "azure_credential",
@@ -348,6 +366,8 @@ class Target:
     retry_after_max: str | None = "30"
     wi_allowed: str = "kube-addons/external-dns,kube-addons/cert-manager"
     wi_trusted_issuers: str | None = None
+    access_allowed: str | None = None
+    migration_required: str | None = "false"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -388,6 +408,22 @@ class Target:
     def trusted_issuers(self) -> list[str]:
         """Other clusters' issuer URLs the DNS identity's federated credentials may name (wi_trusted_issuers)."""
         return [part.strip() for part in (self.wi_trusted_issuers or "").split(",") if part.strip()]
+
+    def allowed_access(self) -> dict[str, set[str]]:
+        """access_allowed by kind: {"User", "Group", "ServiceAccount" (NAMESPACE/NAME), "azure" (object ids, lower
+        case)}: the principals besides the defaults that may act as the DNS identity or re-point it."""
+        allowed: dict[str, set[str]] = {"User": set(), "Group": set(), "ServiceAccount": set(), "azure": set()}
+        for item in filter(None, (part.strip() for part in (self.access_allowed or "").split(","))):
+            kind, _, name = item.partition(":")
+            if not name:  # a bare GUID: an Azure principal
+                kind, name = "azure", item
+            kind = next((k for k in allowed if k.lower() == kind.lower()), kind)
+            allowed.setdefault(kind, set()).add(name.lower() if kind == "azure" else name)
+        return allowed
+
+    def requires_migration(self) -> bool:
+        """migration_required: MIG-001 judges readiness for the cutover even before any workload uses workload identity."""
+        return str(self.migration_required or "").strip().lower() in _TRUE
 
     def allowed_roles(self) -> list[tuple[str, str]]:
         """[(role GUID or name, scope id)] the DNS identity may hold besides DNS Zone Contributor on the zone."""

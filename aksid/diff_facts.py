@@ -132,7 +132,7 @@ def snapshot_facts(document: Mapping[str, Any]) -> dict[str, Fact]:
     """Every fact of one snapshot, by key."""
     clean = _without_sandbox_endpoints(document)
     facts: dict[str, Fact] = {}
-    for producer in (_role_assignments, _azure_records, _zone_servers, _delegation, _served_certificates,
+    for producer in (_role_assignments, _access_assignments, _azure_records, _zone_servers, _delegation, _served_certificates,
                      _cluster_certificates, _pod_bindings, _pod_readiness, _service_accounts, _identity_objects,
                      _federated_credentials, _kube_objects, _arm_resources, _tls_behaviour):
         for key, fact in producer(clean):
@@ -240,6 +240,26 @@ def _role_assignments(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]
             check = _MEANT["the zone's role"]
         key = f"role:{principal}|{guid}|{scope.lower()}"
         yield key, Fact(check, "role assignment", f"{names.get(guid) or guid} for {who} at {scope}", "assigned")
+
+
+def _access_assignments(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
+    """Other principals' roles at the DNS identity, the zone or above (ACCESS-002); those the principals of interest
+    hold are shown once, with their role assignments."""
+    azure = document.get("azure") or {}
+    names = dict(BUILTIN_NAMES)
+    for definition in _ok(azure, "roleDefinitions") or []:
+        names[definition.get("name", "")] = (definition.get("properties") or {}).get("roleName", "")
+    known = {str(a.get("id", "")).lower() for a in _ok(azure, "roleAssignments") or []}
+    unit = _under("azure:accessAssignments")
+    for assignment in _ok(azure, "accessAssignments") or []:
+        if str(assignment.get("id", "")).lower() in known:
+            continue
+        props = assignment.get("properties") or {}
+        guid = role_guid(props.get("roleDefinitionId", ""))
+        principal, scope = props.get("principalId", "?"), props.get("scope", "?")
+        yield (f"role:{principal}|{guid}|{scope.lower()}",
+               Fact(unit, "role assignment", f"{names.get(guid) or guid} for {props.get('principalType') or 'principal'} "
+                    f"{principal} at {scope}", "assigned"))
 
 
 def _record_values(record: Mapping[str, Any]) -> list[str]:
@@ -589,7 +609,13 @@ def _arm_resources(document: Mapping[str, Any]) -> Iterator[tuple[str, Fact]]:
     for identity in _ok(azure, "identities") or []:
         yield (f"arm:identity:{str(identity.get('name')).lower()}",
                Fact(_under("azure:identities"), "user-assigned identity", str(identity.get("name")), normalise(identity)))
-    for key in ("managedCluster", "dnsZone", "identities", "recordSets", "roleAssignments", "federatedCredentials"):
+    for scale_set in _ok(azure, "scaleSets") or []:  # what IMDS hands out on the pool's nodes (MIG-002)
+        assigned = ((scale_set.get("identity") or {}).get("userAssignedIdentities") or {})
+        yield (f"arm:scaleSet:{str(scale_set.get('name')).lower()}",
+               Fact(_under("azure:scaleSets"), "scale set identities", str(scale_set.get("name")),
+                    sorted(str(i).rsplit("/", 1)[-1].lower() for i in assigned)))
+    for key in ("managedCluster", "dnsZone", "identities", "recordSets", "roleAssignments", "federatedCredentials",
+                "scaleSets", "accessAssignments"):
         entry = azure.get(key) or {}
         if entry and entry.get("status") != "ok":
             yield f"arm-entry:{key}", Fact(_under(unit_of("azure", key)), "Azure evidence", key, entry.get("status"))

@@ -146,7 +146,7 @@ class Evidence:
 
     def arm(self, entry: str, resource: Mapping[str, Any], *fields: str, note: str | None = None) -> None:
         """Fields of one ARM resource of a snapshot entry (managedCluster, dnsZone, recordSets, identities,
-        roleAssignments, roleDefinitions, federatedCredentials), named by its id."""
+        roleAssignments, roleDefinitions, federatedCredentials, scaleSets), named by its id."""
         for field in fields or ("id",):
             self.add(f"arm {entry} {resource.get('id')}", field, within=resource, note=note)
 

@@ -228,6 +228,14 @@ class AzureEvidence:
     def role_definitions(self) -> list[dict[str, Any]]:
         return self._value("roleDefinitions", "the role definitions") or []
 
+    def access_assignments(self) -> list[dict[str, Any]]:
+        """Every principal's role assignments at the DNS identity's scope and the zone's, and above (atScope())."""
+        return self._value("accessAssignments", "the role assignments at the DNS identity and the zone") or []
+
+    def scale_sets(self) -> list[dict[str, Any]]:
+        """The node pools' virtual machine scale sets (the node resource group's), with their assigned identities."""
+        return self._value("scaleSets", "the node pools' virtual machine scale sets") or []
+
     def federated_credentials(self, identity_id: str) -> list[dict[str, Any]]:
         """The federated identity credentials of one user-assigned identity (by its id, any case)."""
         by_identity = self._value("federatedCredentials", "the federated identity credentials") or {}

@@ -23,7 +23,7 @@ from aksid.collect.kinds import KINDS
 KUBE_KINDS: tuple[str, ...] = tuple(spec.kind for spec in KINDS)
 # The snapshot's `azure` keys: aksid.collect.arm.ARM_ENTRIES, and the federated credentials read per identity.
 AZURE_ENTRIES: tuple[str, ...] = ("managedCluster", "dnsZone", "recordSets", "identities", "roleAssignments",
-                                  "roleDefinitions", "federatedCredentials")
+                                  "roleDefinitions", "federatedCredentials", "scaleSets", "accessAssignments")
 DNS_ENTRIES: tuple[str, ...] = ("parent", "servers")
 TLS_ENTRIES: tuple[str, ...] = ("handshake", "legacy", "http", "page")
 PROVISION_ENTRIES: tuple[str, ...] = ("probes", "canary", "teardown")

@@ -336,6 +336,8 @@ def _arm_reader(rtype: str, allow_unknown_fields: bool) -> typing.Callable[[Mapp
         from azure.mgmt.msi.models import FederatedIdentityCredential
 
         return lambda r: _read_msrest(FederatedIdentityCredential, r)
+    if lowered == "microsoft.compute/virtualmachinescalesets":
+        return _read_scale_set  # azure-mgmt-compute is not a dependency: the fields aksid reads, checked by hand
     if lowered in ("microsoft.authorization/roleassignments", "microsoft.authorization/roledefinitions"):
         from azure.mgmt.authorization import AuthorizationManagementClient
 
@@ -344,6 +346,30 @@ def _arm_reader(rtype: str, allow_unknown_fields: bool) -> typing.Callable[[Mapp
         klass = models.RoleAssignment if lowered.endswith("roleassignments") else models.RoleDefinition
         return lambda r: _read_msrest(klass, r)
     return None
+
+
+_SCALE_SET_IDENTITY_TYPES = ("SystemAssigned", "UserAssigned", "SystemAssigned, UserAssigned", "None")
+
+
+def _read_scale_set(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A VirtualMachineScaleSet as Compute's REST API (2024-07-01) writes the parts aksid reads: `identity.type`
+    (ResourceIdentityType) and `identity.userAssignedIdentities` {identity id: {principalId, clientId}}, `sku`,
+    `location`, `properties`; raises on a shape the real API would not return."""
+    identity = resource.get("identity")
+    if identity is not None:
+        if identity.get("type") not in _SCALE_SET_IDENTITY_TYPES:
+            raise ValueError(f"identity.type {identity.get('type')!r} is not one of {_SCALE_SET_IDENTITY_TYPES}")
+        for key, value in (identity.get("userAssignedIdentities") or {}).items():
+            if "/providers/microsoft.managedidentity/userassignedidentities/" not in key.lower():
+                raise ValueError(f"identity.userAssignedIdentities key {key!r} is not a user-assigned identity id")
+            if not isinstance(value, Mapping) or set(value) - {"principalId", "clientId"}:
+                raise ValueError(f"identity.userAssignedIdentities[{key!r}] holds more than principalId and clientId")
+        if "UserAssigned" in identity["type"] and not identity.get("userAssignedIdentities"):
+            raise ValueError("identity.type names UserAssigned but userAssignedIdentities is empty")
+    for key, kind in (("location", str), ("sku", Mapping), ("properties", Mapping)):
+        if not isinstance(resource.get(key), kind):
+            raise ValueError(f"{key} is missing or not a {kind.__name__}")
+    return dict(resource)
 
 
 def _read_msrest(klass: Any, resource: Mapping[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ def test_scenario_by_path_with_arm_throttling(tmp_path: Path) -> None:
         "description": "ARM throttles reads of the managed cluster",
         "base": "healthy",
         # every check that needs the managed cluster could not verify; none may pass or fail on a guess
-        "expect": {"error": ["BIND-001", "NMI-004", "NMI-005", "RBAC-003", "RBAC-005"]},
+        "expect": {"error": ["ACCESS-001", "ACCESS-002", "BIND-001", "MIG-002", "NMI-004", "NMI-005", "RBAC-003",
+                             "RBAC-005"]},
         "azure": {"faults": [{"match": "managedClusters/hello-aks", "status": 429,
                               "headers": {"Retry-After": "30"}, "code": "TooManyRequests"}]},
     }))

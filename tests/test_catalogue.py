@@ -60,15 +60,18 @@ def test_a_new_check_needs_only_its_marker_to_be_drawn_grouped_and_named(tmp_pat
     """A check with `link` is on its arrow of the derived chain map; one without is not drawn; what it reads alone
     decides where the diff shows a unit's changes and which checks a missing unit leaves unjudged."""
     from aksid.catalogue import grouped_under, link_checks, readers
-    from aksid.units import ARROWS
+    from aksid.units import ARROWS, UNITS
 
+    # a unit no bundled check reads (found, not named: a new bundled check may start reading any of them)
+    unread = sorted(set(UNITS) - {unit for entry in load_catalogue() for unit in entry.reads})
+    assert unread, "every unit is read by a bundled check: this test needs one that is not"
     folder = tmp_path / "checks"
     folder.mkdir()
     (folder / "test_team.py").write_text(
         "from aksid.checks import check\n\n"
-        "@check('TEAM-001', 'drawn', 'low', remediation='r', reads=('kube:Namespace',), link='record -> ingress IP')\n"
+        f"@check('TEAM-001', 'drawn', 'low', remediation='r', reads=({unread[0]!r},), link='record -> ingress IP')\n"
         "def test_drawn(snapshot):\n    pass\n\n"
-        "@check('TEAM-002', 'not drawn', 'low', remediation='r', reads=('kube:AzureAssignedIdentity', 'kube:Pod'))\n"
+        "@check('TEAM-002', 'not drawn', 'low', remediation='r', reads=('kube:DaemonSet', 'kube:Pod'))\n"
         "def test_not_drawn(snapshot):\n    pass\n", encoding="utf-8")
     entries = load_catalogue([folder])
     derived = dict(zip(ARROWS, link_checks(ARROWS, entries), strict=True))
@@ -76,10 +79,9 @@ def test_a_new_check_needs_only_its_marker_to_be_drawn_grouped_and_named(tmp_pat
     assert not any("TEAM-002" in ids for ids in derived.values())
     assert link_checks(ARROWS, [e for e in entries if not e.id.startswith("TEAM")]) == link_checks(ARROWS)
     # the only reader of a unit is the check its changes are shown under; of several, the one that groups it
-    assert grouped_under("kube:Namespace", entries) == "TEAM-001" and grouped_under("kube:Namespace") == "other"
-    assert grouped_under("kube:AzureAssignedIdentity", entries) == "TEAM-002"
+    assert grouped_under(unread[0], entries) == "TEAM-001" and grouped_under(unread[0]) == "other"
     assert grouped_under("kube:Pod", entries) == "other" and grouped_under("kube:DaemonSet", entries) == "NMI-002"
-    assert readers("kube:Namespace", entries) == ("TEAM-001",)
+    assert readers(unread[0], entries) == ("TEAM-001",)
 
 
 def test_an_unknown_read_link_or_group_names_the_check() -> None:
@@ -119,7 +121,8 @@ def test_coverage_names_the_checks_a_missing_unit_leaves_unjudged() -> None:
     report = coverage(document)
     assert report["areas"]["kube"]["missing"] == ["apps/v1/ReplicaSet"]
     assert report["areas"]["kube"]["affects"] == ["BIND-004", "BIND-005", "WI-006"]
-    assert report["areas"]["azure"]["affects"] == ["RBAC-001", "RBAC-002", "RBAC-003", "RBAC-005"]
+    # MIG-001 compares a new identity's role assignments with the pod identity's; MIG-002 names the scale sets' rights
+    assert report["areas"]["azure"]["affects"] == ["RBAC-001", "RBAC-002", "RBAC-003", "RBAC-005", "MIG-001", "MIG-002"]
     assert report["areas"]["dns"]["missing"] == ["servers ns1."] and report["areas"]["dns"]["affects"] == [
         "DNS-001", "DNS-003"]
     assert report["areas"]["tls"] == {"collected": 0, "total": 0, "missing": []}  # complete: nothing affected

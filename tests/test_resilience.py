@@ -18,8 +18,12 @@ from aksid.sandbox.fault_matrix import CELLS, Cell, FaultBench
 
 # What each endpoint family's evidence decides: these checks, and only these, cannot be verified without it.
 NEEDS = {
-    "kube LIST": {"NMI-002", "BIND-002", "BIND-003", "BIND-004", "BIND-005"},  # pods
-    "ARM read": {"RBAC-001", "RBAC-002", "RBAC-003", "RBAC-005"},  # role assignments (and so definitions)
+    # pods: bound pods (BIND), NMI on every node (and so what IMDS hands out there: MIG-002), pods a principal can
+    # make or enter next to the identity (ACCESS-001)
+    "kube LIST": {"NMI-002", "BIND-002", "BIND-003", "BIND-004", "BIND-005", "MIG-002", "ACCESS-001"},
+    # role assignments (and so definitions): whose rights (RBAC), the rights a scale set's identity gives (MIG-002),
+    # the assignments at the identity's scope (ACCESS-002)
+    "ARM read": {"RBAC-001", "RBAC-002", "RBAC-003", "RBAC-005", "MIG-002", "ACCESS-002"},
     "DNS query": {"DNS-001", "DNS-003"},  # one of the zone's name servers
     "TLS (HTTPS)": {"TLS-001", "TLS-002", "TLS-003", "TLS-004"},  # handshake, chain, page
     "HTTP (port 80)": {"TLS-004"},  # the plain-HTTP redirect

@@ -1,5 +1,6 @@
 """The same results as before: four runs of the current code, normalised (tests/golden/normalise.py), equal the
-goldens that the code at b349c5b (before aksid/plugin.py became aksid/run/) wrote for the same runs.
+goldens (tests/golden/README.md: written by b349c5b, before aksid/plugin.py became aksid/run/, and rewritten once
+for the checks #25 and #26 added, every difference then an addition, listed in ADDED-since-b349c5b.txt).
 
 The runs come from the fixtures the other self-tests share (conftest.py's base_reports, test_static.py's
 rendered tutorial), so the attach runs cost nothing when another test of the worker asked for them already.
@@ -48,7 +49,7 @@ def golden(run: str) -> dict[str, Any]:
 
 def assert_same_results(run: str, results: dict[str, Any]) -> None:
     found = differences(golden(run), normalise(results))
-    assert not found, (f"{run}: the results differ from tests/golden/results-{run}.json (b349c5b); first: "
+    assert not found, (f"{run}: the results differ from tests/golden/results-{run}.json; first: "
                        f"{found[0]}\n  " + "\n  ".join(found))
 
 

@@ -79,6 +79,11 @@ def test_healthy_is_all_green(tmp_path: Path) -> None:
     assert wi and all(c["outcome"] == "skipped" and "no workload identity in use" in c["message"] for c in wi), wi
     assert run.results["identity_models"]["cluster"] == "pod-identity"
     not_passed = [c for c in not_passed if c["area"] != "WI"]
+    # Migration: not started, so MIG-001 names what each workload lacks; nothing asks for the sidecar; not cut over.
+    mig = {c["id"]: c["message"] for c in not_passed if c["area"] == "MIG"}
+    assert "set `migration_required` to judge" in mig.pop("MIG-001") and set(mig) == {"MIG-003", "MIG-004"}, mig
+    assert {w["state"] for w in run.results["migration"]["workloads"]} == {"pod identity only"}
+    not_passed = [c for c in not_passed if c["area"] != "MIG"]
     # Secret contents are opt-in: without --aksid-read-secrets the one check that needs them says so and skips.
     assert all(c["outcome"] == "skipped" and "--aksid-read-secrets" in c["message"] for c in not_passed), not_passed
     catalogue = {"NMI-001", "NMI-002", "NMI-003", "NMI-004", "NMI-005", "BIND-001", "BIND-002", "BIND-003", "BIND-004",

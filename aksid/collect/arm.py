@@ -20,8 +20,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
     ServiceResponseTimeoutError,
 )
+from azure.core.rest import HttpRequest
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
@@ -31,7 +33,11 @@ from aksid.config import Target
 from aksid.snapshot import absent, error, ok
 
 ARM_SCOPE = "https://management.azure.com/.default"
-ARM_ENTRIES = ("managedCluster", "dnsZone", "recordSets", "identities", "roleAssignments", "roleDefinitions")
+ARM_ENTRIES = ("managedCluster", "dnsZone", "recordSets", "identities", "scaleSets", "roleAssignments",
+               "accessAssignments", "roleDefinitions")
+# Compute's REST API version for the node pools' scale sets, read through the DNS client's ARM pipeline (no
+# azure-mgmt-compute dependency): VirtualMachineScaleSets_List, GET .../virtualMachineScaleSets?api-version=...
+COMPUTE_API_VERSION = "2024-07-01"
 
 
 def azure_credential(target: Target) -> TokenCredential:
@@ -163,6 +169,7 @@ class ArmCollector:
                 f"federated identity credentials of {len(identities)} identities", lambda: self._federated(identities))
         else:
             entries["federatedCredentials"] = error("not read: the identities could not be read")
+        entries["scaleSets"] = self._scale_sets(entries)
         if entries["identities"]["status"] == "ok":
             principals = sorted(_principals_of_interest(entries, self.target.identity_name))
             entries["roleAssignments"] = self._fetch(
@@ -171,8 +178,14 @@ class ArmCollector:
         else:
             entries["roleAssignments"] = error(f"not read: the identities could not be read "
                                                f"({entries['identities'].get('reason')})")
+        # ACCESS-002: who holds a role at the DNS identity's scope or the zone's, or above them (atScope()).
+        scopes = _access_scopes(entries, self.target)
+        entries["accessAssignments"] = self._fetch(
+            f"role assignments at {len(scopes)} scopes and above", lambda: self._assignments_at(scopes))
         if entries["roleAssignments"]["status"] == "ok":
-            definition_ids = sorted({a["properties"]["roleDefinitionId"] for a in entries["roleAssignments"]["value"]})
+            definition_ids = sorted({a["properties"]["roleDefinitionId"] for a in entries["roleAssignments"]["value"]}
+                                    | {a["properties"]["roleDefinitionId"]
+                                       for a in entries["accessAssignments"].get("value") or []})
             entries["roleDefinitions"] = self._fetch(
                 "role definitions", lambda: [_raw(self.auth.role_definitions.get_by_id(i)) for i in definition_ids]
             )
@@ -180,6 +193,33 @@ class ArmCollector:
             entries["roleDefinitions"] = error(f"not read: the role assignments could not be read "
                                                f"({entries['roleAssignments'].get('reason')})")
         return entries
+
+    def _scale_sets(self, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The node pools' virtual machine scale sets in the cluster's node resource group, with the identities
+        assigned to them (`identity.userAssignedIdentities`): what IMDS hands out on their nodes (MIG-002)."""
+        if entries["managedCluster"]["status"] != "ok":
+            return error(f"not read: the managed cluster could not be read ({entries['managedCluster'].get('reason')})")
+        node_group = _cluster_properties(entries).get("nodeResourceGroup")
+        if not node_group:
+            return absent(f"managed cluster {self.target.cluster_name} names no node resource group")
+        return self._fetch(f"virtual machine scale sets of {node_group}", lambda: self._list_scale_sets(node_group))
+
+    def _list_scale_sets(self, group: str) -> list[dict[str, Any]]:
+        # A generic GET through an azure-mgmt client's own pipeline: its retry policy (the budget), bearer token
+        # and timeouts apply as to every other read; nextLink pages are followed as the SDKs' pagers do.
+        url: str | None = (f"/subscriptions/{self.target.subscription_id}/resourceGroups/{group}/providers/"
+                           f"Microsoft.Compute/virtualMachineScaleSets?api-version={COMPUTE_API_VERSION}")
+        found: list[dict[str, Any]] = []
+        while url:
+            response = self.dns._send_request(HttpRequest("GET", url))
+            if response.status_code == 404:
+                raise ResourceNotFoundError(response=response, error_format=ARMErrorFormat)
+            if response.status_code >= 400:
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            page = response.json()
+            found += page.get("value") or []
+            url = page.get("nextLink")
+        return found
 
     def _identities(self, entries: dict[str, dict[str, Any]], extra_ids: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -240,6 +280,24 @@ class ArmCollector:
                 found[raw["id"].lower()] = raw
         return list(found.values())
 
+    def _assignments_at(self, scopes: Iterable[str]) -> list[dict[str, Any]]:
+        """Role assignments at each scope and above it (its resource group, subscription, management groups,
+        root): `$filter=atScope()`, as `az role assignment list --scope <id>` without `--include-inherited` would
+        not give. Group assignments are listed as the group; its members are not read."""
+        found: dict[str, dict[str, Any]] = {}
+        for scope in scopes:
+            for assignment in self.auth.role_assignments.list_for_scope(scope, filter="atScope()"):
+                raw = _raw(assignment)
+                found[raw["id"].lower()] = raw
+        return list(found.values())
+
+
+def _access_scopes(entries: dict[str, dict[str, Any]], target: Target) -> list[str]:
+    """The DNS identity's resource id (when it was read) and the zone's: ACCESS-002 judges who can act on them."""
+    named = [i["id"] for i in entries.get("identities", {}).get("value") or []
+             if i.get("name", "").lower() == target.identity_name.lower() and i.get("id")]
+    return [*named[:1], target.zone_id]
+
 
 def _cluster_properties(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     cluster = entries.get("managedCluster", {}).get("value") or {}
@@ -269,6 +327,10 @@ def _principals_of_interest(entries: dict[str, dict[str, Any]], identity_name: s
     cluster = entries.get("managedCluster", {}).get("value") or {}
     if (cluster.get("identity") or {}).get("principalId"):
         principals.add(cluster["identity"]["principalId"])
+    for scale_set in entries.get("scaleSets", {}).get("value") or []:  # whatever IMDS hands out there (MIG-002)
+        for assigned in ((scale_set.get("identity") or {}).get("userAssignedIdentities") or {}).values():
+            if (assigned or {}).get("principalId"):
+                principals.add(assigned["principalId"])
     for identity in entries.get("identities", {}).get("value") or []:
         if identity.get("name", "").lower() == identity_name.lower() and (identity.get("properties") or {}).get("principalId"):
             principals.add(identity["properties"]["principalId"])

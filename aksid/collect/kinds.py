@@ -36,6 +36,11 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions"),
     # the workload identity webhook's registration (WI-002)
     KindSpec("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+    # who can act as an identity (ACCESS-001): RBAC as the API server evaluates it (aksid/access/rbac.py)
+    KindSpec("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles"),
+    KindSpec("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings"),
+    KindSpec("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    KindSpec("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentity", "azureidentities", custom=True),
     KindSpec("aadpodidentity.k8s.io/v1", "AzureIdentityBinding", "azureidentitybindings", custom=True),
     KindSpec("aadpodidentity.k8s.io/v1", "AzurePodIdentityException", "azurepodidentityexceptions", custom=True),

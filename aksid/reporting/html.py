@@ -169,6 +169,20 @@ def _areas(results: list[CheckResult], meta: dict[str, object], fleet: bool) -> 
     return parts
 
 
+def _migration_table(section: object) -> list[str]:
+    """The migration to workload identity: a table, one row per workload (from → to → state; aksid.migration)."""
+    from aksid.migration import table_rows
+
+    if not isinstance(section, dict) or not section.get("workloads"):
+        return []
+    rows = "".join(f'<tr data-state="{escape(state.split(":")[0])}"><td><code>{escape(workload)}</code></td>'
+                   f"<td>{escape(source)}</td><td>{escape(to)}</td><td><b>{escape(state)}</b></td></tr>"
+                   for workload, source, to, state in table_rows(section))
+    return ['<h2 id="migration">Migration to workload identity</h2><table class="migration">'
+            "<tr><th>workload</th><th>from (pod identity)</th><th>to (workload identity)</th><th>state</th></tr>"
+            f"{rows}</table>"]
+
+
 def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: Snapshot | Sources | None = None) -> str:
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     heading = f"{escape(str(target.get('cluster_name', '?')))} / {escape(str(target.get('domain', '?')))}"  # type: ignore[union-attr]
@@ -192,7 +206,7 @@ def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: 
         rows = (_row(r, meta, fleet, "finding") for r in urgent)
         parts += [f'<h2 id="attention">Needs attention ({len(urgent)})</h2><table>', _COLUMNS, *rows, "</table>"]
     parts += [render_chains(results, snapshots), *html_section(meta), *_identity_models(meta.get("identity_models")),
-              *_areas(results, meta, fleet), "</body></html>"]
+              *_migration_table(meta.get("migration")), *_areas(results, meta, fleet), "</body></html>"]
     return "\n".join(part for part in parts if part)
 
 

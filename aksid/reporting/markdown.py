@@ -20,6 +20,7 @@ def render_markdown(results: list[CheckResult], meta: dict[str, object]) -> str:
         title = "aksid: " + ", ".join(sorted({str(r.target) for r in results}))
     lines = [f"## {title}", "", " · ".join(f"{_ICON[o]} {counts[o]} {o}" for o in counts if counts[o]), ""]
     lines += identity_model_lines(meta.get("identity_models"))
+    lines += migration_lines(meta.get("migration"))
     lines += markdown_section(meta)
     urgent = [r for r in by_urgency(results) if r.outcome in ("failed", "error", "waived")]
     if urgent:
@@ -49,6 +50,17 @@ def identity_model_lines(models: object) -> list[str]:
         reached = ", ".join(f"{b['model']} → {b['identity'] or b['client_id']}" for b in entry["bindings"])
         lines.append(f"- `{entry['workload']}`: {entry['model']} ({reached})")
     return lines + ([""] if models.get("workloads") else [])
+
+
+def migration_lines(section: object) -> list[str]:
+    """The migration to workload identity: one row per workload, from → to → state (aksid.migration)."""
+    from aksid.migration import table_rows
+
+    if not isinstance(section, dict) or not section.get("workloads"):
+        return []
+    lines = ["Migration to workload identity:", "", "| workload | from | to | state |", "|---|---|---|---|"]
+    lines += [f"| `{w}` | {_cell(f)} | {_cell(t)} | {_cell(s)} |" for w, f, t, s in table_rows(section)]
+    return lines + [""]
 
 
 def _cell(text: str) -> str:

@@ -73,6 +73,7 @@ class RunMeta:
     retries: list[dict[str, Any]] | None = None
     collected: bool = True  # coverage and retries are known (a snapshot was at hand)
     baseline: dict[str, Any] | None = None
+    migration: dict[str, Any] | None = None  # aksid.migration: per workload from → to → state (None: no snapshot)
 
     def as_dict(self) -> dict[str, Any]:
         meta = {"mode": self.mode, "started": self.started, "snapshot": self.snapshot, "target": self.target,
@@ -80,6 +81,8 @@ class RunMeta:
                 "waivers": self.waivers, "stale_waivers": self.stale_waivers}
         if self.collected:
             meta |= {"coverage": self.coverage, "retries": self.retries}
+        if self.migration is not None:
+            meta["migration"] = self.migration
         return meta
 
 
@@ -105,6 +108,9 @@ class RunOutcome:
         lines: list[tuple[str, dict[str, bool]]] = []
         if self.meta.identity_models:
             lines += [(line, {}) for line in identity_model_lines(self.meta.identity_models, self.verbose)]
+        from aksid.migration import terminal_lines
+
+        lines += [(line, {}) for line in terminal_lines(self.meta.migration)]
         lines += report_lines(self.results)
         lines += [(f"EXPIRED WAIVER {r.id} [{r.subject}] expired {r.waiver['expires']}: the failure counts again",  # type: ignore[index]
                    {"red": True, "bold": True}) for r in self.expired]
@@ -405,7 +411,8 @@ class Run:
             targets=self._targets_meta(),
             identity_models=_identity_models_of(self.snapshot) if self.fleet is None else None,
             fail_on=self.options.fail_on, waivers=[w.describe() for w in self.waivers],
-            stale_waivers=[w.describe() for w in self.waivers if w.index not in used])
+            stale_waivers=[w.describe() for w in self.waivers if w.index not in used],
+            migration=_migration_of(self.snapshot, self.target) if self.fleet is None else None)
         self._collection_meta(meta)
         snapshots = self._chain_snapshots()
         as_dict = meta.as_dict()
@@ -480,6 +487,13 @@ def exit_code(results: Iterable[CheckResult], fail_on: str) -> int:
 def _identity_models_of(snapshot: Snapshot | None) -> dict[str, Any] | None:
     """Which identity model binds each workload to which identity (None when the run has no snapshot at hand)."""
     return identity_models(snapshot) if snapshot is not None else None
+
+
+def _migration_of(snapshot: Snapshot | None, target: Any) -> dict[str, Any] | None:
+    """The migration to workload identity per workload (aksid.migration; None without a snapshot at hand)."""
+    from aksid.migration import migration_section
+
+    return migration_section(snapshot, target) if snapshot is not None else None
 
 
 def _model_guarded(subjects_fn: Any, model: str | None) -> Any:

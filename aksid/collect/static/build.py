@@ -107,6 +107,12 @@ def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> di
                               + of_type("Microsoft.Authorization/roleDefinitions")),
         "federatedCredentials": (absent_from_files("the federated identity credentials") if not has_inputs
                                  else error("; ".join(azure.problems)) if azure.problems else ok(credentials)),
+        # AKS creates the node pools' scale sets in the node resource group; a plan or template rarely declares one
+        "scaleSets": ok(of_type("Microsoft.Compute/virtualMachineScaleSets"))
+        if of_type("Microsoft.Compute/virtualMachineScaleSets")
+        else absent_from_files("the node pools' virtual machine scale sets"),
+        # Who else holds roles on the identity and the zone is the tenant's state, not the repository's (ACCESS-002)
+        "accessAssignments": not_collected(LIVE_ONLY),
     }
 
 

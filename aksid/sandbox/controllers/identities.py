@@ -49,25 +49,72 @@ def matched_identity_id(world: World, pod: dict[str, Any]) -> str | None:
     return None
 
 
-def on_node_pool(world: World, resource_id: str) -> bool:
-    """Whether the add-on assigned the identity to the node pool (any pod identity of the profile names it)."""
-    return any(same_id(identity.get("id"), resource_id) for identity in node_pool_identities(world))
+SCALE_SET_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
+
+
+def on_node_pool(world: World, resource_id: str, node: str | None = None) -> bool:
+    """Whether the identity is assigned to the node's scale set (to any node pool's when the node is not known)."""
+    return any(same_id(identity.get("id"), resource_id) for identity in node_pool_identities(world, node))
 
 
 def bound_identity(world: World, pod: dict[str, Any]) -> dict[str, Any] | None:
-    """The identity this pod can get through NMI: matched, and on the node pool (else IMDS knows no such identity)."""
+    """The identity this pod can get through NMI: matched, and on its node's scale set (else IMDS knows no such
+    identity)."""
     resource_id = matched_identity_id(world, pod)
-    if resource_id is None or not on_node_pool(world, resource_id):
+    if resource_id is None or not on_node_pool(world, resource_id, (pod.get("spec") or {}).get("nodeName")):
         return None
     return identity_resource(world, resource_id)
 
 
-def node_pool_identities(world: World) -> list[dict[str, Any]]:
-    """What IMDS on a node hands out without NMI: every identity the add-on assigned to the scale set, then the
-    kubelet identity, which AKS assigns to every node pool's scale set (a cluster with a managed kubelet identity
-    always has at least that one, so a request without a client id meets IMDS's "Multiple user assigned
-    identities" as soon as the add-on assigned one more)."""
+def node_scale_set(world: World, node: str | None) -> dict[str, Any] | None:
+    """The scale set a node is an instance of, by its providerID (`azure:///subscriptions/.../virtualMachineScaleSets/
+    <name>/virtualMachines/<n>`), as the cloud provider names it."""
+    found = world.kube.get("", "Node", None, node) if node else None
+    provider_id = str(((found or {}).get("spec") or {}).get("providerID") or "")
+    marker = "/virtualmachinescalesets/"
+    if marker not in provider_id.lower():
+        return None
+    start = provider_id.lower().index(marker) + len(marker)
+    name = provider_id[start:].split("/", 1)[0]
+    return next((s for s in arm_of_type(world, SCALE_SET_TYPE) if str(s.get("name", "")).lower() == name.lower()), None)
+
+
+def scale_set_identities(world: World, scale_set: dict[str, Any]) -> list[dict[str, Any]]:
+    """The user-assigned identities of a scale set (`identity.userAssignedIdentities`), as stored identities where the
+    store holds them, else as IMDS knows them (the id with its client and principal ids)."""
     cluster = managed_cluster(world) or {}
+    tenant = (cluster.get("identity") or {}).get("tenantId")
+    found = []
+    for resource_id, ids in ((scale_set.get("identity") or {}).get("userAssignedIdentities") or {}).items():
+        found.append(identity_resource(world, resource_id) or {
+            "id": resource_id, "name": resource_id.rsplit("/", 1)[-1],
+            "properties": {"clientId": (ids or {}).get("clientId"), "principalId": (ids or {}).get("principalId"),
+                           "tenantId": tenant}})
+    return found
+
+
+def node_pool_identities(world: World, node: str | None = None) -> list[dict[str, Any]]:
+    """What IMDS on a node hands out without NMI: every identity assigned to the node's scale set (Azure IMDS: a VM
+    gets tokens for the user-assigned identities of its scale set, by client id). With no node named, those of every
+    scale set. The kubelet identity comes last (the order the add-on's assignments and a leaky NMI's answer follow).
+
+    A node whose scale set the ARM store does not hold (a scenario without one) falls back to what AKS would have
+    assigned: every pod identity of podIdentityProfile, then the kubelet identity, which AKS assigns to every node
+    pool's scale set (a cluster with a managed kubelet identity always has at least that one, so a request without a
+    client id meets IMDS's "Multiple user assigned identities" as soon as the add-on assigned one more)."""
+    cluster = managed_cluster(world) or {}
+    kubelet_id = ((((cluster.get("properties") or {}).get("identityProfile") or {}).get("kubeletidentity") or {})
+                  .get("resourceId") or "")
+    scale_sets = arm_of_type(world, SCALE_SET_TYPE)
+    own = node_scale_set(world, node)
+    if own is not None or (scale_sets and not node):
+        chosen = [own] if own is not None else scale_sets
+        assigned: list[dict[str, Any]] = []
+        for scale_set in chosen:
+            for identity in scale_set_identities(world, scale_set):
+                if not any(same_id(identity.get("id"), a.get("id")) for a in assigned):
+                    assigned.append(identity)
+        return sorted(assigned, key=lambda i: same_id(i.get("id"), kubelet_id))
     profile = (cluster.get("properties") or {}).get("podIdentityProfile") or {}
     found = []
     for entry in profile.get("userAssignedIdentities") or []:

@@ -38,10 +38,10 @@ def answer(world: World, pod: dict[str, Any], metadata_header: str | None,
     if metadata_header != "true":
         return 400, "Required metadata header not specified", "nmi"
     if (world.knobs.get("nmi") or {}).get("leaky"):
-        pool = node_pool_identities(world)
+        pool = node_pool_identities(world, (pod.get("spec") or {}).get("nodeName"))
         return (200, _token(world, pool[0]), "nmi") if pool else (404, "no identity", "nmi")
     if _bypasses_nmi(world, pod):
-        return (*_imds(world, client_id), "imds")
+        return (*_imds(world, client_id, (pod.get("spec") or {}).get("nodeName")), "imds")
     namespace, name = pod["metadata"].get("namespace"), pod["metadata"]["name"]
     resource_id = matched_identity_id(world, pod)
     if resource_id is None:
@@ -58,9 +58,10 @@ def answer(world: World, pod: dict[str, Any], metadata_header: str | None,
     return 200, _token(world, identity), "nmi"
 
 
-def _imds(world: World, client_id: str | None) -> tuple[int, dict[str, Any]]:
-    """IMDS itself: the identities assigned to the node's scale set, by client id, or the only one."""
-    pool = node_pool_identities(world)
+def _imds(world: World, client_id: str | None, node: str | None = None) -> tuple[int, dict[str, Any]]:
+    """IMDS itself: the identities assigned to the node's scale set, by client id, or the only one. Any pod that
+    reaches it gets them (NMI absent, not ready, bypassed): a scale set's identity answers every pod of its nodes."""
+    pool = node_pool_identities(world, node)
     if client_id:
         wanted = next((i for i in pool if str((i.get("properties") or {}).get("clientId", "")).lower()
                        == client_id.lower()), None)

@@ -1,0 +1,209 @@
+"""`aksid who-can [IDENTITY]`: every principal that can act as an identity, re-point it or widen its rights, each with
+its shortest path and every edge's evidence (the snapshot entry and field it is read from), as text or JSON.
+
+It reads a saved snapshot (`--snapshot`, default reports/snapshot.json): no network, nothing written. IDENTITY is a
+user-assigned identity of the snapshot by client id, name or resource id; by default the DNS identity
+(IDENTITY_NAME as the run that saved the snapshot knew it).
+
+- Azure side (aksid/access/azure.py): the role assignments at the DNS identity's scope and the zone's and above, as
+  collected with `atScope()`. For another identity, only those of them that also apply to it are known (its resource
+  group's, the subscription's): the snapshot does not hold assignments on that identity itself, and the answer says so.
+- Kubernetes side (aksid/access/paths.py, aksid/access/rbac.py): the subjects RBAC lets reach the identity's
+  pod-identity bindings or federated ServiceAccounts.
+
+How to read a path: `principal ─edge→ node ─edge→ … → identity`, one line per edge with its evidence
+(`arm accessAssignments <id>` · properties.scope). What it cannot see: Entra ID group membership (a group is one
+principal), PIM-eligible assignments not activated, deny assignments, conditions (shown, not evaluated).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from aksid.access.azure import AzurePath, UnknownRole, azure_paths, control_plane_principals, shortest
+from aksid.arm_ids import contains, same_id
+from aksid.evidence import kube_source
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
+from aksid.snapshot_target import target_from_snapshot
+from aksid.userfiles import UserFileError
+
+# Kubernetes path kinds, most direct first (a path through another subject's rights comes last).
+_KUBE_ORDER = ("token", "service-account", "pod-identity", "exec", "identity-objects", "host-network", "escalate",
+               "impersonate")
+_ALSO_SHOWN = 5  # further paths of one principal the text shows (JSON lists them all)
+
+
+class WhoCanError(ValueError):
+    """A problem the user can fix, in one sentence."""
+
+
+def find_identity(snapshot: Snapshot, wanted: str | None, default_name: str) -> dict[str, Any]:
+    identities = snapshot.azure.identities()
+    key = (wanted or default_name).strip()
+    for identity in identities:
+        props = identity.get("properties") or {}
+        if (str(identity.get("name", "")).lower() == key.lower() or str(props.get("clientId", "")).lower() == key.lower()
+                or same_id(str(identity.get("id", "")), key)):
+            return identity
+    held = ", ".join(sorted(str(i.get("name")) for i in identities)) or "none"
+    raise WhoCanError(f"no user-assigned identity in the snapshot has the client id, name or resource id {key!r} "
+                      f"(it holds: {held})")
+
+
+def azure_side(snapshot: Snapshot, identity: Mapping[str, Any], is_dns: bool) -> dict[str, Any]:
+    target = target_from_snapshot(snapshot)
+    try:
+        assignments = snapshot.azure.access_assignments()
+        definitions = snapshot.azure.role_definitions()
+    except (EvidenceUnavailable, EvidenceNotCollected) as exc:
+        return {"principals": [], "unavailable": str(exc)}
+    note = None
+    if not is_dns:
+        # only the assignments read for the DNS identity that also apply to this one (resource group and above)
+        assignments = [a for a in assignments if contains(str((a.get("properties") or {}).get("scope") or ""),
+                                                          str(identity.get("id", "")))]
+        note = (f"role assignments on {identity.get('name')} itself are not in the snapshot (it holds those at the "
+                "DNS identity, the zone and above); the paths below are those that apply to it from above")
+    try:
+        paths = azure_paths(assignments, definitions, identity, target.zone_id if is_dns else "",
+                            subscription_id=target.subscription_id,
+                            control_plane=control_plane_principals(snapshot.azure.managed_cluster()),
+                            allowed_ids=target.allowed_access()["azure"])
+    except UnknownRole as exc:
+        return {"principals": [], "unavailable": str(exc)}
+    by_principal: dict[str, list[AzurePath]] = {}
+    for path in paths:
+        by_principal.setdefault(path.principal, []).append(path)
+    principals = []
+    for principal, best in shortest(paths).items():
+        principals.append({
+            "side": "azure", "principal": principal, "type": best.principal_type,
+            "allowed": best.allowed if all(p.allowed for p in by_principal[principal]) else None,
+            "can": sorted({p.capability.meaning for p in by_principal[principal]}),
+            "path": best.edges(),
+            "also": [f"{p.capability.meaning}: {p.role} at {p.scope}" for p in by_principal[principal] if p != best],
+        })
+    return {"principals": principals, **({"note": note} if note else {})}
+
+
+def kube_side(snapshot: Snapshot, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The kube side, through the access graph of aksid/access/paths.py."""
+    try:
+        from aksid.access.paths import Graph, identity_targets
+        from aksid.access.rbac import RBAC_API, Rbac
+    except ImportError as exc:  # the kube side is another step of issue #26
+        return {"principals": [], "unavailable": f"the Kubernetes side is not available ({exc})"}
+    from aksid.identity_models import POD_IDENTITY, POD_IDENTITY_GROUP
+
+    target = target_from_snapshot(snapshot)
+    try:
+        objects: list[dict[str, Any]] = []
+        for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+            objects += snapshot.kube.list(RBAC_API, kind)
+        azure_identities, bindings = [], []
+        if snapshot.kube.served(POD_IDENTITY_GROUP, "AzureIdentityBinding"):
+            azure_identities = snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentity")
+            bindings = snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentityBinding")
+        cluster = snapshot.azure.managed_cluster() or {}
+        issuer = ((cluster.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
+        try:
+            credentials = snapshot.azure.federated_credentials(str(identity.get("id", "")))
+        except EvidenceUnavailable:
+            credentials = []
+        targets = identity_targets(identity, azure_identities, bindings, credentials,
+                                   [i for i in [issuer, *target.trusted_issuers()] if i])
+        graph = Graph(Rbac(objects), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets,
+                      any(t.model == POD_IDENTITY for t in targets))
+        paths = graph.paths()
+    except (EvidenceUnavailable, EvidenceNotCollected) as exc:
+        return {"principals": [], "unavailable": str(exc)}
+    best: dict[str, Any] = {}
+    everything: dict[str, list[Any]] = {}
+    for path in sorted(paths, key=lambda p: (_KUBE_ORDER.index(p.kind) if p.kind in _KUBE_ORDER else len(_KUBE_ORDER),
+                                             p.key)):
+        best.setdefault(str(path.subject), path)
+        everything.setdefault(str(path.subject), []).append(path)
+    principals = []
+    for subject, path in sorted(best.items()):
+        edges = []
+        if path.grant is not None:
+            edges.append({"from": subject, "to": path.grant.role, "edge": f"bound by {path.grant.binding}",
+                          "evidence": kube_source(path.grant.binding_obj), "fields": "subjects, roleRef"})
+            edges.append({"from": path.grant.role, "to": path.action, "edge": f"rule {path.grant.rule.text()}",
+                          "evidence": f"kube {RBAC_API}/{path.grant.role}", "fields": "rules"})
+        edges.append({"from": path.action, "to": path.via, "edge": "gives", "evidence": path.kind, "fields": ""})
+        edges.append({"from": path.via, "to": f"identity {identity.get('name')}", "edge": "hands out",
+                      "evidence": f"arm identities {identity.get('id')}", "fields": "properties.clientId"})
+        principals.append({"side": "kubernetes", "principal": subject, "type": path.subject.kind, "allowed": None,
+                           "can": sorted({p.action for p in everything[subject]}), "path": edges,
+                           "also": [p.text() for p in everything[subject] if p is not path]})
+    return {"principals": principals, "targets": [str(t) for t in targets]}
+
+
+def who_can(snapshot: Snapshot, wanted: str | None = None) -> dict[str, Any]:
+    target = target_from_snapshot(snapshot)
+    try:
+        identity = find_identity(snapshot, wanted, target.identity_name)
+    except (EvidenceUnavailable, EvidenceNotCollected) as exc:
+        raise WhoCanError(f"the snapshot holds no identities to answer for: {exc}") from exc
+    is_dns = str(identity.get("name", "")).lower() == target.identity_name.lower()
+    return {
+        "identity": {"name": identity.get("name"), "id": identity.get("id"),
+                     "clientId": (identity.get("properties") or {}).get("clientId"), "dns_identity": is_dns},
+        "azure": azure_side(snapshot, identity, is_dns),
+        "kubernetes": kube_side(snapshot, identity),
+        "cannot_see": ["Entra ID group membership (a group is one principal)", "PIM-eligible assignments not activated",
+                       "deny assignments", "role assignment conditions (shown, not evaluated)"],
+    }
+
+
+def render_text(answer: Mapping[str, Any], out: TextIO) -> None:
+    ident = answer["identity"]
+    out.write(f"Who can act as, re-point or widen identity {ident['name']} (client {ident['clientId']})\n"
+              f"  {ident['id']}\n")
+    for side, title in (("azure", "Azure principals (role assignments at the identity, the zone and above)"),
+                        ("kubernetes", "Kubernetes principals (RBAC, Pod Security, bindings, ServiceAccounts)")):
+        part = answer[side]
+        out.write(f"\n{title}: {len(part['principals'])}\n")
+        if part.get("unavailable"):
+            out.write(f"  not answered: {part['unavailable']}\n")
+        if part.get("note"):
+            out.write(f"  note: {part['note']}\n")
+        for entry in part["principals"]:
+            status = f"allowed: {entry['allowed']}" if entry["allowed"] else (
+                "NOT allowed by default or access_allowed" if side == "azure" else "see ACCESS-001 for the verdict")
+            who = entry["principal"] if side == "kubernetes" else f"{entry['type']} {entry['principal']}"
+            out.write(f"\n  {who}  [{status}]\n")
+            out.write(f"    can: {'; '.join(entry['can'])}\n")
+            out.write("    shortest path:\n")
+            for edge in entry["path"]:
+                fields = f" · {edge['fields']}" if edge.get("fields") else ""
+                out.write(f"      {edge['from']} ─{edge['edge']}→ {edge['to']}\n"
+                          f"          evidence: {edge['evidence']}{fields}\n")
+                if edge.get("condition"):
+                    out.write(f"          condition (not evaluated): {edge['condition']}\n")
+            for other in entry["also"][:_ALSO_SHOWN]:
+                out.write(f"    also: {other}\n")
+            if len(entry["also"]) > _ALSO_SHOWN:
+                out.write(f"    also: {len(entry['also']) - _ALSO_SHOWN} more paths (--format json lists them all)\n")
+    out.write(f"\nNot visible in a snapshot: {'; '.join(answer['cannot_see'])}.\n")
+
+
+def who_can_command(snapshot_path: Path, identity: str | None, form: str, out: TextIO = sys.stdout) -> int:
+    try:
+        snapshot = Snapshot.load(snapshot_path)
+        answer = who_can(snapshot, identity)
+    except (UserFileError, WhoCanError) as exc:
+        print(f"aksid who-can: {exc}", file=sys.stderr)
+        return 2
+    if form == "json":
+        json.dump(answer, out, indent=2)
+        out.write("\n")
+    else:
+        render_text(answer, out)
+    return 0
+
