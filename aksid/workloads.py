@@ -7,10 +7,15 @@ from typing import Any
 
 
 def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str] | None) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions); an empty selector matches nothing, as for workloads."""
-    if not selector:
+    """A workload's LabelSelector: an empty one matches nothing (a controller with no selector owns no pods)."""
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return False
-    labels = labels or {}
+    return label_selector_matches(selector, labels or {})
+
+
+def label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """metav1.LabelSelector semantics (matchLabels and matchExpressions, ANDed); an empty selector matches
+    everything, as an aggregated ClusterRole's clusterRoleSelectors and Pod Security use it."""
     if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
         return False
     for expression in selector.get("matchExpressions") or []:
@@ -23,7 +28,7 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
             return False
         if operator == "DoesNotExist" and key in labels:
             return False
-    return bool(selector.get("matchLabels") or selector.get("matchExpressions"))
+    return True
 
 
 def selects(workload: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:

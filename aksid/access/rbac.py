@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aksid.workloads import label_selector_matches
+
 RBAC_API = "rbac.authorization.k8s.io/v1"
 SA_PREFIX = "system:serviceaccount:"
 
@@ -109,24 +111,6 @@ def _items(objects: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
             yield obj
 
 
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector (matchLabels and matchExpressions); an empty selector matches everything."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 @dataclass
 class _SubjectIndex:
     """One subject's grants, one (position in grants(), role, grants) per binding: cluster-wide, by namespace; and
@@ -179,7 +163,7 @@ class Rbac:
         if selectors:
             for other, obj in sorted(self.cluster_roles.items()):
                 labels = (obj.get("metadata") or {}).get("labels") or {}
-                if other != name and any(selector_matches(s, labels) for s in selectors):
+                if other != name and any(label_selector_matches(s, labels) for s in selectors):
                     rules += self._aggregate(other, seen)
         return rules
 
