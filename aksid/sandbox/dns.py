@@ -38,6 +38,7 @@ from aksid.sandbox.processes import (
     BIND_ATTEMPTS,
     Daemon,
     Launcher,
+    Owned,
     free_ports,
     start_daemons,
     start_on_free_ports,
@@ -141,9 +142,9 @@ def start_dns(
     )
 
 
-def stop_dns(pids: Iterable[int]) -> None:
+def stop_dns(pids: Iterable[int], owned: Owned | None = None) -> None:
     """SIGTERM every knotd, wait for it, SIGKILL what is left; reap our children so no zombie stays."""
-    stop_processes(pids)
+    stop_processes(pids, owned=owned)
 
 
 # --- staging ------------------------------------------------------------------------------------

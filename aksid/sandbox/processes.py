@@ -281,29 +281,59 @@ def send_signal(pid: int, sig: signal.Signals) -> None:
 # --- stopping -----------------------------------------------------------------------------------
 
 
-def stop_process(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+def stop_process(pid: int, timeout: float = STOP_TIMEOUT, owned: Owned | None = None) -> None:
     """SIGTERM, wait, then SIGKILL; reap it when it is our child."""
-    stop_processes([pid], timeout)
+    stop_processes([pid], timeout, owned)
 
 
-def stop_processes(pids: Iterable[int], timeout: float = STOP_TIMEOUT) -> None:
+def stop_processes(pids: Iterable[int], timeout: float = STOP_TIMEOUT, owned: Owned | None = None) -> None:
     """SIGTERM them all at once (their shutdowns overlap), then as `wait_then_kill`."""
-    pids = list(pids)
+    pids = [pid for pid in pids if owned is None or owned(pid)]
     for pid in pids:
         send_signal(pid, signal.SIGTERM)
-    wait_then_kill(pids, timeout)
+    wait_then_kill(pids, timeout, owned=owned)
 
 
-def wait_then_kill(pids: Iterable[int], timeout: float, interval: float = POLL_INTERVAL) -> None:
-    """Wait for each (one deadline for all), SIGKILL what is left and wait for that; reap our children."""
+def wait_then_kill(pids: Iterable[int], timeout: float, interval: float = POLL_INTERVAL,
+                   owned: Owned | None = None) -> None:
+    """Wait for each (one deadline for all), SIGKILL what is left and wait for that; reap our children. With
+    `owned`, a PID that no longer passes it counts as gone: it exited and the number now names someone else's."""
     deadline = time.monotonic() + timeout
+
+    def running(pid: int) -> bool:
+        return alive(pid) and (owned is None or owned(pid))
+
     for pid in pids:
-        _wait_gone(pid, deadline, interval)
-        if alive(pid):
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(interval)
+        if running(pid):
             send_signal(pid, signal.SIGKILL)
             _wait_gone(pid, time.monotonic() + KILL_TIMEOUT, interval)
         if not alive(pid):
             _CHILDREN.pop(pid, None)
+
+
+# A process recorded earlier is still the one we started: with PIDs only 15 bits wide (pid_max 32768 here), a test
+# session recycles them within minutes, and a stale record must never signal a stranger (a pytest worker was).
+Owned = Callable[[int], bool]
+
+
+def started_from(directory: Path | str) -> Owned:
+    """Our own live child, or a process with an argument naming something under `directory` or running in it
+    (what a sandbox starts: knotd, pebble and serve name their state dir, nginx and its workers run in it)."""
+    text = str(directory).encode()
+
+    def owned(pid: int) -> bool:
+        child = _CHILDREN.get(pid)
+        if child is not None:
+            return child.poll() is None
+        entry = Path(f"/proc/{pid}")
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return any(text in arg for arg in argv) or _cwd(entry).encode().startswith(text)
+    return owned
 
 
 def _wait_gone(pid: int, deadline: float, interval: float) -> None:

@@ -34,6 +34,7 @@ from aksid.sandbox.processes import (
     launch_process,
     send_signal,
     start_daemons,
+    started_from,
     stop_process,
     wait_then_kill,
 )
@@ -224,19 +225,22 @@ def down(state_dir: Path) -> list[int]:
     if recorded is None:
         return []
     pids = list(recorded.values())
-    knotds = [pid for name, pid in recorded.items() if name.startswith("knotd")]
-    edge = [pid for name, pid in recorded.items() if name.startswith(("nginx", "pebble"))]
-    others = [pid for pid in pids if pid not in knotds and pid not in edge]
+    # only what this sandbox started and still runs: a recorded process that exited left its number to anyone
+    owned = started_from(state_dir)
+    live = {pid for pid in pids if owned(pid)}
+    knotds = [pid for name, pid in recorded.items() if name.startswith("knotd") and pid in live]
+    edge = [pid for name, pid in recorded.items() if name.startswith(("nginx", "pebble")) and pid in live]
+    others = [pid for pid in live if pid not in knotds and pid not in edge]
     workers = [child for pid in edge for child in child_pids(pid)]  # nginx's: a KILLed master would orphan them
     for pid in [*edge, *others]:
         send_signal(pid, signal.SIGTERM)  # all of them stop at once; the waits below overlap
-    stop_dns(knotds)  # TERM, wait, KILL; reaps them when they are our children (up ran in this process)
+    stop_dns(knotds, owned)  # TERM, wait, KILL; reaps them when they are our children (up ran in this process)
     for pid in edge:
-        stop_process(pid)  # waits, KILLs what is left, reaps our children (nginx: TERM is its fast shutdown)
+        stop_process(pid, owned=owned)  # waits, KILLs what is left, reaps our children (nginx: TERM is its fast shutdown)
     for pid in workers:
-        if alive(pid):
+        if alive(pid) and owned(pid):
             send_signal(pid, signal.SIGKILL)
-    wait_then_kill(others, STOP_TIMEOUT, interval=0.05)
+    wait_then_kill(others, STOP_TIMEOUT, interval=0.05, owned=owned)
     record.remove()
     (state_dir / "ready.json").unlink(missing_ok=True)
     return pids

@@ -84,3 +84,28 @@ def test_a_probe_that_knows_it_never_will_fails_at_once(tmp_path: Path) -> None:
             start_daemons(daemon, error=Failed, timeout=20, launch=launch)
     finally:
         launch.stop()
+
+
+def test_down_never_signals_a_recorded_pid_that_now_names_someone_else(tmp_path: Path) -> None:
+    """PIDs are recycled within minutes (pid_max 32768): a sandbox's record that outlived its processes must not
+    stop whoever has the number now (a pytest worker died of it), while what the sandbox started still stops."""
+    import json
+    import subprocess
+    import sys
+
+    from aksid.sandbox.processes import alive, launch_process
+    from aksid.sandbox.runtime import down
+
+    state = tmp_path / "state"
+    state.mkdir()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # runs from elsewhere
+    ours = launch_process([sys.executable, "-c", "import time, sys; time.sleep(60)", str(state / "serve")],
+                          log=state / "serve.log")
+    try:
+        (state / "pids.json").write_text(json.dumps({"serve": ours.pid, "knotd-a": stranger.pid}), encoding="utf-8")
+        down(state)
+        assert stranger.poll() is None, "down() signalled a process it did not start"
+        assert not alive(ours.pid), "down() left the sandbox's own process running"
+    finally:
+        stranger.kill()
+        stranger.wait()
