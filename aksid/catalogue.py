@@ -57,23 +57,24 @@ class Entry:
 def load_catalogue(extra: Iterable[Path] = ()) -> list[Entry]:
     """The bundled checks, and those in `extra` (a team's check files or folders), sorted by area then ID."""
     entries = []
-    imported = _imported_by_file()
+    imported = imported_suites()
     for path in sorted(suites_dir().glob("test_*.py")):
-        module = imported.get(path.resolve()) or importlib.import_module(f"aksid.suites.{path.stem}")
+        module = imported.get(path.name) or importlib.import_module(f"aksid.suites.{path.stem}")
         entries += _entries(module, f"{path.stem}.py")
     for path in _check_files(extra):
         entries += _entries(_import_file(path), str(path))
     return sorted(entries, key=lambda e: (list(AREAS).index(e.area) if e.area in AREAS else len(AREAS), e.area, e.id))
 
 
-def _imported_by_file() -> dict[Path, ModuleType]:
-    """Modules already imported, by file: in a run, pytest imported the suites (under its own names); reading their
-    markers again costs nothing, importing them a second time would."""
+def imported_suites() -> dict[str, ModuleType]:
+    """The bundled suite modules already imported, by file name (`test_rbac.py`): in a run, pytest imported them
+    under its own names; reading their markers or docstrings again costs nothing, importing them twice would."""
+    folder = suites_dir()
     found = {}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if file and "test_" in file:
-            found[Path(file).resolve()] = module
+        if file and Path(file).name.startswith("test_") and Path(file).resolve().parent == folder:
+            found[Path(file).name] = module
     return found
 
 

@@ -13,12 +13,12 @@ import functools
 import importlib
 import inspect
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aksid import catalogue
 from aksid.catalogue import AREAS, Entry
 from aksid.paths import scenarios_dir
 from aksid.units import BRANCH_ARROWS, CANARY, NODES
@@ -118,17 +118,9 @@ def _docstring(entry: Entry) -> str:
 
 @functools.cache
 def _imported_suites() -> dict[str, Any]:
-    """The bundled suite modules already imported (under whatever name pytest gave them), by file name; looked up
-    once (pages are rendered at the end of a run, when pytest has imported them all)."""
-    from aksid.paths import suites_dir
-
-    folder = suites_dir()
-    found = {}
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).name.startswith("test_") and Path(file).resolve().parent == folder:
-            found[Path(file).name] = module
-    return found
+    """catalogue.imported_suites, looked up once: pages are rendered at the end of a run, when pytest has imported
+    every suite, and _docstring asks once per check."""
+    return catalogue.imported_suites()
 
 
 def _unit(unit: str) -> str:

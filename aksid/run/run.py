@@ -413,8 +413,9 @@ class Run:
             fail_on=self.options.fail_on, waivers=[w.describe() for w in self.waivers],
             stale_waivers=[w.describe() for w in self.waivers if w.index not in used],
             migration=_migration_of(self.snapshot, self.target) if self.fleet is None else None)
-        self._collection_meta(meta)
-        snapshots = self._chain_snapshots()
+        at_hand = self._snapshot_at_hand()  # read once: a late-activated controller loads it from its file
+        self._collection_meta(meta, at_hand)
+        snapshots = self._chain_snapshots(at_hand)
         as_dict = meta.as_dict()
         if self.options.baseline is not None:
             from aksid.reporting.baseline import apply_baseline
@@ -444,20 +445,20 @@ class Run:
         except (OSError, ValueError) as exc:
             return str(exc)
 
-    def _chain_snapshots(self) -> dict[str | None, Snapshot | str | None]:
+    def _chain_snapshots(self, at_hand: Snapshot | str | None) -> dict[str | None, Snapshot | str | None]:
         """The evidence report.html draws its chain from: each fleet member's snapshot, or the run's."""
         if self.fleet is not None:
             return {m.name: m.snapshot for m in self.fleet}
-        return {self.name: self._snapshot_at_hand()}
+        return {self.name: at_hand}
 
-    def _collection_meta(self, meta: RunMeta) -> None:
+    def _collection_meta(self, meta: RunMeta, at_hand: Snapshot | str | None) -> None:
         """Coverage and retries of the run's evidence, from its snapshot(s) (a replay reports what was collected)."""
         from aksid.coverage import coverage, merged
 
         if self.fleet is not None:
             named = [(m.name, m.snapshot.document) for m in self.fleet if m.snapshot is not None]
         else:
-            snapshot = self._snapshot_at_hand()
+            snapshot = at_hand
             named = [("", snapshot.document)] if isinstance(snapshot, Snapshot) else []
         meta.collected = bool(named)
         if not named:
