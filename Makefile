@@ -37,10 +37,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check aksid suites tests fixtures bench examples
 
 test: $(BIN)/.installed test-debs lint
-	$(BIN)/python -m pytest tests -n 2 -p no:cacheprovider --ignore=tests/test_resilience.py
-	@# The fault matrix on its own, after the rest: run beside other modules, its worker was lost ("node down")
-	@# in 4 of 5 full runs this session, cause not found (see the session-7 note); alone it is green.
-	$(BIN)/python -m pytest tests/test_resilience.py -n 0 -p no:cacheprovider
+	$(BIN)/python -m pytest tests -n 2 -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) reports/*.json reports/*.xml reports/*.md reports/*.html reports/*.sarif

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from aksid.checks import SEVERITIES
 from aksid.modes import SelectableModes
@@ -128,6 +127,8 @@ def collect_once_per_run(testrunuid: str, collect: Callable[[], Path]) -> Path:
     folder = shared_folder(testrunuid)
     folder.mkdir(exist_ok=True)
     done = folder / "snapshot-path"
+    from filelock import FileLock  # only a late-activated xdist run takes it (10 ms of import for every other run)
+
     with FileLock(str(folder / "collect.lock")):
         if done.exists():
             return Path(done.read_text(encoding="utf-8"))

@@ -18,6 +18,9 @@ _TARGET_VARIABLES = ("KUBECONFIG", "AZ_", "ACME_", "IDENTITY_", "AKSID_", "AZURE
 
 # Spellings `aksid run` accepted before every target option was an --aksid-* option.
 _RUN_ALIASES = {"--kube-context": "--aksid-kube-context"}
+# pytest's built-in plugins `aksid run` has no use for (its checks are functions: no doctests, no unittest classes, no
+# py.path fixtures, no pastebin): not imported, a few milliseconds of every run. `pytest` with the plugin keeps them all.
+_UNUSED_PLUGINS = ("doctest", "unittest", "legacypath", "pastebin", "setuponly", "setupplan")
 
 
 def run_suites(pytest_args: list[str]) -> int:
@@ -31,7 +34,8 @@ def run_suites(pytest_args: list[str]) -> int:
         print(run_help(), end="")
         return 0
     try:
-        return int(pytest.main([str(suites_dir()), *_spell_run_options(pytest_args)], plugins=[ModeCheck()]))
+        blocked = [arg for name in _UNUSED_PLUGINS if f"no:{name}" not in pytest_args for arg in ("-p", f"no:{name}")]
+        return int(pytest.main([str(suites_dir()), *blocked, *_spell_run_options(pytest_args)], plugins=[ModeCheck()]))
     except UsageProblem as exc:
         print(exc, file=sys.stderr)
         return 4
@@ -253,12 +257,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["scenarios"], ["checks"]):
-        # `aksid scenarios | head` ends quietly. Only for the listings: a run must outlive a peer that resets a
-        # socket (with SIGPIPE's default action, one reset connection would kill the whole run without a word).
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        return _listing(parser, argv)
     if argv[:1] == ["run"]:  # everything after `run` belongs to pytest, in its order
         return run_suites(argv[1:])
-    args = parser.parse_args(argv)
+    return _dispatch(parser.parse_args(argv))
+
+
+def _listing(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """`aksid scenarios | head` ends quietly, as the Python docs recommend (catch the broken pipe, point stdout at
+    /dev/null so the interpreter's final flush has nowhere to fail). Never by SIGPIPE's default action: that is
+    process-wide, and one reset socket would then kill silently whatever runs in this process next (a pytest-xdist
+    worker that called `main(["scenarios"])` lost every later test that met a closed connection)."""
+    try:
+        code = _dispatch(parser.parse_args(argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         extra = [a for a in args.pytest_args if a != "--"]
         reports_dir = _option_value(extra, "--aksid-reports-dir") or args.reports_dir  # the run's spelling wins

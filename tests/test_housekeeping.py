@@ -4,6 +4,8 @@ sweep's "nothing to remove", merge naming a clash of target names, and render sa
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shlex
@@ -266,3 +268,20 @@ def test_render_names_each_kind_of_change_it_leaves_out(name: str, said: str) ->
     from aksid.sandbox.render import not_rendered
 
     assert any(line.startswith(said) for line in not_rendered(load_scenario(name))), not_rendered(load_scenario(name))
+
+
+def test_a_listing_cut_short_ends_quietly_and_leaves_sigpipe_alone() -> None:
+    """`aksid scenarios | head -1` ends without a traceback; and calling main() for a listing in this process changes no
+    signal disposition: SIGPIPE's default action is process-wide, and with it one reset socket killed, without a word,
+    the pytest-xdist worker that later ran tests/test_resilience.py's fault proxies (seen under strace: the worker
+    `+++ killed by SIGPIPE +++` after test_housekeeping called main(["scenarios"]) in it)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["scenarios"]) == 0
+        assert cli.main(["checks"]) == 0
+    assert signal.getsignal(signal.SIGPIPE) == before == signal.SIG_IGN  # Python's own: EPIPE is an exception
+    listing = subprocess.run(f"{sys.executable} -m aksid checks --format json | head -c 10", shell=True,
+                             capture_output=True, text=True, timeout=60)
+    assert listing.stdout == "[\n  {\n    " and listing.stderr == "", listing.stderr

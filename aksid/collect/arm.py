@@ -22,7 +22,6 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 from azure.mgmt.authorization import AuthorizationManagementClient
-from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.dns import DnsManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
@@ -38,6 +37,10 @@ ARM_ENTRIES = ("managedCluster", "dnsZone", "recordSets", "identities", "scaleSe
 # Compute's REST API version for the node pools' scale sets, read through the DNS client's ARM pipeline (no
 # azure-mgmt-compute dependency): VirtualMachineScaleSets_List, GET .../virtualMachineScaleSets?api-version=...
 COMPUTE_API_VERSION = "2024-07-01"
+# The managed cluster, read the same way (ManagedClusters_Get): its JSON as ARM sends it. An SDK model would keep only
+# the fields its own API version declares (a preview field such as networkProfile.podLinkLocalAccess, which MIG-002
+# reads, was dropped on the way), and azure-mgmt-containerservice took a fifth of a run's imports for one GET.
+CONTAINER_SERVICE_API_VERSION = "2026-08-01"
 
 
 def azure_credential(target: Target) -> TokenCredential:
@@ -107,7 +110,6 @@ class ArmCollector:
         if target.arm_ca_bundle:
             kwargs["connection_verify"] = target.arm_ca_bundle
         sub = target.subscription_id
-        self.aks = ContainerServiceClient(credential, sub, **kwargs)
         self.dns = DnsManagementClient(credential, sub, **kwargs)
         self.msi = ManagedServiceIdentityClient(credential, sub, **kwargs)
         self.auth = AuthorizationManagementClient(credential, sub, **kwargs)
@@ -148,7 +150,9 @@ class ArmCollector:
         entries: dict[str, dict[str, Any]] = {}
         entries["managedCluster"] = self._fetch(
             f"managed cluster {t.aks_resource_group}/{t.cluster_name}",
-            lambda: _raw(self.aks.managed_clusters.get(t.aks_resource_group, t.cluster_name)),
+            lambda: self._get(f"/subscriptions/{t.subscription_id}/resourceGroups/{t.aks_resource_group}/providers/"
+                              f"Microsoft.ContainerService/managedClusters/{t.cluster_name}"
+                              f"?api-version={CONTAINER_SERVICE_API_VERSION}"),
         )
         entries["dnsZone"] = self._fetch(
             f"DNS zone {t.dns_resource_group}/{t.domain}",
@@ -211,15 +215,20 @@ class ArmCollector:
                            f"Microsoft.Compute/virtualMachineScaleSets?api-version={COMPUTE_API_VERSION}")
         found: list[dict[str, Any]] = []
         while url:
-            response = self.dns._send_request(HttpRequest("GET", url))
-            if response.status_code == 404:
-                raise ResourceNotFoundError(response=response, error_format=ARMErrorFormat)
-            if response.status_code >= 400:
-                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-            page = response.json()
+            page = self._get(url)
             found += page.get("value") or []
             url = page.get("nextLink")
         return found
+
+    def _get(self, url: str) -> dict[str, Any]:
+        """One GET through the DNS client's own ARM pipeline (its retry policy bound to the budget, bearer token,
+        timeouts), for the resources aksid reads without an SDK of their own; ARM's errors raised as the SDKs raise them."""
+        response = self.dns._send_request(HttpRequest("GET", url))
+        if response.status_code == 404:
+            raise ResourceNotFoundError(response=response, error_format=ARMErrorFormat)
+        if response.status_code >= 400:
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        return response.json()
 
     def _identities(self, entries: dict[str, dict[str, Any]], extra_ids: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
