@@ -286,6 +286,30 @@ def _kind_of(workload: dict[str, Any]) -> str | None:
     return None
 
 
+CERT_MANAGER_WI_SINCE = (1, 11)  # cert-manager's azureDNS ambient credentials use workload identity from v1.11.0 (docs)
+
+
+def speaks_workload_identity(snapshot: Snapshot, workload: dict[str, Any]) -> str | None:
+    """Why the workload's own software already takes workload identity's token itself (so the migration sidecar, which
+    serves IMDS to old SDKs, has nothing to do), or None when it does not or that cannot be read.
+
+    external-dns: its azure.json sets useWorkloadIdentityExtension (external-dns' Azure tutorial); cert-manager: the
+    controller image is v1.11 or later (cert-manager's AzureDNS docs: "Managed Identity Using AAD Workload Identity ...
+    available in cert-manager >= v1.11.0")."""
+    kind = _kind_of(workload)
+    if kind == "external-dns":
+        settings, secret = _azure_json(snapshot, workload)
+        if settings is not None and settings.get("useWorkloadIdentityExtension") is True:
+            return f"its azure.json (Secret {secret}) sets useWorkloadIdentityExtension: true"
+    elif kind == "cert-manager":
+        for container in (_template(workload).get("spec") or {}).get("containers") or []:
+            image = str(container.get("image") or "")
+            found = re.search(r"cert-manager-controller:v(\d+)\.(\d+)", image)
+            if found and (int(found.group(1)), int(found.group(2))) >= CERT_MANAGER_WI_SINCE:
+                return f"its controller image {image} takes workload identity's token itself (cert-manager >= v1.11.0)"
+    return None
+
+
 def _args(workload: dict[str, Any]) -> list[str]:
     return [str(a) for c in (_template(workload).get("spec") or {}).get("containers") or [] for a in c.get("args") or []]
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aksid import facts
+from aksid.collect.static.arm_shapes import NOT_DECLARED, PROFILE_SOURCE
 from aksid.identity_models import (
     POD_IDENTITY,
     POD_IDENTITY_GROUP,
@@ -37,7 +38,7 @@ from aksid.identity_models import (
     workload_models,
 )
 from aksid.pod_identity_components import component
-from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
+from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot, placeholder
 
 # azure-workload-identity pkg/webhook/consts.go and webhook.go: the webhook injects the proxy when the pod merely
 # carries the annotation (any value), refuses a hostNetwork pod that asks for it ("hostNetwork is set to true, cannot
@@ -149,10 +150,12 @@ def sidecar_requested(workload: dict[str, Any]) -> bool:
 
 def pod_identity_served(snapshot: Snapshot) -> tuple[bool | None, str]:
     """Whether pod identity still answers pods: the AKS add-on enabled, or a self-installed NMI running (None: the
-    evidence could not be read). After the cutover it is False."""
+    evidence could not be read, or, in static mode, the files do not say). After the cutover it is False."""
     cluster = _read(snapshot.azure.managed_cluster)
-    profile = (((cluster or {}).get("properties") or {}).get("podIdentityProfile") or {})
-    if profile.get("enabled"):
+    props = (cluster or {}).get("properties") or {}
+    profile = props.get("podIdentityProfile") or {}
+    enabled = profile.get("enabled")
+    if enabled is True or str(enabled).lower() == "true":
         return True, "the pod-identity add-on is enabled (podIdentityProfile.enabled)"
     daemonsets = _read(snapshot.kube.daemonsets)
     nmi = [d for d in daemonsets or [] if component(d) == "nmi"]
@@ -161,7 +164,42 @@ def pod_identity_served(snapshot: Snapshot) -> tuple[bool | None, str]:
         return True, f"NMI runs (daemonset {meta.get('namespace')}/{meta.get('name')})"
     if cluster is None or daemonsets is None:
         return None, "the managed cluster or the DaemonSets could not be read"
+    if placeholder(enabled):
+        return None, f"podIdentityProfile.enabled is {enabled}"
+    from_plan = (snapshot.document.get("sources") or {}).get(str(cluster.get("id", "")).lower() + PROFILE_SOURCE)
+    if from_plan and "enabled" not in profile:  # an azapi body that leaves `enabled` as it is
+        return None, f"{from_plan.get('address')} sets podIdentityProfile without `enabled`: the add-on stays as it is"
+    open_question = ((cluster.get(NOT_DECLARED) or {}).get("podIdentityProfile") if "podIdentityProfile" not in props
+                     else None)
+    if open_question:  # static mode: the files leave the add-on as it is (azurerm), or cannot be read
+        return None, f"whether the pod-identity add-on is on is not in the files: {open_question}"
     return False, "the pod-identity add-on is disabled and no NMI runs"
+
+
+def files_turn_pod_identity_off(snapshot: Snapshot) -> str | None:
+    """(static mode) Why the plan or template turns pod identity off, naming where: podIdentityProfile.enabled false,
+    or an ARM template that declares the cluster without podIdentityProfile (ARM resets the properties a template
+    leaves out to their defaults: the add-on off), while no NMI runs in the manifests. None in other modes, and where
+    the files keep pod identity on or do not say (an azurerm cluster without an azapi body for the profile)."""
+    if snapshot.document.get("mode") != "static":
+        return None
+    served, because = pod_identity_served(snapshot)
+    if served is not False:
+        return None
+    cluster = _read(snapshot.azure.managed_cluster) or {}
+    sources = snapshot.document.get("sources") or {}
+    key = str(cluster.get("id", "")).lower()
+    place = sources.get(key + PROFILE_SOURCE) or sources.get(key) or {}
+    where = ", ".join(str(part) for part in (f"{place['file']}:{place.get('line')}" if place.get("file") else None,
+                                             place.get("address")) if part) or "the plan or template"
+    props = cluster.get("properties") or {}
+    if isinstance(props.get("podIdentityProfile"), dict):
+        said = (f"cluster {cluster.get('name')} has podIdentityProfile.enabled "
+                f"{str(props['podIdentityProfile'].get('enabled')).lower()} ({where})")
+    else:
+        said = (f"{where} declares cluster {cluster.get('name')} without podIdentityProfile, and ARM resets what a "
+                "template leaves out: the add-on is off")
+    return f"{said}; no NMI runs in the manifests"
 
 
 def _pod_identity_client_ids(snapshot: Snapshot) -> set[str]:
@@ -249,7 +287,13 @@ def _migration_of(snapshot: Snapshot, kind: str, workload: dict[str, Any], entry
     source_client = next((b["client_id"] for b in item.pod_identity if b["client_id"]), None)
     annotate = (f"kubectl -n {namespace} annotate serviceaccount {account} "
                 f"{WI_CLIENT_ID_ANNOTATION}={source_client or '<client id>'}")
-    if sa is None:
+    if sa is None and account == "default":  # Kubernetes makes it in every namespace; a repository never holds it
+        item.pieces.append(Piece("service account", False, f"ServiceAccount {namespace}/default (Kubernetes makes it) "
+                                 f"has no {WI_CLIENT_ID_ANNOTATION} annotation; a workload of its own should get a "
+                                 "ServiceAccount of its own", f"kubectl -n {namespace} create serviceaccount {name}; set "
+                                 f"serviceAccountName: {name} on its pod template; kubectl -n {namespace} annotate "
+                                 f"serviceaccount {name} {WI_CLIENT_ID_ANNOTATION}={source_client or '<client id>'}"))
+    elif sa is None:
         item.pieces.append(Piece("service account", False, f"ServiceAccount {namespace}/{account} does not exist",
                                  f"kubectl -n {namespace} create serviceaccount {account}; {annotate}"))
     else:

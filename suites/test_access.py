@@ -1,7 +1,8 @@
 """ACCESS-001: the Kubernetes principals who can act as the DNS identity are within what is allowed.
 
 The paths are aksid/access/paths.py's (RBAC as the API server evaluates it, Pod Security levels, the identity's
-pod-identity bindings and federated ServiceAccounts); this module only says who is allowed.
+pod-identity bindings and federated ServiceAccounts); who is allowed is aksid/access/who_can.py's allowed_subjects
+(one copy: `aksid who-can` and report.html's picture judge with it too); this module only judges.
 """
 
 from __future__ import annotations
@@ -9,30 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from aksid.access.paths import Graph, Path, identity_targets
-from aksid.access.rbac import RBAC_API, Rbac, Subject
+from aksid.access.who_can import allowed_subjects, is_allowed, rbac_of  # who is allowed: one copy, also the report's
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY, POD_IDENTITY_GROUP
 from aksid.snapshot import EvidenceUnavailable, Snapshot
-
-RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-# Kubernetes' own control-plane principals (Kubernetes docs, "Using RBAC Authorization", core component roles):
-# the controller manager, the scheduler, kube-proxy and the kubelets (users system:node:<node>, group system:nodes).
-CONTROL_PLANE_USERS = ("system:kube-controller-manager", "system:kube-scheduler", "system:kube-proxy")
-CONTROL_PLANE_GROUPS = ("system:masters", "system:nodes", "system:serviceaccounts:kube-system")
-# Namespaces whose ServiceAccounts are the platform's own: kube-system (Kubernetes' controllers, the AKS add-ons,
-# NMI, the add-on's workload identity webhook) and the self-installed webhook's (azure-workload-identity docs).
-PLATFORM_NAMESPACES = ("kube-system", "azure-workload-identity-system")
-# aksid's own provisioner (deploy/rbac-provision.yaml binds aksid-provisioner to it).
-AKSID_SERVICE_ACCOUNT = ("aksid", "aksid")
-
-
-def _rbac(snapshot: Snapshot) -> Rbac:
-    objects: list[dict[str, Any]] = []
-    for kind in RBAC_KINDS:
-        objects += snapshot.kube.list(RBAC_API, kind)
-    return Rbac(objects)
 
 
 def access_graph(snapshot: Snapshot, target: Target) -> tuple[dict[str, Any], Graph]:
@@ -59,44 +42,8 @@ def access_graph(snapshot: Snapshot, target: Target) -> tuple[dict[str, Any], Gr
     # pod identity assigns the identity to the node pool (managed mode: the add-on, standard mode: MIC): a pod on
     # the host network reaches it through IMDS; workload identity alone assigns nothing to the nodes
     node_identity = any(t.model == POD_IDENTITY for t in targets)
-    graph = Graph(_rbac(snapshot), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets, node_identity)
+    graph = Graph(rbac_of(snapshot), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets, node_identity)
     return identity, graph
-
-
-def allowed_subjects(snapshot: Snapshot, target: Target) -> tuple[set[Subject], list[str]]:
-    """The subjects allowed by default and by access_allowed; and the reasons, for the message."""
-    allowed: set[Subject] = set()
-    for namespace, account in target.allowed_service_accounts():
-        allowed.add(Subject("ServiceAccount", account, namespace))
-    for namespace, name in target.allowed_bindings():
-        for deployment in snapshot.kube.deployments(namespace):
-            if deployment["metadata"]["name"] == name:
-                spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-                allowed.add(Subject("ServiceAccount", spec.get("serviceAccountName") or "default", namespace))
-    allowed.add(Subject("ServiceAccount", AKSID_SERVICE_ACCOUNT[1], AKSID_SERVICE_ACCOUNT[0]))
-    allowed |= {Subject("User", u) for u in CONTROL_PLANE_USERS}
-    allowed |= {Subject("Group", g) for g in CONTROL_PLANE_GROUPS}
-    rbac = _rbac(snapshot)
-    for binding in rbac.bindings:  # subjects bound to cluster-admin across the cluster
-        ref = binding.get("roleRef") or {}
-        if binding.get("kind") == "ClusterRoleBinding" and ref.get("kind") == "ClusterRole" \
-                and ref.get("name") == "cluster-admin":
-            allowed |= set(rbac.binding_subjects(binding))
-    extra = target.allowed_access()
-    allowed |= {Subject("User", u) for u in extra.get("User", ())}
-    allowed |= {Subject("Group", g) for g in extra.get("Group", ())}
-    for item in extra.get("ServiceAccount", ()):
-        namespace, _, name = item.partition("/")
-        allowed.add(Subject("ServiceAccount", name, namespace))
-    return allowed, []
-
-
-def is_allowed(subject: Subject, allowed: set[Subject]) -> bool:
-    if subject in allowed:
-        return True
-    if subject.kind == "ServiceAccount" and subject.namespace in ("kube-system", "azure-workload-identity-system"):
-        return True
-    return subject.kind == "User" and subject.name.startswith("system:node:")
 
 
 def _fix(path: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aksid.allowed_path import speaks_workload_identity
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
@@ -19,11 +20,12 @@ from aksid.migration import (
     REFUSING_LEVELS,
     SIDECAR_ANNOTATION,
     WorkloadMigration,
+    files_turn_pod_identity_off,
     pod_identity_served,
     view_of,
 )
 from aksid.modes import LIVE_MODES
-from aksid.snapshot import Snapshot
+from aksid.snapshot import Snapshot, kube_key
 from aksid.workloads import pods_of
 
 _TEMPLATE_LABEL = 'spec.template.metadata.labels["{}"]'
@@ -46,9 +48,30 @@ def _record_path(item: WorkloadMigration, snapshot: Snapshot, evidence: Evidence
 
 # -- MIG-001 ------------------------------------------------------------------------------------
 
+def _bindings_in_the_files(item: WorkloadMigration, snapshot: Snapshot) -> list[dict[str, Any]]:
+    """The AzureIdentityBindings a workload selects that its manifests hold (the add-on's own go with the add-on)."""
+    sources = snapshot.document.get("sources") or {}
+    found = []
+    for entry in item.pod_identity:
+        namespace, _, name = str(entry["binding"]).partition("/")
+        binding = snapshot.kube.get(POD_IDENTITY_GROUP, "AzureIdentityBinding", namespace, name)
+        if binding is not None and kube_key("AzureIdentityBinding", namespace, name) in sources:
+            found.append(binding)
+    return found
+
+
 def bound_by_pod_identity(snapshot: Snapshot, target: Target) -> dict[str, WorkloadMigration]:
     view = view_of(snapshot, target)
     bound = [w for w in view if w.pod_identity]
+    cutover = files_turn_pod_identity_off(snapshot)
+    if cutover is not None:  # judged now, whatever `migration_required` says: the files are the cutover
+        held = [w for w in bound if _bindings_in_the_files(w, snapshot)]
+        if not held:
+            only_addon = f"; {', '.join(w.ref for w in bound)} select only the add-on's bindings, which go with it" \
+                if bound else ""
+            raise NotApplicable(f"the plan or template turns pod identity off ({cutover}) and no workload selects an "
+                                f"AzureIdentityBinding the manifests hold{only_addon}")
+        return {w.ref: w for w in held}
     if not bound:
         raise NotApplicable("no workload is bound by pod identity: nothing to cut over")
     if not target.requires_migration() and not any(w.uses_workload_identity for w in view):
@@ -72,9 +95,8 @@ def bound_by_pod_identity(snapshot: Snapshot, target: Target) -> dict[str, Workl
            "kube:AzureIdentity", "azure:managedCluster", "azure:identities", "azure:federatedCredentials",
            "azure:roleAssignments"),
     link="pod → binding",
-    # static mode (a plan disabling the add-on while a manifest binds by pod identity) is #25's step 4: until
-    # then the files alone cannot tell whether pod identity is still served
-    modes=LIVE_MODES,
+    # static mode judges it where the files hold the cutover: a plan or template turning the add-on off while a
+    # manifest still binds a workload by pod identity
 )
 def test_pod_identity_workload_has_workload_identity_path(subject: WorkloadMigration, snapshot: Snapshot,
                                                           target: Target, evidence: Evidence) -> None:
@@ -82,6 +104,21 @@ def test_pod_identity_workload_has_workload_identity_path(subject: WorkloadMigra
     evidence.target(target, "migration_required")
     missing = subject.missing
     evidence.fix("; ".join(dict.fromkeys(p.fix for p in missing if p.fix)))
+    cutover = files_turn_pod_identity_off(snapshot)
+    if cutover is not None:
+        evidence.arm("managedCluster", snapshot.azure.managed_cluster() or {}, "properties.podIdentityProfile.enabled",
+                     note=cutover)
+        bindings = _bindings_in_the_files(subject, snapshot)
+        for binding in bindings:
+            evidence.kube(binding, "spec.selector", "spec.azureIdentity")
+        sources = snapshot.document.get("sources") or {}
+        places = [(b["metadata"].get("namespace"), b["metadata"]["name"]) for b in bindings]
+        held = ", ".join(f"{ns}/{name} ({sources[kube_key('AzureIdentityBinding', ns, name)]['file']}:"
+                         f"{sources[kube_key('AzureIdentityBinding', ns, name)]['line']})" for ns, name in places)
+        assert not missing, (f"the plan or template turns pod identity off ({cutover}) while {subject.ref} still "
+                             f"selects AzureIdentityBinding {held}: it would lose Azure access at cutover, its workload "
+                             "identity path is incomplete: " + "; ".join(p.detail for p in missing))
+        return
     assert not missing, (f"{subject.ref} ({subject.state}) would lose Azure access when pod identity is removed: "
                          + "; ".join(p.detail for p in missing))
 
@@ -135,7 +172,8 @@ def _cannot_work(item: WorkloadMigration, snapshot: Snapshot, evidence: Evidence
                 "run on hostNetwork pods nor where Pod Security enforces baseline or restricted (its init container is "
                 "privileged).",
     subjects=sidecar_users,
-    reads=("kube:Deployment", "kube:DaemonSet", "kube:Namespace", "kube:AzureIdentityBinding", "kube:ServiceAccount"),
+    reads=("kube:Deployment", "kube:DaemonSet", "kube:Namespace", "kube:AzureIdentityBinding", "kube:ServiceAccount",
+           "kube:Secret"),
     link="pod → binding",
     # static mode (a plan disabling the add-on while a manifest binds by pod identity) is #25's step 4: until
     # then the files alone cannot tell whether pod identity is still served
@@ -153,6 +191,12 @@ def test_migration_sidecar_temporary(subject: WorkloadMigration, snapshot: Snaps
         evidence.fix(f"{remove} (or fix what refuses it)")
         raise AssertionError(f"{subject.ref} asks for the migration sidecar, which cannot work: {'; '.join(problems)}")
     evidence.fix(remove)
+    own = speaks_workload_identity(snapshot, subject.workload)
+    evidence.kube(subject.workload, "spec.template.spec.containers[0].image")
+    assert own is None, (
+        f"{subject.ref} asks for the migration sidecar ({SIDECAR_ANNOTATION}), but {own}: the sidecar only serves "
+        "applications on an old Azure Identity SDK, and AKS's guide calls it temporary, not for production; remove the "
+        "annotation")
     assert subject.pod_identity, (
         f"{subject.ref} no longer uses pod identity ({subject.state}) but still asks for the migration sidecar "
         f"({SIDECAR_ANNOTATION}), which AKS's guide calls temporary, not for production: move the application to a "

@@ -224,6 +224,46 @@ def test_unallowed_wi_probes_are_refused(subject: tuple[str, dict[str, Any]], sn
         f"{assertion.get('iss')}, so any pod running as that ServiceAccount can act as the DNS identity")
 
 
+# -- PROBE-005 ----------------------------------------------------------------------------------
+
+@check(
+    "PROBE-005", "a pod of no identity that names the DNS identity's client id at IMDS gets no token for it", "critical",
+    remediation="Take the DNS identity off the node pools' scale sets (`az vmss identity remove -g <node resource "
+                "group> -n <scale set> --identities <DNS identity id>`) once no workload uses it through pod identity "
+                "(MIG-002 names each scale set); until then NMI must intercept IMDS on every node (NMI-002), or turn "
+                "on AKS's IMDS restriction (networkProfile.podLinkLocalAccess: None).",
+    subjects=lambda snapshot, _target: _probe_subjects(snapshot, ("probe-imds",)),
+    modes=PROVISION,
+    reads=("provision:probes", "azure:identities"),
+)
+def test_imds_refuses_the_dns_identity_to_any_pod(subject: tuple[str, dict[str, Any]], snapshot: Snapshot,
+                                                  target: Target, evidence: Evidence) -> None:
+    """MIG-002's live proof: whatever the identity model, nothing on a node hands the DNS identity to a pod that only
+    asks for it. After a cutover NMI is gone and IMDS answers pods itself, for every identity still on the node's
+    scale set; an answer without a token (IMDS's "Identity not found", NMI's refusal, no answer) is what must be."""
+    role, record = subject
+    _probe_evidence(evidence, snapshot, role, "claims.oid", "claims.xms_mirid", "server", "asked_as.status",
+                    "asked_as.server", "asked_as.claims.oid", "asked_as.claims.xms_mirid")
+    evidence.provision(snapshot.provision.section, path_text("probes", role, "node"))
+    answer = _outcome(record)
+    identity = snapshot.azure.identity_named(target.identity_name)
+    if identity is None:
+        raise EvidenceUnavailable(f"the DNS identity {target.identity_name} is not in Azure (see BIND-001, WI-003)")
+    evidence.arm("identities", identity, "properties.principalId", "properties.clientId")
+    principal = (identity.get("properties") or {}).get("principalId")
+    evidence.fix(f"az vmss identity remove -g <node resource group> -n <the scale set of node {record.get('node')}> "
+                 f"--identities {identity.get('id')} (MIG-002 names it); or keep NMI ready on that node (NMI-002)")
+    where = f"probe {record.get('namespace')}/{record.get('pod')} on node {record.get('node') or 'unknown'}"
+    for asked, reply in (("without a client id", answer),
+                         (f"for client id {record.get('asks_client_id')}", answer.get("asked_as") or {})):
+        claims = reply.get("claims") or {}
+        who = "IMDS itself" if _from_imds(reply) else "NMI (or what answers for it)"
+        assert not (reply.get("status") == 200 and claims.get("oid") == principal), (
+            f"{where}, a pod with no binding and no ServiceAccount of its own, asked {asked} and got a token for the DNS "
+            f"identity {target.identity_name} (principal {principal}) from {who}: the identity is on that node's "
+            "scale set and nothing stops IMDS from handing it out, so every pod there can write the zone")
+
+
 # -- CANARY-001 ---------------------------------------------------------------------------------
 
 def canary_host(snapshot: Snapshot, _target: Target) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """report.html for the person on call, as headless Chromium lays it out at 1024x768 and 1440x900: the verdict and the
 first finding on the first screen, no sideways scroll, passed results folded by area, the chain after the findings
 and wide enough to read, the fix copied by its button; a merged fleet opens with one row per target. The kubelet of
-RBAC-003 is drawn as its own principal; each check is named once per chain.
+RBAC-003 is drawn as its own principal; each check is named once per chain. Who can act as the DNS identity is drawn
+beside the chain where the window leaves room, below it otherwise, and shrinks with a narrow window.
 
 Screenshots are kept under each test's tmp_path (their paths printed: `pytest -s` shows them)."""
 
@@ -25,6 +26,7 @@ from aksid.units import CANARY_NODES
 
 RED = "dns-a-record-missing"  # DNS-002 failed and the TLS checks that cannot be verified without an address: >= 5
 KUBELET = "rbac-kubelet-dns-zone-contributor"  # RBAC-003 failed: the kubelet identity may write the zone
+TEAM = "access-team-creates-pods-in-addons"  # ACCESS-001 failed: the who-can picture has a red path
 SIZES = ((1024, 768), (1440, 900))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Offline: no background services, names resolve nowhere, any proxy use fails (as tests/test_chain.py runs it).
@@ -77,6 +79,8 @@ const probe = {
   findings: document.querySelectorAll('tr[id^="finding-"]').length,
   chainTop: box(document.getElementById('chain')), attentionTop: box(document.getElementById('attention')),
   chains: [...document.querySelectorAll('figure.chain svg')].map(svg => box(svg).width),
+  access: box(document.getElementById('access')),
+  accessSvgs: [...document.querySelectorAll('figure.access svg')].map(svg => box(svg)),
   fixOverflow: [...document.querySelectorAll('.fix pre, td')].filter(el => el.scrollWidth > el.clientWidth + 1).length,
   openAreas: document.querySelectorAll('details.area[open]').length, areas: document.querySelectorAll('details.area').length,
   passedShown: [...document.querySelectorAll('tr.passed')].filter(shown).length,
@@ -167,6 +171,28 @@ def test_the_kubelet_branch_is_readable_at_1024(base_reports: Any, tmp_path: Pat
     _screenshot(report, (1024, 1400), tmp_path, KUBELET)
     _first_screen(figures)
     assert figures["chains"][0] > 900  # the chain and its side column, not squeezed to a strip
+    assert figures["access"]["top"] >= figures["chainTop"]["bottom"] - 1  # who can: below the wide chain
+
+
+@needs_chromium
+@pytest.mark.parametrize("size", [*SIZES, (560, 700)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_who_can_picture_beside_or_below_the_chain(base_reports: Any, size: tuple[int, int], tmp_path: Path) -> None:
+    """1440: beside the chain; 1024: below it, full size; 560: shrunk into the window. Never a sideways scroll."""
+    report = base_reports(TEAM) / "report.html"
+    figures = _measure(report, size, tmp_path)
+    _screenshot(report, (size[0], 1800), tmp_path, TEAM)
+    assert figures["scrollWidth"] <= figures["clientWidth"], f"the page scrolls sideways: {figures['scrollWidth']} px"
+    (picture,) = figures["accessSvgs"]
+    chain, access = figures["chainTop"], figures["access"]
+    assert access is not None and picture["right"] <= figures["clientWidth"]
+    if size[0] >= 1440:
+        assert access["left"] >= chain["right"] and abs(access["top"] - chain["top"]) < 2, (chain, access)
+    else:
+        assert access["top"] >= chain["bottom"] - 1, (chain, access)
+    if size[0] >= 1024:
+        assert picture["width"] == 600  # full size, as the chain
+    else:
+        assert 400 < picture["width"] < 600 and picture["height"] < picture["width"] * 2  # scaled, not squeezed
 
 
 # -- the chain's model ------------------------------------------------------------------------------

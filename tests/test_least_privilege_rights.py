@@ -31,7 +31,7 @@ from .harness import REPO, run_suites
 SA_USER, SA_GROUPS = service_account_user("aksid", "aksid")
 DEPLOY = deploy_dir()
 SHIPPED_ROLES = {"aksid-reader", "aksid-secrets-reader", "aksid-provisioner"}
-PROVISION_IDS = {"PROBE-001", "PROBE-002", "CANARY-001", "CANARY-002", "CANARY-003"}
+PROVISION_IDS = {"PROBE-001", "PROBE-002", "PROBE-005", "CANARY-001", "CANARY-002", "CANARY-003"}
 
 
 def least_privilege(sandbox) -> Path:

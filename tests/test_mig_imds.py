@@ -3,6 +3,7 @@ of those nodes unless NMI intercepts there (Azure IMDS knows VMs, not pods); the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,16 @@ def test_aks_imds_restriction_keeps_the_left_identity_unreachable(tmp_path: Path
     (result,) = _mig(run)
     assert result["outcome"] == "passed", result
     assert any("IMDS restriction" in e.get("note", "") for e in result["evidence"])
+    if where == "pool":
+        return
+    # live: the sandbox's nodes drop a pod's requests to IMDS, so the probe asking for the DNS identity gets no answer
+    run = aksid("demo", "--mode", "provision", "--scenario", str(scenario), "--reports-dir", str(tmp_path / "p"), "--",
+                "--aksid-set", "provision_timeout=20", reports=tmp_path / "p")
+    assert run.code == 0, run.stdout + run.stderr
+    assert {c["outcome"] for c in run.results["checks"] if c["id"] == "PROBE-005"} == {"passed"}
+    probe = json.loads((tmp_path / "p" / "snapshot.json").read_text())["provision"]["probes"]["probe-imds"]["value"]
+    assert probe["status"] is None and probe["asked_as"]["status"] is None, probe
+    assert "RemoteDisconnected" in probe["asked_as"]["error"], probe
 
 
 # -- the collector -------------------------------------------------------------------------------------------
@@ -186,6 +197,7 @@ def test_the_collector_follows_next_links_through_the_arm_pipeline() -> None:
         return _Response(200, pages[request.url])
 
     fake = SimpleNamespace(dns=SimpleNamespace(_send_request=send), target=SimpleNamespace(subscription_id=SUB))
+    fake._get = lambda url: ArmCollector._get(fake, url)  # type: ignore[attr-defined]
     assert [s["name"] for s in ArmCollector._list_scale_sets(fake, "MC_rg")] == ["a", "b"]  # type: ignore[arg-type]
     assert len(asked) == 2
 
@@ -206,5 +218,6 @@ def test_the_collector_reports_a_missing_node_resource_group_as_absent() -> None
 
     fake = SimpleNamespace(dns=SimpleNamespace(_send_request=lambda request: _NotFound(404, {})),
                            target=SimpleNamespace(subscription_id=SUB))
+    fake._get = lambda url: ArmCollector._get(fake, url)  # type: ignore[attr-defined]
     with pytest.raises(ResourceNotFoundError):
         ArmCollector._list_scale_sets(fake, "MC_rg")  # type: ignore[arg-type]

@@ -25,10 +25,10 @@ CLUSTER_ID = ("/subscriptions/5b3f7c1e-8a2d-4e6f-9c1b-2d4a6e8f0a13/resourcegroup
 
 
 def run_mig(scenario: str | Path, reports: Path, *settings: str) -> dict[str, Any]:
-    """`aksid demo` of a scenario, MIG checks only: {"states": {workload: state}, "outcomes": {(id, subject): outcome},
+    """`aksid demo` of a scenario, MIG checks and WI-005 only: {"states": {workload: state}, "outcomes": {(id, subject): outcome},
     "messages": {id: messages}, "migration": results.json's section, "stdout": ...}."""
     extra = [arg for setting in settings for arg in ("--aksid-set", setting)]
-    run = aksid("demo", "--scenario", str(scenario), "--reports-dir", str(reports), "--", "-k", "MIG", *extra,
+    run = aksid("demo", "--scenario", str(scenario), "--reports-dir", str(reports), "--", "-k", "MIG or WI-005", *extra,
                 reports=reports)
     results = run.results
     section = results["migration"]
@@ -145,14 +145,15 @@ def test_side_by_side_walked_to_the_cutover(tmp_path: Path) -> None:
     for name, builtin, edit in walk:
         path = builtin if builtin is not None else _step(tmp_path, name, base, edit)  # type: ignore[arg-type]
         found = run_mig(path, tmp_path / name)
-        seen.append((name, found["states"][CM], tuple(sorted(outcome(found, "MIG-001"))),
-                     tuple(sorted(outcome(found, "MIG-004")))))
+        seen.append((name, found["states"][CM], *(tuple(sorted(outcome(found, check_id)))
+                                                  for check_id in ("MIG-001", "MIG-004", "WI-005"))))
         base = path
+    # WI-005 leaves the deliberate side-by-side step alone, then asks for each removal the guide makes next
     assert seen == [
-        ("side-by-side", "side by side", ("passed",), ("skipped",)),
-        ("label-removed", "migrated", ("skipped",), ("skipped",)),
-        ("pod-identity-deleted", "migrated", ("skipped",), ("skipped",)),
-        ("add-on-disabled", "migrated", ("skipped",), ("passed",)),
+        ("side-by-side", "side by side", ("passed",), ("skipped",), ("passed", "skipped")),
+        ("label-removed", "migrated", ("skipped",), ("skipped",), ("failed", "passed")),
+        ("pod-identity-deleted", "migrated", ("skipped",), ("skipped",), ("failed", "passed")),
+        ("add-on-disabled", "migrated", ("skipped",), ("passed",), ("passed",)),
     ], seen
 
 
@@ -188,3 +189,61 @@ def test_sidecar_that_cannot_work(name: str, edit: dict[str, Any], said: str, tm
     found = run_mig(step, tmp_path / name)
     assert outcome(found, "MIG-003") == {"failed"}, found["messages"].get("MIG-003")
     assert said in found["messages"]["MIG-003"]
+
+
+# -- where the workload's own software no longer needs the sidecar -------------------------------------------------
+
+def _with_image(tmp_path: Path, image: str) -> Path:
+    """mig-sidecar-in-use with cert-manager's controller upgraded (Deployment, ReplicaSet and Pod), as `helm upgrade`
+    leaves it: the sidecar annotation stays where the operator put it."""
+    from aksid.sandbox.scenario import load_scenario
+
+    patches = []
+    for obj in load_scenario("mig-sidecar-in-use").kube_objects:
+        if obj["metadata"].get("namespace") != "kube-addons" or not obj["metadata"]["name"].startswith(
+                "cert-manager-6d8f7c9b54") and (obj["kind"], obj["metadata"]["name"]) != ("Deployment", "cert-manager"):
+            continue
+        spec = obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
+        containers = [dict(c, image=image) if "cert-manager-controller" in c["image"] else c for c in spec["containers"]]
+        merge = {"spec": {"containers": containers}} if obj["kind"] == "Pod" else {
+            "spec": {"template": {"spec": {"containers": containers}}}}
+        patches.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"], "namespace": "kube-addons",
+                        "name": obj["metadata"]["name"], "merge": merge})
+    assert len(patches) == 3, patches
+    return _step(tmp_path, image.rsplit(":", 1)[-1], builtin_dir() / "mig-sidecar-in-use.yaml", {"kube": {"patch": patches}})
+
+
+def test_sidecar_on_software_that_speaks_workload_identity_itself(tmp_path: Path) -> None:
+    """cert-manager from v1.11 takes the federated token itself (its AzureDNS docs): a sidecar asked for it is left over
+    from an old SDK, even side by side. The scenario's v1.10.2 still needs it (green)."""
+    found = run_mig(_with_image(tmp_path, "quay.io/jetstack/cert-manager-controller:v1.14.5"), tmp_path / "new")
+    assert outcome(found, "MIG-003") == {"failed"}, found["messages"].get("MIG-003")
+    assert "cert-manager-controller:v1.14.5 takes workload identity's token itself" in found["messages"]["MIG-003"]
+    found = run_mig(builtin_dir() / "mig-sidecar-in-use.yaml", tmp_path / "old")
+    assert outcome(found, "MIG-003") == {"passed"}, found["messages"].get("MIG-003")
+
+
+@pytest.mark.parametrize("image, settings, speaks", [
+    ("registry.k8s.io/external-dns/external-dns:v0.14.2", {"useWorkloadIdentityExtension": True}, True),
+    ("registry.k8s.io/external-dns/external-dns:v0.14.2", {"useManagedIdentityExtension": True}, False),
+    ("registry.k8s.io/external-dns/external-dns:v0.14.2", None, False),  # azure.json not read: cannot tell
+    ("quay.io/jetstack/cert-manager-controller:v1.11.0", None, True),
+    ("quay.io/jetstack/cert-manager-controller:v1.10.2", None, False),
+])
+def test_whose_own_software_takes_the_federated_token(image: str, settings: dict | None, speaks: bool) -> None:
+    """MIG-003's test of "no longer needs the sidecar": external-dns by its azure.json (useWorkloadIdentityExtension,
+    external-dns' Azure tutorial), cert-manager by its version (AzureDNS docs: workload identity from v1.11.0)."""
+    from aksid.allowed_path import speaks_workload_identity
+    from aksid.snapshot import Snapshot, new_document, ok
+
+    name = "external-dns" if "external-dns" in image else "cert-manager"
+    volumes = [{"name": "azure-config-file", "secret": {"secretName": "azure-config-file"}}] if name == "external-dns" else []
+    workload = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "kube-addons", "name": name},
+                "spec": {"template": {"spec": {"containers": [{"name": name, "image": image}], "volumes": volumes}}}}
+    document = new_document({}, "attach", "2026-12-07T00:00:00+00:00")
+    secrets = [] if settings is None else [{"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "namespace": "kube-addons", "name": "azure-config-file"}, "data": {"azure.json": {"redactedJson": settings}}}]
+    document["kube"] = {"v1/Secret": ok(secrets) if settings is not None else {"status": "not_collected",
+                                                                                  "reason": "--aksid-read-secrets"}}
+    said = speaks_workload_identity(Snapshot(document), workload)
+    assert (said is not None) == speaks, said

@@ -20,7 +20,7 @@ from .harness import REPO, aksid, clean_env, run_suites
 
 RUN_LABEL = "aksid.io/run"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-PROVISION_IDS = {"PROBE-001", "PROBE-002", "CANARY-001", "CANARY-002", "CANARY-003"}
+PROVISION_IDS = {"PROBE-001", "PROBE-002", "PROBE-005", "CANARY-001", "CANARY-002", "CANARY-003"}
 WI_PROBE_IDS = {"PROBE-003", "PROBE-004"}  # workload identity's probes (healthy-wi and its red scenarios)
 WI_PROBES = ("probe-wi-allowed", "probe-wi-unallowed", "probe-wi-elsewhere")
 # A JWT: header.payload, each base64url of a JSON object (so "eyJ"), or a header alone. Not "eyJ" alone: a
@@ -417,3 +417,32 @@ def test_the_jwt_pattern_finds_the_sandbox_tokens_and_not_a_certificate() -> Non
         assert JWT.findall(f"token={token}") and JWT.findall(b64(header))  # whole, or its header alone
     # the line of the served chain CI found "eyJ" in
     assert not JWT.findall("AQUFBwMCMAwGA1UdEwEB/wQCMAAwHQYDVR0OBBYEFPD9uHZObK0v8eyJABnGo4ZF")
+
+
+def test_side_by_side_both_paths_give_the_same_identity_and_after_cutover_imds_gives_nothing(tmp_path: Path) -> None:
+    """The migration guide's verification, live (#25): side by side, the pod identity probe (PROBE-001) and the workload
+    identity probe (PROBE-003) get a token for one and the same identity; once cut over (NMI gone), a pod asking IMDS
+    for the DNS identity by client id gets no token (PROBE-005), unless it was left on the scale set (its red twin)."""
+    def provision(scenario: str) -> tuple[dict, dict]:
+        reports = tmp_path / scenario
+        run = aksid("demo", "--mode", "provision", "--scenario", scenario, "--reports-dir", str(reports), "--",
+                    "--aksid-set", "provision_timeout=20", reports=reports)
+        assert run.code == 0, f"{scenario}: exit {run.code}\n{run.stdout}\n{run.stderr}"  # its expectation is met
+        outcomes = {c["id"]: c["outcome"] for c in run.results["checks"] if c["id"].startswith("PROBE")}
+        return outcomes, json.loads((reports / "snapshot.json").read_text())["provision"]["probes"]
+
+    outcomes, probes = provision("mig-side-by-side")
+    assert outcomes["PROBE-001"] == outcomes["PROBE-003"] == outcomes["PROBE-005"] == "passed", outcomes
+    bound, federated = probes["probe-bound"]["value"]["claims"], probes["probe-wi-allowed"]["value"]["claims"]
+    assert (bound["oid"], bound["appid"]) == (federated["oid"], federated["appid"]), (bound, federated)
+    assert probes["probe-bound"]["selector"] == "cert-manager"  # the workload still side by side
+    assert probes["probe-wi-allowed"]["service_account"] == "external-dns"
+
+    outcomes, probes = provision("healthy-wi")
+    assert outcomes["PROBE-005"] == "passed" and outcomes["PROBE-001"] == "skipped", outcomes
+    asked = probes["probe-imds"]["value"]["asked_as"]
+    assert asked["status"] == 400 and "Identity not found" in asked["error"] and asked["server"].startswith("IMDS")
+
+    outcomes, probes = provision("mig-dns-identity-left-on-scale-set")
+    assert outcomes["PROBE-005"] == "failed", outcomes
+    assert probes["probe-imds"]["value"]["asked_as"]["claims"]["oid"] == bound["oid"]  # the DNS identity, to any pod

@@ -80,3 +80,26 @@ def test_user_errors_are_one_sentence(tmp_path: Path, base_reports: Any) -> None
     run = _who_can(base_reports("healthy") / "snapshot.json", "no-such-identity")
     assert run.code == 2 and "no user-assigned identity in the snapshot" in run.stderr
     assert "example-test-identity" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_chain_is_shown_hop_by_hop_each_with_its_binding(base_reports: Any) -> None:
+    """access-impersonation-chain: release-bots impersonates ci/builder, which mints ops/deployer's token, which
+    impersonates platform-admins (cluster-admin). Every hop is its own edges (the binding, the rule, whom it acts as),
+    each binding's evidence resolving in the snapshot."""
+    snapshot = base_reports("access-impersonation-chain") / "snapshot.json"
+    run = _who_can(snapshot, "--format", "json")
+    assert run.code == 0, run.stderr
+    answer = json.loads(run.stdout)
+    [entry] = [p for p in answer["kubernetes"]["principals"] if p["principal"] == "Group release-bots"]
+    path = entry["path"]
+    acts = [(e["from"], e["to"]) for e in path if e["edge"].startswith("so acts as")]
+    assert [to for _, to in acts] == ["ServiceAccount ci/builder", "ServiceAccount ops/deployer", "Group platform-admins"]
+    bound = [e["edge"] for e in path if e["edge"].startswith("bound by")]
+    assert bound[0] == "bound by RoleBinding ci/release-bots-impersonate-builder" and len(bound) == 4, bound
+    assert path[-1]["to"] == "identity example-test-identity"
+    document = json.loads(snapshot.read_text(encoding="utf-8"))
+    for edge in path:
+        if edge["edge"].startswith("bound by"):
+            assert located(document, edge["evidence"]) is not None, edge
+    text = _who_can(snapshot).stdout
+    assert "─so acts as (impersonated)→ ServiceAccount ci/builder" in text

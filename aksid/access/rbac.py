@@ -18,7 +18,12 @@ plugin/pkg/auth/authorizer/rbac/rbac.go):
   transitively (view aggregates into edit, edit into admin);
 - subjects: User and Group by name, ServiceAccount as `system:serviceaccount:<namespace>:<name>` (its namespace
   defaults to the RoleBinding's), and every ServiceAccount is in the groups `system:serviceaccounts` and
-  `system:serviceaccounts:<namespace>`, every authenticated principal in `system:authenticated`.
+  `system:serviceaccounts:<namespace>`, every authenticated principal in `system:authenticated`;
+- `impersonate`, `bind` and `escalate` are verbs like any other here (a rule allows them or not, resourceNames
+  narrowing them); what they lead to is aksid/access/paths.py's. For it, the evaluator also answers whether a subject
+  already holds every rule of a role (covers(): binding a role one holds gains nothing), and holds hypothetical grants
+  (assume(): the rights a subject would give itself with bind or escalate, or system:masters', whom the API server
+  authorizes before RBAC), evaluated like the others but never listed by grants() or who_can().
 """
 
 from __future__ import annotations
@@ -58,6 +63,27 @@ class Rule:
         if not any(r in ("*", combined) or (subresource and r == f"*/{subresource}") for r in self.resources):
             return False
         return not self.resource_names or (bool(name) and name in self.resource_names)
+
+    def covers(self, other: Rule) -> bool:
+        """Whether this rule allows every resource request `other` allows (a nonResourceURLs rule is covered by
+        anything: paths never go through one)."""
+        if not other.resources:
+            return True
+        if not self.resources:
+            return False
+
+        def within(mine: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
+            return "*" in mine or ("*" not in theirs and set(theirs) <= set(mine))
+
+        if not within(self.verbs, other.verbs) or not within(self.api_groups, other.api_groups):
+            return False
+        for resource in other.resources:
+            _, slash, sub = resource.partition("/")
+            if not ("*" in self.resources or resource in self.resources
+                    or (slash and sub != "*" and f"*/{sub}" in self.resources)):
+                return False
+        return not self.resource_names or (bool(other.resource_names)
+                                           and set(other.resource_names) <= set(self.resource_names))
 
     def text(self) -> str:
         groups = ",".join(g or '""' for g in self.api_groups)
@@ -142,6 +168,8 @@ class Rbac:
                 self.bindings.append(obj)
         self._resolved: dict[str, tuple[Rule, ...]] = {}
         self._grants: dict[Subject, list[Grant]] | None = None
+        self._bindings_of: dict[Subject, list[Mapping[str, Any]]] = {}
+        self._assumed: dict[Subject, list[Grant]] = {}
         self._index: dict[Subject, _SubjectIndex] = {}
         self._matches: dict[tuple[str, str, str, str, str, str], int] = {}  # (role, request) → its first rule allowing
 
@@ -204,6 +232,7 @@ class Rbac:
                          else f"ClusterRoleBinding {meta.get('name')}")
                 role, rules = self.binding_rules(binding)
                 for subject in self.binding_subjects(binding):
+                    self._bindings_of.setdefault(subject, []).append(binding)
                     held = grants.setdefault(subject, [])
                     segment = tuple(Grant(label, role, namespace, rule, binding) for rule in rules)
                     held.extend(segment)
@@ -213,6 +242,39 @@ class Rbac:
                             (len(held) - len(segment), role, segment))
             self._grants = grants
         return self._grants
+
+    def bindings_of(self, subject: Subject) -> list[Mapping[str, Any]]:
+        """The RoleBindings and ClusterRoleBindings naming a subject, in order (those of roles without rules too)."""
+        self.grants()
+        return self._bindings_of.get(subject, [])
+
+    def assume(self, subject: Subject, binding: str, role: str, rules: Iterable[Rule], namespace: str,
+               evidence: Mapping[str, Any]) -> None:
+        """Hypothetical grants: `subject` (not a binding subject of this cluster) holds `rules` in `namespace` ("" =
+        every namespace), as if `binding` bound `role` to it; `evidence` is the object the grants are read from (the
+        role, or the binding that allows creating one). Evaluated by every method below like real grants; not in
+        grants() nor who_can()."""
+        if subject in self.grants() or subject in self._assumed:
+            raise ValueError(f"{subject} holds grants already")
+        segment = tuple(Grant(binding, role, namespace, rule, evidence) for rule in rules)
+        self._assumed[subject] = list(segment)
+        if segment:
+            index = self._index.setdefault(subject, _SubjectIndex())
+            (index.by_namespace.setdefault(namespace, []) if namespace else index.cluster).append((0, role, segment))
+
+    def assumed(self, subject: Subject) -> bool:
+        return subject in self._assumed
+
+    def held(self, subject: Subject) -> list[Grant]:
+        """A subject's grants, real or assumed."""
+        return self.grants().get(subject) or self._assumed.get(subject, [])
+
+    def covers(self, subject: Subject, namespace: str, rules: Iterable[Rule]) -> bool:
+        """Whether the subject already holds, in the namespace ("" = at the cluster scope), every rule given, each
+        within one of its own rules (rights pieced together from several rules count as not held: a bind or escalate
+        hop is then shown although it adds nothing)."""
+        mine = [g.rule for g in self.rules_of(subject, namespace)]
+        return all(any(rule.covers(other) for rule in mine) for other in rules)
 
     # -- the index: each subject's grants by namespace, in the order of grants() ----------------------------------
     # A request's decision is the first grant (in binding order) of rules_of() whose rule allows it: the grants of
@@ -244,7 +306,7 @@ class Rbac:
         """Whether any grant of the subject, anywhere, could allow the request for some object name: False proves
         subject_can() is None for it in every namespace and for every name."""
         combined = f"{resource}/{subresource}" if subresource else resource
-        for grant in self.grants().get(subject, []):
+        for grant in self.held(subject):
             rule = grant.rule
             if (rule.resources and ("*" in rule.verbs or verb in rule.verbs)
                     and ("*" in rule.api_groups or api_group in rule.api_groups)

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aksid.access.azure import AzurePath, UnknownRole, azure_paths, control_plane_principals, shortest
+from aksid.access.rbac import RBAC_API, Rbac, Subject
 from aksid.arm_ids import contains, same_id
+from aksid.config import Target
 from aksid.evidence import kube_source
 from aksid.snapshot import EvidenceNotCollected, EvidenceUnavailable, Snapshot
 from aksid.snapshot_target import target_from_snapshot
@@ -39,6 +41,71 @@ _ALSO_SHOWN = 5  # further paths of one principal the text shows (JSON lists the
 
 class WhoCanError(ValueError):
     """A problem the user can fix, in one sentence."""
+
+
+# -- who ACCESS-001 allows: one copy, for the check (suites/test_access.py), `who_can(judge_kube=True)` and
+# report.html's picture (aksid/reporting/access_picture.py) -------------------------------------------------------
+
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+# Kubernetes' own control-plane principals (Kubernetes docs, "Using RBAC Authorization", core component roles):
+# the controller manager, the scheduler, kube-proxy and the kubelets (users system:node:<node>, group system:nodes).
+CONTROL_PLANE_USERS = ("system:kube-controller-manager", "system:kube-scheduler", "system:kube-proxy")
+CONTROL_PLANE_GROUPS = ("system:masters", "system:nodes", "system:serviceaccounts:kube-system")
+# Namespaces whose ServiceAccounts are the platform's own: kube-system (Kubernetes' controllers, the AKS add-ons,
+# NMI, the add-on's workload identity webhook) and the self-installed webhook's (azure-workload-identity docs).
+PLATFORM_NAMESPACES = ("kube-system", "azure-workload-identity-system")
+# aksid's own provisioner (deploy/rbac-provision.yaml binds aksid-provisioner to it).
+AKSID_SERVICE_ACCOUNT = ("aksid", "aksid")
+
+
+def rbac_of(snapshot: Snapshot) -> Rbac:
+    objects: list[dict[str, Any]] = []
+    for kind in RBAC_KINDS:
+        objects += snapshot.kube.list(RBAC_API, kind)
+    return Rbac(objects)
+
+
+def allowed_subjects(snapshot: Snapshot, target: Target) -> tuple[set[Subject], list[str]]:
+    """The subjects allowed by default and by access_allowed; and the reasons, for the message."""
+    allowed: set[Subject] = set()
+    for namespace, account in target.allowed_service_accounts():
+        allowed.add(Subject("ServiceAccount", account, namespace))
+    for namespace, name in target.allowed_bindings():
+        for deployment in snapshot.kube.deployments(namespace):
+            if deployment["metadata"]["name"] == name:
+                spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+                allowed.add(Subject("ServiceAccount", spec.get("serviceAccountName") or "default", namespace))
+    allowed.add(Subject("ServiceAccount", AKSID_SERVICE_ACCOUNT[1], AKSID_SERVICE_ACCOUNT[0]))
+    allowed |= {Subject("User", u) for u in CONTROL_PLANE_USERS}
+    allowed |= {Subject("Group", g) for g in CONTROL_PLANE_GROUPS}
+    rbac = rbac_of(snapshot)
+    for binding in rbac.bindings:  # subjects bound to cluster-admin across the cluster
+        ref = binding.get("roleRef") or {}
+        if binding.get("kind") == "ClusterRoleBinding" and ref.get("kind") == "ClusterRole" \
+                and ref.get("name") == "cluster-admin":
+            allowed |= set(rbac.binding_subjects(binding))
+    extra = target.allowed_access()
+    allowed |= {Subject("User", u) for u in extra.get("User", ())}
+    allowed |= {Subject("Group", g) for g in extra.get("Group", ())}
+    for item in extra.get("ServiceAccount", ()):
+        namespace, _, name = item.partition("/")
+        allowed.add(Subject("ServiceAccount", name, namespace))
+    return allowed, []
+
+
+def kube_allowance(subject: Subject, allowed: set[Subject]) -> str | None:
+    """Why ACCESS-001 allows the subject (`allowed` from allowed_subjects), or None when it does not."""
+    if subject in allowed:
+        return "allowed by default or access_allowed"
+    if subject.kind == "ServiceAccount" and subject.namespace in PLATFORM_NAMESPACES:
+        return f"a ServiceAccount of {subject.namespace} (the platform's own)"
+    if subject.kind == "User" and subject.name.startswith("system:node:"):
+        return "a node's kubelet"
+    return None
+
+
+def is_allowed(subject: Subject, allowed: set[Subject]) -> bool:
+    return kube_allowance(subject, allowed) is not None
 
 
 def find_identity(snapshot: Snapshot, wanted: str | None, default_name: str) -> dict[str, Any]:
@@ -90,8 +157,9 @@ def azure_side(snapshot: Snapshot, identity: Mapping[str, Any], is_dns: bool) ->
     return {"principals": principals, **({"note": note} if note else {})}
 
 
-def kube_side(snapshot: Snapshot, identity: Mapping[str, Any]) -> dict[str, Any]:
-    """The kube side, through the access graph of aksid/access/paths.py."""
+def kube_side(snapshot: Snapshot, identity: Mapping[str, Any], judge: bool = False) -> dict[str, Any]:
+    """The kube side, through the access graph of aksid/access/paths.py; with `judge`, each principal's `allowed` is
+    ACCESS-001's verdict (kube_allowance: why it is allowed, or None), else None ("see ACCESS-001")."""
     try:
         from aksid.access.paths import Graph, identity_targets
         from aksid.access.rbac import RBAC_API, Rbac
@@ -119,6 +187,7 @@ def kube_side(snapshot: Snapshot, identity: Mapping[str, Any]) -> dict[str, Any]
         graph = Graph(Rbac(objects), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets,
                       any(t.model == POD_IDENTITY for t in targets))
         paths = graph.paths()
+        allowed = allowed_subjects(snapshot, target)[0] if judge else None
     except (EvidenceUnavailable, EvidenceNotCollected) as exc:
         return {"principals": [], "unavailable": str(exc)}
     best: dict[str, Any] = {}
@@ -129,22 +198,52 @@ def kube_side(snapshot: Snapshot, identity: Mapping[str, Any]) -> dict[str, Any]
         everything.setdefault(str(path.subject), []).append(path)
     principals = []
     for subject, path in sorted(best.items()):
-        edges = []
-        if path.grant is not None:
-            edges.append({"from": subject, "to": path.grant.role, "edge": f"bound by {path.grant.binding}",
-                          "evidence": kube_source(path.grant.binding_obj), "fields": "subjects, roleRef"})
-            edges.append({"from": path.grant.role, "to": path.action, "edge": f"rule {path.grant.rule.text()}",
-                          "evidence": f"kube {RBAC_API}/{path.grant.role}", "fields": "rules"})
-        edges.append({"from": path.action, "to": path.via, "edge": "gives", "evidence": path.kind, "fields": ""})
-        edges.append({"from": path.via, "to": f"identity {identity.get('name')}", "edge": "hands out",
+        edges = _chain_edges(path)
+        final = path.final or path
+        edges.append({"from": final.action, "to": final.via, "edge": "gives", "evidence": final.kind, "fields": ""})
+        edges.append({"from": final.via, "to": f"identity {identity.get('name')}", "edge": "hands out",
                       "evidence": f"arm identities {identity.get('id')}", "fields": "properties.clientId"})
-        principals.append({"side": "kubernetes", "principal": subject, "type": path.subject.kind, "allowed": None,
+        verdict = kube_allowance(path.subject, allowed) if allowed is not None else None
+        principals.append({"side": "kubernetes", "principal": subject, "type": path.subject.kind, "allowed": verdict,
                            "can": sorted({p.action for p in everything[subject]}), "path": edges,
                            "also": [p.text() for p in everything[subject] if p is not path]})
     return {"principals": principals, "targets": [str(t) for t in targets]}
 
 
-def who_can(snapshot: Snapshot, wanted: str | None = None) -> dict[str, Any]:
+def _grant_edges(who: str, grant: Any, action: str) -> list[dict[str, Any]]:
+    """who ─bound by B→ role ─rule R→ the request, each with the object it is read from."""
+    if grant is None:
+        return []
+    return [{"from": who, "to": grant.role, "edge": f"bound by {grant.binding}",
+             "evidence": kube_source(grant.binding_obj), "fields": "subjects, roleRef"},
+            {"from": grant.role, "to": action, "edge": f"rule {grant.rule.text()}",
+             "evidence": f"kube {RBAC_API}/{grant.role}", "fields": "rules"}]
+
+
+def _chain_edges(path: Any) -> list[dict[str, Any]]:
+    """Every hop of a chain (the binding and rule that allow it, whom it makes the caller act as), then the last
+    principal's own grant; a direct path is its grant alone."""
+    from aksid.access.paths import holder_text
+
+    edges: list[dict[str, Any]] = []
+    who = str(path.subject)
+    for hop in path.chain:
+        if hop.kind == "member":
+            edges.append({"from": who, "to": holder_text(hop.to), "edge": "is in", "evidence": "the group's bindings",
+                          "fields": "subjects"})
+        else:
+            edges += _grant_edges(who, hop.grant, hop.action)
+            edges.append({"from": hop.action, "to": holder_text(hop.to),
+                          "edge": "so acts as" + (" (impersonated)" if hop.impersonated else ""), "evidence": hop.kind,
+                          "fields": ""})
+        who = holder_text(hop.to)
+    final = path.final or path
+    return edges + _grant_edges(who, final.grant, final.action)
+
+
+def who_can(snapshot: Snapshot, wanted: str | None = None, *, judge_kube: bool = False) -> dict[str, Any]:
+    """The answer (render_text prints it, JSON as is). The Azure side's `allowed` is ACCESS-002's verdict
+    (azure_paths'); the Kubernetes side's is ACCESS-001's only with `judge_kube` (kube_side)."""
     target = target_from_snapshot(snapshot)
     try:
         identity = find_identity(snapshot, wanted, target.identity_name)
@@ -155,7 +254,7 @@ def who_can(snapshot: Snapshot, wanted: str | None = None) -> dict[str, Any]:
         "identity": {"name": identity.get("name"), "id": identity.get("id"),
                      "clientId": (identity.get("properties") or {}).get("clientId"), "dns_identity": is_dns},
         "azure": azure_side(snapshot, identity, is_dns),
-        "kubernetes": kube_side(snapshot, identity),
+        "kubernetes": kube_side(snapshot, identity, judge_kube),
         "cannot_see": ["Entra ID group membership (a group is one principal)", "PIM-eligible assignments not activated",
                        "deny assignments", "role assignment conditions (shown, not evaluated)"],
     }

@@ -49,6 +49,8 @@ def imds_token(client_id=None):
     except urllib.error.HTTPError as exc:
         return {"status": exc.code, "server": exc.headers.get("Server"),
                 "error": exc.read().decode(errors="replace")[:300]}
+    except OSError as exc:  # no answer at all (AKS's IMDS restriction drops it; refused; timed out): no token either
+        return {"status": None, "error": (type(exc).__name__ + ": " + str(exc))[:300]}
 
 
 def imds_probe(arguments):

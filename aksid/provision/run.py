@@ -36,6 +36,7 @@ PROBES = ("probe-bound", "probe-unbound", "probe-elsewhere")
 # Workload identity: the first wi_allowed ServiceAccount; `default` of its namespace, then of the run's namespace,
 # both asking for the DNS identity's client id.
 WI_PROBES = ("probe-wi-allowed", "probe-wi-unallowed", "probe-wi-elsewhere")
+IMDS_PROBE = "probe-imds"  # any pod asking IMDS for the DNS identity by client id, whatever the identity model
 TEARDOWN_BUDGET = 120.0  # seconds to see the teardown through, on top of provision_timeout
 
 
@@ -67,6 +68,7 @@ class _Run:
         self.teardown = Teardown(self.objects, run_id, progress)
         self.fqdn = f"{target.canary_host}.{target.domain.rstrip('.')}"
         self.evidence: dict[str, Any] = {"run_id": run_id, "canary_host": self.fqdn, "probes": {}, "canary": {}}
+        self.probe_nodes: dict[str, str] = {}  # probe pod → the node it ran on
         self.records_seen: list[str] = []  # the canary's records still in Azure DNS at the last look
 
     def execute(self) -> dict[str, Any]:
@@ -105,6 +107,7 @@ class _Run:
                 self.teardown.create(probe_pod(self.run_id, role, ns, label, self.target.probe_image, ask_as))
                 self.evidence["probes"][role] = {"namespace": ns, "selector": label, "asks_client_id": ask_as}
         self._create_wi_probes()
+        self._create_imds_probe()
         for obj in canary_objects(self.run_id, self.fqdn, self.target.acme_issuer, self.target.canary_image):
             self.teardown.create(obj)
 
@@ -135,6 +138,20 @@ class _Run:
                 if problem:
                     record.update(error(problem))
             self.evidence["probes"][role] = record
+
+    def _create_imds_probe(self) -> None:
+        """A pod of no identity model (no selector label, no workload identity label) in the run's namespace asking
+        169.254.169.254 for the DNS identity by its client id: with NMI intercepting it is refused; with NMI gone (after
+        a cutover) or not covering its node, IMDS answers it for every identity still on the node's scale set
+        (MIG-002's live proof, judged by PROBE-005)."""
+        client_id = self._dns_client_id(Snapshot(self.attach))
+        if client_id is None:
+            self.evidence["probes"][IMDS_PROBE] = error(f"the DNS identity {self.target.identity_name} is not in the "
+                                                        "Azure evidence: no client id to ask for")
+            return
+        ns = run_namespace(self.run_id)
+        self.teardown.create(probe_pod(self.run_id, IMDS_PROBE, ns, None, self.target.probe_image, client_id))
+        self.evidence["probes"][IMDS_PROBE] = {"namespace": ns, "selector": None, "asks_client_id": client_id}
 
     def _create_wi_probe(self, role: str, ns: str, account: str, client_id: str | None) -> str | None:
         """Create one probe; the reason when it could not be (its ServiceAccount never appeared, the API refused)."""
@@ -210,7 +227,7 @@ class _Run:
         for (role, record_), description in zip(probes.items(), list(attempts)[:len(probes)], strict=True):
             pod = f"aksid-{role}-{self.run_id}"
             result = results[description]
-            self.evidence["probes"][role] = {**record_, "pod": pod, **(
+            self.evidence["probes"][role] = {**record_, "pod": pod, "node": self.probe_nodes.get(pod), **(
                 ok(json.loads(result["value"])) if result["status"] == "ok" else error(result["reason"]))}
         names = {"address": lb, "azure_record": record, "servers": servers, "certificate": cert, "tls": served}
         self.evidence["canary"] = {key: results[description] for key, description in names.items()}
@@ -223,6 +240,8 @@ class _Run:
 
     def _probe_line(self, ns: str, name: str) -> tuple[str | None, str]:
         pod = self.objects.core.read_namespaced_pod(name, ns)
+        if pod.spec is not None and pod.spec.node_name:
+            self.probe_nodes[name] = pod.spec.node_name  # which node's IMDS (and scale set) answered it
         phase = pod.status.phase if pod.status else None
         if phase not in ("Succeeded", "Failed"):
             return None, f"phase {phase or 'unknown'}"

@@ -3,8 +3,9 @@
 What they need first comes first, on one screen at 1024x768: the verdict, (a fleet's) one line per target, then
 the findings with their fixes (wrapped, never a sideways scroll; each with a copy button: an inline handler, the
 page has no <script> element, and the fix stays selectable with one click where scripts are off). The evidence
-chain follows, then every result by area, each area collapsed (<details>). Each check's ID links to its page
-(docs/checks/<ID>.md). Printable.
+chain follows, and beside it where the window leaves room (below it otherwise) who can act as the DNS identity
+(aksid/reporting/access_picture.py), then every result by area, each area collapsed (<details>). Each check's ID links
+to its page (docs/checks/<ID>.md). Printable.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from aksid.catalogue import AREAS
 from aksid.check_info import SEVERITIES
+from aksid.reporting.access_picture import STYLE as ACCESS_STYLE
+from aksid.reporting.access_picture import render_access
 from aksid.reporting.baseline import html_section
 from aksid.reporting.chain import STYLE as CHAIN_STYLE
 from aksid.reporting.chain import Sources, render_chains, row_anchor
@@ -183,6 +186,13 @@ def _migration_table(section: object) -> list[str]:
             f"{rows}</table>"]
 
 
+def _chain_and_access(results: list[CheckResult], snapshots: Snapshot | Sources | None) -> str:
+    """The evidence chain, and who can act as the DNS identity beside it (a flex row: below it when the window is
+    narrow or the chain wide)."""
+    chains, access = render_chains(results, snapshots), render_access(snapshots)
+    return f'<div class="chain-access">\n{chains}\n{access}\n</div>' if access else chains
+
+
 def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: Snapshot | Sources | None = None) -> str:
     target = meta.get("target") if isinstance(meta.get("target"), dict) else {}
     heading = f"{escape(str(target.get('cluster_name', '?')))} / {escape(str(target.get('domain', '?')))}"  # type: ignore[union-attr]
@@ -193,7 +203,7 @@ def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: 
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>aksid report: {heading}</title><style>{_STYLE}{CHAIN_STYLE}</style></head><body>",
+        f"<title>aksid report: {heading}</title><style>{_STYLE}{CHAIN_STYLE}{ACCESS_STYLE}</style></head><body>",
         f"<h1>aksid report: {heading}</h1>",
         f'<div class="verdict {colour}" id="verdict"><span class="word">{word}</span>{escape(sentence)}'
         f'<p class="meta">mode {escape(str(meta.get("mode")))}, started {escape(str(meta.get("started")))}</p></div>',
@@ -205,7 +215,7 @@ def render_html(results: list[CheckResult], meta: dict[str, object], snapshots: 
     if urgent:
         rows = (_row(r, meta, fleet, "finding") for r in urgent)
         parts += [f'<h2 id="attention">Needs attention ({len(urgent)})</h2><table>', _COLUMNS, *rows, "</table>"]
-    parts += [render_chains(results, snapshots), *html_section(meta), *_identity_models(meta.get("identity_models")),
+    parts += [_chain_and_access(results, snapshots), *html_section(meta), *_identity_models(meta.get("identity_models")),
               *_migration_table(meta.get("migration")), *_areas(results, meta, fleet), "</body></html>"]
     return "\n".join(part for part in parts if part)
 

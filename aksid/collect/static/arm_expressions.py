@@ -76,6 +76,7 @@ class Scope:
     copy_index: dict[str | None, int] = field(default_factory=dict)
     deployment_name: str = "aksid-static"
     evaluating: set[str] = field(default_factory=set)
+    lambda_vars: dict[str, Any] = field(default_factory=dict)  # lambdaVariables('x') inside a lambda's body
 
     def child(self, **changes: Any) -> Scope:
         values = {**self.__dict__, **changes}
@@ -137,6 +138,8 @@ class _Parser:
             if self.op(position + 1) != "(":
                 raise ExpressionError(f"`{name}` is not a function call")
             position += 2
+            if name.lower() == "lambda":
+                return self._lambda(position)
             if name.lower() in _LAZY:
                 return self._lazy(name.lower(), position)
             arguments: list[Any] = []
@@ -207,6 +210,22 @@ class _Parser:
                     break
         return self.accessors(value, position)
 
+    def _lambda(self, position: int) -> tuple[Any, int]:
+        """`lambda('a', 'b', body)`: the body is kept unevaluated, and evaluated per call with the names bound."""
+        spans: list[tuple[int, int]] = []
+        while self.op(position) != ")":
+            start = position
+            _value, position = self._skip(position)
+            spans.append((start, position))
+            if self.op(position) == ",":
+                position += 1
+        position += 1
+        if len(spans) < 2:
+            raise ExpressionError("lambda() takes parameter names and a body")
+        names = [self.expression(start)[0] for start, _end in spans[:-1]]
+        start, end = spans[-1]
+        return Lambda([str(n) for n in names], self.tokens[start:end], self.scope), position
+
     def _skip(self, position: int) -> tuple[None, int]:
         """Past one argument, without evaluating it."""
         depth = 0
@@ -225,6 +244,48 @@ class _Parser:
 
 
 _LAZY = {"if", "coalesce"}
+
+
+@dataclass
+class Lambda:
+    """What `lambda(...)` makes: a body evaluated with its parameters bound (map, filter, reduce, toObject)."""
+
+    names: list[str]
+    body: list[re.Match[str]]
+    scope: Scope
+
+    def __call__(self, *values: Any) -> Any:
+        bound = self.scope.child(lambda_vars={**self.scope.lambda_vars, **dict(zip(self.names, values, strict=False))})
+        value, rest = _Parser(self.body, bound).expression(0)
+        if rest != len(self.body):
+            raise ExpressionError("cannot read a lambda's body")
+        return value
+
+
+def _map(items: Any, function: Any) -> Any:
+    return [function(item) for item in items]
+
+
+def _filter(items: Any, function: Any) -> Any:
+    kept = []
+    for item in items:
+        verdict = function(item)
+        if isinstance(verdict, Unknown):
+            return Unknown(f"filter() whose condition is {verdict.what}")
+        if _truthy(verdict):
+            kept.append(item)
+    return kept
+
+
+def _reduce(items: Any, initial: Any, function: Any) -> Any:
+    value = initial
+    for item in items:
+        value = function(value, item)
+    return value
+
+
+def _to_object(items: Any, key: Any, value: Any = None) -> Any:
+    return {str(key(item)): (value(item) if value is not None else item) for item in items}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -381,6 +442,7 @@ _PURE: dict[str, Callable[..., Any]] = {
     "intersection": lambda *a: ({k: v for k, v in a[0].items() if all(o.get(k) == v for o in a[1:])}
                                 if isinstance(a[0], dict) else [v for v in a[0] if all(v in o for o in a[1:])]),
     "padleft": lambda s, n, c=" ": str(s).rjust(n, c),
+    "map": _map, "filter": _filter, "reduce": _reduce, "toobject": _to_object,
 }
 
 
@@ -400,6 +462,10 @@ def call(name: str, arguments: list[Any], scope: Scope) -> Any:
         return scope.parameters[arguments[0]]
     if lower == "variables":
         return _variable(str(arguments[0]), scope)
+    if lower == "lambdavariables":
+        name = str(arguments[0])
+        return scope.lambda_vars[name] if name in scope.lambda_vars else Unknown(f"lambdaVariables('{name}') outside "
+                                                                                  "its lambda")
     if lower == "copyindex":
         offset = next((a for a in arguments if isinstance(a, int)), 0)
         loop = next((a for a in arguments if isinstance(a, str)), None)
@@ -499,7 +565,8 @@ def _copy_variable(loop: dict[str, Any], scope: Scope) -> Any:
 def _with_index(scope: Scope, loop: str | None, index: int) -> Scope:
     """The same scope (variables shared) with copyIndex() set for one iteration."""
     return Scope(scope.subscription, scope.group, scope.tenant, scope.parameters, scope.variables, scope.raw_variables,
-                 scope.symbols, {**scope.copy_index, loop: index, None: index}, scope.deployment_name, scope.evaluating)
+                 scope.symbols, {**scope.copy_index, loop: index, None: index}, scope.deployment_name, scope.evaluating,
+                 scope.lambda_vars)
 
 
 def _absolute_id(value: str, scope: Scope) -> str:

@@ -12,6 +12,12 @@ from aksid.arm_ids import BUILTIN_NAMES, MORE_BUILTIN_NAMES
 from aksid.snapshot import NOT_RESOLVABLE, UNKNOWN_UNTIL_APPLY, placeholder
 
 ROLE_BY_NAME = {name.lower(): guid for guid, name in {**BUILTIN_NAMES, **MORE_BUILTIN_NAMES}.items()}
+# Static mode's note on a resource: what the files leave open about it, `{"podIdentityProfile": why}` (a property that
+# is absent from the resource only because the files cannot say, not because it is off).
+NOT_DECLARED = "aksidNotDeclared"
+# ... and the `sources` key (after the cluster's lowercase id) of where a plan declares the cluster's podIdentityProfile
+# when that is another resource than the cluster (an azapi_update_resource body)
+PROFILE_SOURCE = "#podIdentityProfile"
 _ASSIGNMENT_NAMESPACE = uuid.UUID("0b1e5f8a-6c2d-4e3f-9a7b-5d4c3b2a1f0e")
 
 

@@ -296,6 +296,8 @@ class _Reader:
             if isinstance(props.get("podIdentityProfile"), dict):
                 self.out.pod_identity_profiles.append({"profile": _placeholder(props["podIdentityProfile"]),
                                                        "address": declared.where})
+        elif kind == "microsoft.compute/virtualmachinescalesets":
+            resource = self._scale_set(declared, scope)
         else:
             return
         self.out.resources.append(resource)
@@ -346,20 +348,55 @@ class _Reader:
         security = props.get("securityProfile") if isinstance(props.get("securityProfile"), dict) else {}
         workload = security.get("workloadIdentity") if isinstance(security.get("workloadIdentity"), dict) else {}
         network = props.get("networkProfile") if isinstance(props.get("networkProfile"), dict) else {}
+        pools = props.get("agentPoolProfiles")
         properties = _placeholder({
             **{k: v for k, v in props.items() if k in ("podIdentityProfile", "nodeResourceGroup", "aadProfile")},
             "identityProfile": {"kubeletidentity": kubelet_ids},
             "networkProfile": {"networkPlugin": network.get("networkPlugin") or "kubenet",
-                               "networkPluginMode": network.get("networkPluginMode")},
+                               "networkPluginMode": network.get("networkPluginMode"),
+                               **({"podLinkLocalAccess": network["podLinkLocalAccess"]}
+                                  if "podLinkLocalAccess" in network else {})},
+            # the pools' names and IMDS restriction (MIG-002 reads them)
+            "agentPoolProfiles": [{k: v for k, v in pool.items() if k in ("name", "mode", "osType", "podLinkLocalAccess")}
+                                  for pool in pools if isinstance(pool, dict)] if isinstance(pools, list) else [],
             "oidcIssuerProfile": {"enabled": oidc.get("enabled") is True,
                                   "issuerURL": _runtime(arm_id, "properties.oidcIssuerProfile.issuerURL")},
             "securityProfile": {"workloadIdentity": {"enabled": workload.get("enabled") is True}},
         })
-        return {"id": arm_id, "name": _text(declared.name), "type": "Microsoft.ContainerService/ManagedClusters",
-                "identity": {"type": _placeholder(identity.get("type")) or "SystemAssigned",
-                             "principalId": _runtime(arm_id, "identity.principalId"),
-                             "userAssignedIdentities": _placeholder(identity.get("userAssignedIdentities"))},
-                "properties": properties}
+        cluster = {"id": arm_id, "name": _text(declared.name), "type": "Microsoft.ContainerService/ManagedClusters",
+                   "identity": {"type": _placeholder(identity.get("type")) or "SystemAssigned",
+                                "principalId": _runtime(arm_id, "identity.principalId"),
+                                "userAssignedIdentities": _placeholder(identity.get("userAssignedIdentities"))},
+                   "properties": properties}
+        # ARM deploys a resource's properties as written (properties left out are reset to their defaults: pod
+        # identity off), unless the template does not let anyone read them
+        raw = declared.body.get("properties")
+        if not isinstance(raw, dict) or ("podIdentityProfile" in raw and not isinstance(raw["podIdentityProfile"], dict)):
+            properties.pop("podIdentityProfile", None)
+            what = raw if not isinstance(raw, dict) else raw["podIdentityProfile"]
+            cluster[shapes.NOT_DECLARED] = {"podIdentityProfile": f"{declared.where}: the cluster's "
+                                     f"{'properties' if not isinstance(raw, dict) else 'podIdentityProfile'} cannot "
+                                     f"be evaluated from the template ({_text(what)})"}
+        return cluster
+
+    @staticmethod
+    def _scale_set(declared: _Declared, scope: Scope) -> dict[str, Any]:
+        """A virtual machine scale set and the user-assigned identities it carries (IMDS hands them to whatever runs on
+        its VMs, MIG-002). The identities' keys are expressions ARM evaluates (`[resourceId(...)]`), as are values."""
+        identity = declared.body.get("identity") if isinstance(declared.body.get("identity"), dict) else {}
+        listed = identity.get("userAssignedIdentities")
+        assigned: dict[str, Any] = {}
+        for key in listed if isinstance(listed, dict) else {}:
+            resolved = evaluate(key, scope) if is_expression(key) else key
+            arm_id = str(_placeholder(resolved))
+            assigned[arm_id] = {"clientId": _runtime(arm_id, "properties.clientId"),
+                                "principalId": _runtime(arm_id, "properties.principalId")}
+        tags = declared.body.get("tags")
+        return {"id": declared.id, "name": _text(declared.name), "type": "Microsoft.Compute/virtualMachineScaleSets",
+                "tags": _placeholder(tags) if isinstance(tags, dict) else {},
+                "identity": {"type": _placeholder(identity.get("type")) or "None",
+                             "userAssignedIdentities": assigned},
+                "properties": {}}
 
     def _line_of(self, resource: dict[str, Any]) -> int | None:
         """The line of a resource's `"type"`: found in document order (resources are read in that order)."""

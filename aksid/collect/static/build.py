@@ -84,13 +84,18 @@ def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> di
                                  "cannot be judged")
     else:
         def absent_from_files(what: str) -> dict[str, Any]:
-            return not_collected(f"{what} is not declared in the plan or template (created outside these files)")
+            verb = "are" if what.endswith("s") and not what.endswith("'s") else "is"
+            return not_collected(f"{what} {verb} not declared in the plan or template (created outside these files)")
     cluster = _named(of_type("Microsoft.ContainerService/ManagedClusters"), target.cluster_name)
     zone = _named(of_type("Microsoft.Network/dnszones"), target.domain)
     if cluster is not None:
         cluster = copy.deepcopy(cluster)
         if azure.pod_identity_profiles:
-            cluster["properties"]["podIdentityProfile"] = azure.pod_identity_profiles[-1]["profile"]
+            declared = azure.pod_identity_profiles[-1]
+            cluster["properties"]["podIdentityProfile"] = declared["profile"]
+            (cluster.get(shapes.NOT_DECLARED) or {}).pop("podIdentityProfile", None)
+            if declared.get("place"):  # an azapi body of a plan: where the profile is, apart from the cluster
+                azure.sources[f"{str(cluster['id']).lower()}{shapes.PROFILE_SOURCE}"] = declared["place"]
     credentials = _credentials_by_identity(of_type("Microsoft.ManagedIdentity/userAssignedIdentities"),
                                            of_type(_CREDENTIAL))
     return {
@@ -108,12 +113,29 @@ def _azure_entries(target: Target, azure: PlanResources, has_inputs: bool) -> di
         "federatedCredentials": (absent_from_files("the federated identity credentials") if not has_inputs
                                  else error("; ".join(azure.problems)) if azure.problems else ok(credentials)),
         # AKS creates the node pools' scale sets in the node resource group; a plan or template rarely declares one
-        "scaleSets": ok(of_type("Microsoft.Compute/virtualMachineScaleSets"))
+        "scaleSets": ok(_with_identity_ids(of_type("Microsoft.Compute/virtualMachineScaleSets"),
+                                           of_type("Microsoft.ManagedIdentity/userAssignedIdentities")))
         if of_type("Microsoft.Compute/virtualMachineScaleSets")
         else absent_from_files("the node pools' virtual machine scale sets"),
         # Who else holds roles on the identity and the zone is the tenant's state, not the repository's (ACCESS-002)
         "accessAssignments": not_collected(LIVE_ONLY),
     }
+
+
+def _with_identity_ids(scale_sets: list[dict[str, Any]], identities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each scale set's user-assigned identities with their client and principal ids, as ARM lists them: those of the
+    identity the files declare under that id (a placeholder naming it, else)."""
+    by_id = {str(i["id"]).lower(): i for i in identities}
+    found = []
+    for scale_set in scale_sets:
+        scale_set = copy.deepcopy(scale_set)
+        assigned = (scale_set.get("identity") or {}).get("userAssignedIdentities") or {}
+        for arm_id, ids in assigned.items():
+            declared = (by_id.get(str(arm_id).lower()) or {}).get("properties") or {}
+            for field, attribute in (("clientId", "client_id"), ("principalId", "principal_id")):
+                ids[field] = declared.get(field) or ids.get(field) or shapes.unknown(f"{arm_id}.{attribute}")
+        found.append(scale_set)
+    return found
 
 
 def _named(resources: list[dict[str, Any]], name: str) -> dict[str, Any] | None:

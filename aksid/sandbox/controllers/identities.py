@@ -93,6 +93,19 @@ def scale_set_identities(world: World, scale_set: dict[str, Any]) -> list[dict[s
     return found
 
 
+def imds_restricted(world: World, node: str | None) -> bool:
+    """AKS's IMDS restriction (preview): `networkProfile.podLinkLocalAccess: None` on the cluster, or on the node's
+    agent pool, keeps every pod with hostNetwork=false from 169.254.169.254 (the default, "IMDS", lets them reach it)."""
+    props = (managed_cluster(world) or {}).get("properties") or {}
+    if str((props.get("networkProfile") or {}).get("podLinkLocalAccess") or "").lower() == "none":
+        return True
+    found = world.kube.get("", "Node", None, node) if node else None
+    labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+    pool = labels.get("kubernetes.azure.com/agentpool") or labels.get("agentpool")
+    return any(str(p.get("name", "")).lower() == str(pool).lower()
+               and str(p.get("podLinkLocalAccess") or "").lower() == "none" for p in props.get("agentPoolProfiles") or [])
+
+
 def node_pool_identities(world: World, node: str | None = None) -> list[dict[str, Any]]:
     """What IMDS on a node hands out without NMI: every identity assigned to the node's scale set (Azure IMDS: a VM
     gets tokens for the user-assigned identities of its scale set, by client id). With no node named, those of every

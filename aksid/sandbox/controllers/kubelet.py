@@ -131,7 +131,7 @@ def _service_account_token(world: World, pod: dict[str, Any], projection: dict[s
                     for part in ({"alg": "RS256", "kid": "sandbox"}, claims)) + ".c2FuZGJveA"
 
 
-def _imds(world: World, pod: dict[str, Any], handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, Any] | str]:
+def _imds(world: World, pod: dict[str, Any], handler: BaseHTTPRequestHandler) -> tuple[int | None, dict[str, Any] | str]:
     """169.254.169.254 as this pod reaches it (NMI knows a pod by its address)."""
     if handler.command != "GET":
         return 405, "method not allowed"
@@ -139,6 +139,8 @@ def _imds(world: World, pod: dict[str, Any], handler: BaseHTTPRequestHandler) ->
     status, body, by = nmi.answer(world, pod, handler.headers.get("Metadata"), query.get("client_id"))
     if by == "imds":
         handler.server_header = nmi.IMDS_SERVER  # type: ignore[attr-defined]
+    if by == "blocked":
+        return None, ""  # the connection closes without an answer, as a dropped request ends for the client
     return status, body
 
 
@@ -153,12 +155,15 @@ def _login(world: World, handler: BaseHTTPRequestHandler) -> tuple[int, dict[str
     return entra.token(world, parts[0], form)
 
 
-def _serve_for(answer: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, Any] | str]]) -> ThreadingHTTPServer:
+def _serve_for(answer: Callable[[BaseHTTPRequestHandler], tuple[int | None, dict[str, Any] | str]]) -> ThreadingHTTPServer:
     """An endpoint on loopback that stands for a well-known address as this pod reaches it."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             status, body = answer(self)
+            if status is None:
+                self.close_connection = True
+                return
             data = (json.dumps(body) if isinstance(body, dict) else body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json" if isinstance(body, dict) else "text/plain")

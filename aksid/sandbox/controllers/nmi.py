@@ -18,6 +18,7 @@ from aksid.sandbox.controllers.identities import (
     GROUP,
     bound_identity,
     identity_resource,
+    imds_restricted,
     managed_cluster,
     matched_identity_id,
     node_pool_identities,
@@ -33,7 +34,8 @@ IMDS_SERVER = "IMDS/150.870.65.1854"  # the Server header IMDS answers with; NMI
 
 def answer(world: World, pod: dict[str, Any], metadata_header: str | None,
            client_id: str | None = None) -> tuple[int, dict[str, Any] | str, str]:
-    """(HTTP status, JSON body or error text, who answered: "nmi" or "imds") for `GET
+    """(HTTP status, JSON body or error text, who answered: "nmi", "imds" or "blocked": nobody, AKS's IMDS
+    restriction drops the request) for `GET
     /metadata/identity/oauth2/token[&client_id=...]` from this pod."""
     if metadata_header != "true":
         return 400, "Required metadata header not specified", "nmi"
@@ -41,6 +43,9 @@ def answer(world: World, pod: dict[str, Any], metadata_header: str | None,
         pool = node_pool_identities(world, (pod.get("spec") or {}).get("nodeName"))
         return (200, _token(world, pool[0]), "nmi") if pool else (404, "no identity", "nmi")
     if _bypasses_nmi(world, pod):
+        if imds_restricted(world, (pod.get("spec") or {}).get("nodeName")) and not (pod.get("spec") or {}).get(
+                "hostNetwork"):
+            return 0, "", "blocked"  # the node drops the pod's packets: no answer at all
         return (*_imds(world, client_id, (pod.get("spec") or {}).get("nodeName")), "imds")
     namespace, name = pod["metadata"].get("namespace"), pod["metadata"]["name"]
     resource_id = matched_identity_id(world, pod)
