@@ -9,41 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aksid.access.paths import Graph, Path, identity_targets
-from aksid.access.who_can import allowed_subjects, is_allowed, rbac_of  # who is allowed: one copy, also the report's
+from aksid.access.paths import Graph, Path
+from aksid.access.who_can import allowed_subjects, is_allowed, kube_graph  # one copy each, also the report's
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
-from aksid.identity_models import POD_IDENTITY, POD_IDENTITY_GROUP
-from aksid.snapshot import EvidenceUnavailable, Snapshot
+from aksid.snapshot import Snapshot
 
 
 def access_graph(snapshot: Snapshot, target: Target) -> tuple[dict[str, Any], Graph]:
-    """The DNS identity and the kube side of its access graph."""
+    """The DNS identity and the kube side of its access graph (built once per snapshot: report.html draws it too)."""
     identity = snapshot.azure.identity_named(target.identity_name)
     if identity is None:
         raise NotApplicable(f"no user-assigned identity named {target.identity_name} (set IDENTITY_NAME)")
-    azure_identities: list[dict[str, Any]] = []
-    bindings: list[dict[str, Any]] = []
-    try:
-        if snapshot.kube.served(POD_IDENTITY_GROUP, "AzureIdentityBinding"):
-            azure_identities = snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentity")
-            bindings = snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentityBinding")
-    except EvidenceUnavailable:
-        raise
-    cluster = snapshot.azure.managed_cluster() or {}
-    issuer = ((cluster.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
-    try:
-        credentials = snapshot.azure.federated_credentials(identity["id"])
-    except EvidenceUnavailable:
-        credentials = []
-    issuers = [i for i in [issuer, *target.trusted_issuers()] if i]
-    targets = identity_targets(identity, azure_identities, bindings, credentials, issuers)
-    # pod identity assigns the identity to the node pool (managed mode: the add-on, standard mode: MIC): a pod on
-    # the host network reaches it through IMDS; workload identity alone assigns nothing to the nodes
-    node_identity = any(t.model == POD_IDENTITY for t in targets)
-    graph = Graph(rbac_of(snapshot), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets, node_identity)
-    return identity, graph
+    return identity, kube_graph(snapshot, identity, target.trusted_issuers())
 
 
 def _fix(path: Path) -> str:

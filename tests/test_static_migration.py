@@ -183,6 +183,10 @@ def test_an_azurerm_cluster_without_an_azapi_body_does_not_say_whether_pod_ident
     migration = run.results["migration"]
     assert migration["pod_identity_served"] is None
     assert "azurerm_kubernetes_cluster.aks is an azurerm_kubernetes_cluster" in migration["because"]
+    # nor is it a finding that the add-on is off (`az aks pod-identity` set it, as the tutorial does): NMI-004 skips
+    nmi = [c for c in _checks(run, "NMI-004") if c["subject"].startswith("managedcluster/")]
+    assert [c["outcome"] for c in nmi] == ["skipped"], nmi
+    assert "azurerm_kubernetes_cluster.aks is an azurerm_kubernetes_cluster" in nmi[0]["message"]
 
 
 def _side_by_side(tmp_path: Path) -> Path:

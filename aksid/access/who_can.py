@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -157,35 +158,47 @@ def azure_side(snapshot: Snapshot, identity: Mapping[str, Any], is_dns: bool) ->
     return {"principals": principals, **({"note": note} if note else {})}
 
 
-def kube_side(snapshot: Snapshot, identity: Mapping[str, Any], judge: bool = False) -> dict[str, Any]:
-    """The kube side, through the access graph of aksid/access/paths.py; with `judge`, each principal's `allowed` is
-    ACCESS-001's verdict (kube_allowance: why it is allowed, or None), else None ("see ACCESS-001")."""
-    try:
-        from aksid.access.paths import Graph, identity_targets
-        from aksid.access.rbac import RBAC_API, Rbac
-    except ImportError as exc:  # the kube side is another step of issue #26
-        return {"principals": [], "unavailable": f"the Kubernetes side is not available ({exc})"}
+_GRAPHS: weakref.WeakKeyDictionary[Snapshot, dict[tuple[str, tuple[str, ...]], Any]] = weakref.WeakKeyDictionary()
+
+
+def kube_graph(snapshot: Snapshot, identity: Mapping[str, Any], trusted_issuers: Iterable[str] = ()) -> Any:
+    """The kube side of an identity's access graph (aksid/access/paths.py): where it is handed out (its pod-identity
+    bindings, the ServiceAccounts its federated credentials trust from the cluster's issuer or a trusted one) and who
+    can get there. Built once per snapshot and identity: ACCESS-001 and report.html's picture share it (at 20,000 pods
+    the search is most of either). Raises EvidenceUnavailable/EvidenceNotCollected when RBAC was not read."""
+    from aksid.access.paths import Graph, identity_targets
     from aksid.identity_models import POD_IDENTITY, POD_IDENTITY_GROUP
 
-    target = target_from_snapshot(snapshot)
-    try:
-        objects: list[dict[str, Any]] = []
-        for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
-            objects += snapshot.kube.list(RBAC_API, kind)
-        azure_identities, bindings = [], []
+    cluster = snapshot.azure.managed_cluster() or {}
+    issuer = ((cluster.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
+    issuers = tuple(i for i in [issuer, *trusted_issuers] if i)
+    cache = _GRAPHS.setdefault(snapshot, {})
+    key = (str(identity.get("id", "")).lower(), issuers)
+    if key not in cache:
+        azure_identities: list[dict[str, Any]] = []
+        bindings: list[dict[str, Any]] = []
         if snapshot.kube.served(POD_IDENTITY_GROUP, "AzureIdentityBinding"):
             azure_identities = snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentity")
             bindings = snapshot.kube.list(POD_IDENTITY_GROUP, "AzureIdentityBinding")
-        cluster = snapshot.azure.managed_cluster() or {}
-        issuer = ((cluster.get("properties") or {}).get("oidcIssuerProfile") or {}).get("issuerURL")
         try:
             credentials = snapshot.azure.federated_credentials(str(identity.get("id", "")))
         except EvidenceUnavailable:
             credentials = []
-        targets = identity_targets(identity, azure_identities, bindings, credentials,
-                                   [i for i in [issuer, *target.trusted_issuers()] if i])
-        graph = Graph(Rbac(objects), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets,
-                      any(t.model == POD_IDENTITY for t in targets))
+        targets = identity_targets(identity, azure_identities, bindings, credentials, list(issuers))
+        # pod identity assigns the identity to the node pool (managed mode: the add-on, standard mode: MIC): a pod on
+        # the host network reaches it through IMDS; workload identity alone assigns nothing to the nodes
+        cache[key] = Graph(rbac_of(snapshot), snapshot.kube.list("v1", "Namespace"), snapshot.kube.pods(), targets,
+                           any(t.model == POD_IDENTITY for t in targets))
+    return cache[key]
+
+
+def kube_side(snapshot: Snapshot, identity: Mapping[str, Any], judge: bool = False) -> dict[str, Any]:
+    """The kube side, through the access graph of aksid/access/paths.py; with `judge`, each principal's `allowed` is
+    ACCESS-001's verdict (kube_allowance: why it is allowed, or None), else None ("see ACCESS-001")."""
+    target = target_from_snapshot(snapshot)
+    try:
+        graph = kube_graph(snapshot, identity, target.trusted_issuers())
+        targets = graph.targets
         paths = graph.paths()
         allowed = allowed_subjects(snapshot, target)[0] if judge else None
     except (EvidenceUnavailable, EvidenceNotCollected) as exc:

@@ -119,11 +119,8 @@ def collect_live(
     progress: Callable[[str], None],
     read_secrets: bool = False,
     on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
-    while_waiting: Callable[[], None] | None = None,
 ) -> Snapshot:
-    """Every live collector once, under one deadline (`collect_timeout`): what is not read by then is `error`.
-    `while_waiting` runs in the calling thread while the collectors wait on the network (the run imports there what
-    it needs after the collection)."""
+    """Every live collector once, under one deadline (`collect_timeout`): what is not read by then is `error`."""
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = new_document(target.public_view(), "attach", created)
     budget = Budget.for_target(target)
@@ -147,8 +144,6 @@ def collect_live(
     workers = [_Worker(azure_dns_tls), _Worker(lambda: collect_kube(target, kube_configuration, progress, read_secrets,
                                                                         budget, entries=kube, on_page=forward,
                                                                         see_raw=decryption.see))]
-    if while_waiting is not None:
-        while_waiting()
     for worker in workers:
         worker.join(budget.remaining() + GRACE_SECONDS)
     late_pages.set()

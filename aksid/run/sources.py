@@ -112,22 +112,7 @@ class AttachSource(EvidenceSource):
         from aksid.collect.live import collect_live
 
         return collect_live(member.target, member.kube_configuration, member.credential, context.progress,
-                            read_secrets=options.read_secrets, on_page=context.on_page, while_waiting=import_for_later)
-
-
-# What a run imports only after its evidence is in: the facts the checks share and the report writers. Imported while
-# the collectors wait on the API servers, ARM, DNS and TLS, their cost is hidden behind the network instead of added
-# after it (the main thread has nothing else to do then).
-LATER_MODULES = ("aksid.facts", "aksid.workloads", "aksid.allowed_path", "aksid.migration", "aksid.access.who_can",
-                 "aksid.coverage", "aksid.diff", "aksid.reporting.html", "aksid.reporting.sarif",
-                 "aksid.reporting.junit", "aksid.reporting.markdown", "aksid.check_pages")
-
-
-def import_for_later() -> None:
-    import importlib
-
-    for name in LATER_MODULES:
-        importlib.import_module(name)
+                            read_secrets=options.read_secrets, on_page=context.on_page)
 
 
 class ProvisionSource(AttachSource):
