@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aksid.access.paths import Graph, Path
-from aksid.access.who_can import allowed_subjects, is_allowed, kube_graph  # one copy each, also the report's
+from aksid.access.who_can import allowed_subjects, is_allowed, kube_graph, most_direct_first  # one copy each
 from aksid.checks import NotApplicable, check
 from aksid.config import Target
 from aksid.evidence import Evidence
@@ -69,8 +69,14 @@ def test_kube_principals_within_allowed(subject: Any, snapshot: Snapshot, target
             evidence.kube(dict(path.grant.binding_obj), "roleRef", "subjects")
         if path.kind == "host-network":
             evidence.kube(dict(graph.namespaces[path.namespace]), "metadata.labels")
-        evidence.fix(_fix(path))
     where = ", ".join(str(t) for t in graph.targets) or "nowhere in this cluster"
+    # one line per principal, its most direct way (and its fix): every way is in the evidence and `aksid who-can`
+    ways: dict[str, list[Path]] = {}
+    for path in most_direct_first(outside):
+        ways.setdefault(str(path.subject), []).append(path)
+    evidence.fix("; ".join(dict.fromkeys(_fix(found[0]) for found in ways.values())))
     assert not outside, (
         f"principals outside what is allowed can act as the DNS identity {target.identity_name} (handed out at "
-        f"{where}): " + "; ".join(p.text() for p in outside))
+        f"{where}): " + "; ".join(found[0].text() + (f" (and {len(found) - 1} more way{'s' * (len(found) > 2)}: "
+                                                      "aksid who-can lists them)" if len(found) > 1 else "")
+                                  for found in ways.values()))

@@ -192,6 +192,11 @@ def kube_graph(snapshot: Snapshot, identity: Mapping[str, Any], trusted_issuers:
     return cache[key]
 
 
+def most_direct_first(paths: Iterable[Any]) -> list[Any]:
+    """Paths in the order a reader needs them: the most direct kind first (a token before a chain), then by text."""
+    return sorted(paths, key=lambda p: (_KUBE_ORDER.index(p.kind) if p.kind in _KUBE_ORDER else len(_KUBE_ORDER), p.key))
+
+
 def kube_side(snapshot: Snapshot, identity: Mapping[str, Any], judge: bool = False) -> dict[str, Any]:
     """The kube side, through the access graph of aksid/access/paths.py; with `judge`, each principal's `allowed` is
     ACCESS-001's verdict (kube_allowance: why it is allowed, or None), else None ("see ACCESS-001")."""
@@ -205,8 +210,7 @@ def kube_side(snapshot: Snapshot, identity: Mapping[str, Any], judge: bool = Fal
         return {"principals": [], "unavailable": str(exc)}
     best: dict[str, Any] = {}
     everything: dict[str, list[Any]] = {}
-    for path in sorted(paths, key=lambda p: (_KUBE_ORDER.index(p.kind) if p.kind in _KUBE_ORDER else len(_KUBE_ORDER),
-                                             p.key)):
+    for path in most_direct_first(paths):
         best.setdefault(str(path.subject), path)
         everything.setdefault(str(path.subject), []).append(path)
     principals = []
