@@ -192,7 +192,11 @@ def kubelet_identity(snapshot: Snapshot, target: Target) -> dict[str, dict[str, 
     kubelet = ((cluster.get("properties") or {}).get("identityProfile") or {}).get("kubeletidentity")
     if not kubelet or not kubelet.get("objectId"):
         raise NotApplicable(f"cluster {target.cluster_name} has no kubelet managed identity")
-    return {f"kubelet/{kubelet.get('resourceId', '').rsplit('/', 1)[-1]}": kubelet}
+    resource_id = str(kubelet.get("resourceId") or "")
+    # named by the identity; in static mode an id the files leave open (an ARM expression, "known after apply") is no
+    # name, so the cluster's names it (its last `/` segment was a piece of the expression)
+    name = target.cluster_name if placeholder(resource_id) or "/" not in resource_id else resource_id.rsplit("/", 1)[-1]
+    return {f"kubelet/{name}": kubelet}
 
 
 @check(

@@ -191,6 +191,7 @@ def test_who_can_picture_beside_or_below_the_chain(base_reports: Any, size: tupl
         assert access["top"] >= chain["bottom"] - 1, (chain, access)
     if size[0] >= 1024:
         assert picture["width"] == 600  # full size, as the chain
+        _first_screen(figures)  # ACCESS-001 says one line per principal: its finding fits the first screen
     else:
         assert 400 < picture["width"] < 600 and picture["height"] < picture["width"] * 2  # scaled, not squeezed
 

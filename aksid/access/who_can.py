@@ -224,7 +224,7 @@ def kube_side(snapshot: Snapshot, identity: Mapping[str, Any], judge: bool = Fal
         principals.append({"side": "kubernetes", "principal": subject, "type": path.subject.kind, "allowed": verdict,
                            "can": sorted({p.action for p in everything[subject]}), "path": edges,
                            "also": [p.text() for p in everything[subject] if p is not path]})
-    return {"principals": principals, "targets": [str(t) for t in targets]}
+    return {"principals": principals, "targets": [str(t) for t in targets], "judged": allowed is not None}
 
 
 def _grant_edges(who: str, grant: Any, action: str) -> list[dict[str, Any]]:
@@ -271,7 +271,8 @@ def who_can(snapshot: Snapshot, wanted: str | None = None, *, judge_kube: bool =
         "identity": {"name": identity.get("name"), "id": identity.get("id"),
                      "clientId": (identity.get("properties") or {}).get("clientId"), "dns_identity": is_dns},
         "azure": azure_side(snapshot, identity, is_dns),
-        "kubernetes": kube_side(snapshot, identity, judge_kube),
+        # ACCESS-001's verdict is about the DNS identity (its allowed workloads); another identity's is not judged
+        "kubernetes": kube_side(snapshot, identity, judge_kube and is_dns),
         "cannot_see": ["Entra ID group membership (a group is one principal)", "PIM-eligible assignments not activated",
                        "deny assignments", "role assignment conditions (shown, not evaluated)"],
     }
@@ -291,7 +292,8 @@ def render_text(answer: Mapping[str, Any], out: TextIO) -> None:
             out.write(f"  note: {part['note']}\n")
         for entry in part["principals"]:
             status = f"allowed: {entry['allowed']}" if entry["allowed"] else (
-                "NOT allowed by default or access_allowed" if side == "azure" else "see ACCESS-001 for the verdict")
+                "NOT allowed by default or access_allowed" if side == "azure" or part.get("judged") else
+                "not judged: ACCESS-001 judges the DNS identity's")
             who = entry["principal"] if side == "kubernetes" else f"{entry['type']} {entry['principal']}"
             out.write(f"\n  {who}  [{status}]\n")
             out.write(f"    can: {'; '.join(entry['can'])}\n")
@@ -312,7 +314,7 @@ def render_text(answer: Mapping[str, Any], out: TextIO) -> None:
 def who_can_command(snapshot_path: Path, identity: str | None, form: str, out: TextIO = sys.stdout) -> int:
     try:
         snapshot = Snapshot.load(snapshot_path)
-        answer = who_can(snapshot, identity)
+        answer = who_can(snapshot, identity, judge_kube=True)
     except (UserFileError, WhoCanError) as exc:
         print(f"aksid who-can: {exc}", file=sys.stderr)
         return 2
