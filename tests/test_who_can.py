@@ -106,4 +106,4 @@ def test_a_chain_is_shown_hop_by_hop_each_with_its_binding(base_reports: Any) ->
     # ACCESS-001's verdict, as the check gives it: the chain's principal is not allowed, cluster-admin's group is
     assert entry["allowed"] is None and answer["kubernetes"]["judged"] is True
     assert "Group release-bots  [NOT allowed by default or access_allowed]" in text
-    assert "Group system:masters  [allowed: allowed by default or access_allowed]" in text
+    assert "Group system:masters  [allowed: system:masters (kube-apiserver grants it everything before RBAC)]" in text

@@ -66,38 +66,52 @@ def rbac_of(snapshot: Snapshot) -> Rbac:
     return Rbac(objects)
 
 
-def allowed_subjects(snapshot: Snapshot, target: Target) -> tuple[set[Subject], list[str]]:
-    """The subjects allowed by default and by access_allowed; and the reasons, for the message."""
-    allowed: set[Subject] = set()
-    for namespace, account in target.allowed_service_accounts():
-        allowed.add(Subject("ServiceAccount", account, namespace))
+def allowed_subjects(snapshot: Snapshot, target: Target) -> tuple[dict[Subject, str], list[str]]:
+    """The subjects allowed by default and by access_allowed, each with why (the report and who-can say it); and the
+    reasons, for the message."""
+    allowed: dict[Subject, str] = {}
+
+    def allow(subject: Subject, why: str) -> None:
+        allowed.setdefault(subject, why)  # the first reason found is the most specific one
+
     for namespace, name in target.allowed_bindings():
         for deployment in snapshot.kube.deployments(namespace):
             if deployment["metadata"]["name"] == name:
                 spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-                allowed.add(Subject("ServiceAccount", spec.get("serviceAccountName") or "default", namespace))
-    allowed.add(Subject("ServiceAccount", AKSID_SERVICE_ACCOUNT[1], AKSID_SERVICE_ACCOUNT[0]))
-    allowed |= {Subject("User", u) for u in CONTROL_PLANE_USERS}
-    allowed |= {Subject("Group", g) for g in CONTROL_PLANE_GROUPS}
+                allow(Subject("ServiceAccount", spec.get("serviceAccountName") or "default", namespace),
+                      f"the ServiceAccount of the allowed workload {namespace}/{name} (bind_allowed)")
+    for namespace, account in target.allowed_service_accounts():
+        allow(Subject("ServiceAccount", account, namespace), "an allowed ServiceAccount (wi_allowed)")
+    allow(Subject("ServiceAccount", AKSID_SERVICE_ACCOUNT[1], AKSID_SERVICE_ACCOUNT[0]), "aksid's own provisioner")
+    for user in CONTROL_PLANE_USERS:
+        allow(Subject("User", user), "the control plane")
+    reasons = {"system:masters": "system:masters (kube-apiserver grants it everything before RBAC)",
+               "system:nodes": "the nodes' group", "system:serviceaccounts:kube-system": "kube-system's controllers"}
+    for group in CONTROL_PLANE_GROUPS:
+        allow(Subject("Group", group), reasons.get(group, "the control plane"))
     rbac = rbac_of(snapshot)
     for binding in rbac.bindings:  # subjects bound to cluster-admin across the cluster
         ref = binding.get("roleRef") or {}
         if binding.get("kind") == "ClusterRoleBinding" and ref.get("kind") == "ClusterRole" \
                 and ref.get("name") == "cluster-admin":
-            allowed |= set(rbac.binding_subjects(binding))
+            name = (binding.get("metadata") or {}).get("name")
+            for subject in rbac.binding_subjects(binding):
+                allow(subject, f"bound to cluster-admin (ClusterRoleBinding {name})")
     extra = target.allowed_access()
-    allowed |= {Subject("User", u) for u in extra.get("User", ())}
-    allowed |= {Subject("Group", g) for g in extra.get("Group", ())}
+    for user in extra.get("User", ()):
+        allow(Subject("User", user), "named in access_allowed")
+    for group in extra.get("Group", ()):
+        allow(Subject("Group", group), "named in access_allowed")
     for item in extra.get("ServiceAccount", ()):
         namespace, _, name = item.partition("/")
-        allowed.add(Subject("ServiceAccount", name, namespace))
+        allow(Subject("ServiceAccount", name, namespace), "named in access_allowed")
     return allowed, []
 
 
-def kube_allowance(subject: Subject, allowed: set[Subject]) -> str | None:
+def kube_allowance(subject: Subject, allowed: Mapping[Subject, str]) -> str | None:
     """Why ACCESS-001 allows the subject (`allowed` from allowed_subjects), or None when it does not."""
     if subject in allowed:
-        return "allowed by default or access_allowed"
+        return allowed[subject]
     if subject.kind == "ServiceAccount" and subject.namespace in PLATFORM_NAMESPACES:
         return f"a ServiceAccount of {subject.namespace} (the platform's own)"
     if subject.kind == "User" and subject.name.startswith("system:node:"):
@@ -105,7 +119,7 @@ def kube_allowance(subject: Subject, allowed: set[Subject]) -> str | None:
     return None
 
 
-def is_allowed(subject: Subject, allowed: set[Subject]) -> bool:
+def is_allowed(subject: Subject, allowed: Mapping[Subject, str]) -> bool:
     return kube_allowance(subject, allowed) is not None
 
 
