@@ -20,11 +20,12 @@ Read from the evidence only, as the checks are.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from aksid import facts
-from aksid.collect.static.arm_shapes import NOT_DECLARED, PROFILE_SOURCE
+from aksid.collect.static.arm_shapes import PROFILE_SOURCE, left_open
 from aksid.identity_models import (
     POD_IDENTITY,
     POD_IDENTITY_GROUP,
@@ -169,8 +170,7 @@ def pod_identity_served(snapshot: Snapshot) -> tuple[bool | None, str]:
     from_plan = (snapshot.document.get("sources") or {}).get(str(cluster.get("id", "")).lower() + PROFILE_SOURCE)
     if from_plan and "enabled" not in profile:  # an azapi body that leaves `enabled` as it is
         return None, f"{from_plan.get('address')} sets podIdentityProfile without `enabled`: the add-on stays as it is"
-    open_question = ((cluster.get(NOT_DECLARED) or {}).get("podIdentityProfile") if "podIdentityProfile" not in props
-                     else None)
+    open_question = left_open(cluster, "podIdentityProfile")
     if open_question:  # static mode: the files leave the add-on as it is (azurerm), or cannot be read
         return None, f"whether the pod-identity add-on is on is not in the files: {open_question}"
     return False, "the pod-identity add-on is disabled and no NMI runs"
@@ -362,10 +362,18 @@ def _migration_of(snapshot: Snapshot, kind: str, workload: dict[str, Any], entry
     return item
 
 
+_VIEWS: weakref.WeakKeyDictionary[Snapshot, dict[str | None, list[WorkloadMigration]]] = weakref.WeakKeyDictionary()
+
+
 def view_of(snapshot: Snapshot, target: Any) -> list[WorkloadMigration]:
-    """The migration view for a target (its DNS identity's client id taken from Azure when listed)."""
+    """The migration view for a target (its DNS identity's client id taken from Azure when listed). Built once per
+    snapshot: MIG-001, MIG-003, MIG-004, WI-005 (once per workload) and results.json's section all read it."""
     identity = _read(lambda: snapshot.azure.identity_named(target.identity_name)) if target is not None else None
-    return migration_view(snapshot, ((identity or {}).get("properties") or {}).get("clientId"))
+    client_id = ((identity or {}).get("properties") or {}).get("clientId")
+    views = _VIEWS.setdefault(snapshot, {})
+    if client_id not in views:
+        views[client_id] = migration_view(snapshot, client_id)
+    return list(views[client_id])
 
 
 def migration_section(snapshot: Snapshot, target: Any) -> dict[str, Any]:

@@ -175,8 +175,8 @@ def _cannot_work(item: WorkloadMigration, snapshot: Snapshot, evidence: Evidence
     reads=("kube:Deployment", "kube:DaemonSet", "kube:Namespace", "kube:AzureIdentityBinding", "kube:ServiceAccount",
            "kube:Secret"),
     link="pod → binding",
-    # static mode (a plan disabling the add-on while a manifest binds by pod identity) is #25's step 4: until
-    # then the files alone cannot tell whether pod identity is still served
+    # live only: MIG-001 and MIG-002 judge what the files hold of the cutover; whether the sidecar is still needed
+    # or a pod still selects a binding is the running cluster's state, which no plan or manifest shows
     modes=LIVE_MODES,
 )
 def test_migration_sidecar_temporary(subject: WorkloadMigration, snapshot: Snapshot, target: Target,
@@ -229,8 +229,8 @@ def after_cutover(snapshot: Snapshot, target: Target) -> dict[str, tuple[str, An
     subjects=after_cutover,
     reads=("kube:Deployment", "kube:DaemonSet", "kube:Pod", "kube:AzureIdentityBinding", "azure:managedCluster"),
     link="pod → binding",
-    # static mode (a plan disabling the add-on while a manifest binds by pod identity) is #25's step 4: until
-    # then the files alone cannot tell whether pod identity is still served
+    # live only: what still depends on pod identity after the cutover is the running cluster's pods, which no plan or
+    # manifest shows (MIG-001 judges, from the files, a cutover that would strand a workload)
     modes=LIVE_MODES,
 )
 def test_nothing_depends_on_pod_identity(subject: tuple[str, Any], snapshot: Snapshot, target: Target,

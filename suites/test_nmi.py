@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aksid.checks import NotApplicable, check
-from aksid.collect.static.arm_shapes import NOT_DECLARED
+from aksid.collect.static.arm_shapes import left_open
 from aksid.evidence import Evidence
 from aksid.identity_models import POD_IDENTITY
 from aksid.modes import LIVE_MODES
@@ -286,8 +286,8 @@ def test_managed_mode(subject: tuple[str, None], snapshot: Snapshot, target: Any
                 f"managed cluster {target.aks_resource_group}/{target.cluster_name} does not exist in subscription "
                 f"{target.subscription_id}; check AZ_AKS_RESOURCE_GROUP and AZ_AKS_CLUSTER_NAME"
             )
-        undeclared = (cluster.get(NOT_DECLARED) or {}).get("podIdentityProfile")
-        if undeclared and "podIdentityProfile" not in (cluster.get("properties") or {}):
+        undeclared = left_open(cluster, "podIdentityProfile")
+        if undeclared:
             # static mode on files that leave the add-on as `az aks pod-identity` / `az aks update` set it (azurerm has
             # no such setting): the files cannot say it is off, so NMI-004 does not judge it here
             pytest.skip(f"whether the pod-identity add-on is on is not in the files: {undeclared}")

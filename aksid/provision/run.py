@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import functools
 import json
 import secrets
 from collections.abc import Callable
@@ -101,9 +102,8 @@ class _Run:
             homes = {"probe-bound": (self.target.addon_namespace, selector),
                      "probe-unbound": (self.target.addon_namespace, None),
                      "probe-elsewhere": (run_namespace(self.run_id), selector)}
-            dns_client_id = self._dns_client_id(Snapshot(self.attach))
             for role, (ns, label) in homes.items():
-                ask_as = dns_client_id if role != "probe-bound" else None  # as an attacker would: by its client id
+                ask_as = self.dns_client_id if role != "probe-bound" else None  # as an attacker would: by its client id
                 self.teardown.create(probe_pod(self.run_id, role, ns, label, self.target.probe_image, ask_as))
                 self.evidence["probes"][role] = {"namespace": ns, "selector": label, "asks_client_id": ask_as}
         self._create_wi_probes()
@@ -125,7 +125,7 @@ class _Run:
         homes = {"probe-wi-allowed": (allowed_ns, allowed_sa, False),
                  "probe-wi-unallowed": (allowed_ns, "default", True),
                  "probe-wi-elsewhere": (run_namespace(self.run_id), "default", True)}
-        client_id = self._dns_client_id(snapshot)
+        client_id = self.dns_client_id
         for role, (ns, account, asks) in homes.items():
             record = {"namespace": ns, "service_account": account, "asks_client_id": client_id if asks else None}
             if asks and client_id is None:
@@ -144,7 +144,7 @@ class _Run:
         169.254.169.254 for the DNS identity by its client id: with NMI intercepting it is refused; with NMI gone (after
         a cutover) or not covering its node, IMDS answers it for every identity still on the node's scale set
         (MIG-002's live proof, judged by PROBE-005)."""
-        client_id = self._dns_client_id(Snapshot(self.attach))
+        client_id = self.dns_client_id
         if client_id is None:
             self.evidence["probes"][IMDS_PROBE] = error(f"the DNS identity {self.target.identity_name} is not in the "
                                                         "Azure evidence: no client id to ask for")
@@ -174,9 +174,11 @@ class _Run:
             return None, f"not yet ({exc.status})"
         return True, "exists"
 
-    def _dns_client_id(self, snapshot: Snapshot) -> str | None:
+    @functools.cached_property
+    def dns_client_id(self) -> str | None:
+        """The DNS identity's client id as the attach evidence holds it (what the probes ask IMDS and Entra ID for)."""
         try:
-            identity = snapshot.azure.identity_named(self.target.identity_name)
+            identity = Snapshot(self.attach).azure.identity_named(self.target.identity_name)
         except (EvidenceUnavailable, EvidenceNotCollected):
             return None
         client_id = ((identity or {}).get("properties") or {}).get("clientId")

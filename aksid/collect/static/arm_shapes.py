@@ -18,6 +18,17 @@ NOT_DECLARED = "aksidNotDeclared"
 # ... and the `sources` key (after the cluster's lowercase id) of where a plan declares the cluster's podIdentityProfile
 # when that is another resource than the cluster (an azapi_update_resource body)
 PROFILE_SOURCE = "#podIdentityProfile"
+
+
+def left_open(resource: Any, prop: str) -> str | None:
+    """Why the files leave `prop` of a resource open (static mode's NOT_DECLARED note), or None: declared, or not a
+    static resource at all. A property present in `properties` is declared whatever the note says."""
+    if not isinstance(resource, dict) or prop in (resource.get("properties") or {}):
+        return None
+    why = (resource.get(NOT_DECLARED) or {}).get(prop)
+    return str(why) if why else None
+
+
 _ASSIGNMENT_NAMESPACE = uuid.UUID("0b1e5f8a-6c2d-4e3f-9a7b-5d4c3b2a1f0e")
 
 
